@@ -1,0 +1,103 @@
+"""Run every service as its own process on loopback ports (the demo, end-to-end tests).
+
+Each child is ``python -m crowdquant.cli.main serve <name>`` with the same database and keys.
+Logs go to ``<log_dir>/<name>.log``; children get SIGTERM on stop and SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crowdquant.cli.probe import check_health
+from services.registry import SERVICES
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    database_url: str
+    service_key: str
+    log_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in SERVICES:
+            self.ports.setdefault(name, free_port())
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def child_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDQUANT_")}
+        env.update({
+            "DATABASE_URL": self.database_url,
+            "CROWDQUANT_SERVICE_API_KEY": self.service_key,
+            "CROWDQUANT_GRPC_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        for name in SERVICES:
+            env[f"CROWDQUANT_{name.upper()}_PORT"] = str(self.ports[name])
+            env[f"CROWDQUANT_{name.upper()}_ADDR"] = self.addr(name)
+        env.update(self.env)
+        return env
+
+    def start(self, name: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "crowdquant.cli.main", "serve", name],
+            env=self.child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+
+    def start_all(self) -> None:
+        for name in SERVICES:
+            self.start(name)
+
+    async def wait_healthy(self, names: tuple[str, ...] = SERVICES, timeout: float = 60.0) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, str] = {}
+        while True:
+            for name in names:
+                proc = self.procs.get(name)
+                if proc is not None and proc.poll() is not None:
+                    tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"service {name} exited with {proc.returncode}:\n{tail}")
+                status[name] = await check_health(self.addr(name), timeout=2.0)
+            if all(s == "SERVING" for s in status.values()) or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.2)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+    def stop(self, grace: float = 10.0) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()

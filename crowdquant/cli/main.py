@@ -1,0 +1,128 @@
+"""``crowdquant``: run services, manage the database and keys, check health, run the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+
+from crowdquant.cli.common import console, fail, friendly
+from shared.config import CommonSettings, load_settings
+
+app = typer.Typer(help="crowdquant: the back office of a crowd-sourced prediction tournament.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="The database: migrations, the embedded server.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (bootstrap straight into the database).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+@friendly
+def serve(name: str = typer.Argument(..., help="submissions | scoring | leaderboard | payouts")) -> None:
+    """Run one service until SIGTERM/SIGINT."""
+    from services.registry import SERVICES, load
+    from shared.db import resolve_database_url
+    from shared.logging import configure_logging
+    from shared.rpc.server import serve_forever
+
+    if name not in SERVICES:
+        fail(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}", 2)
+    spec, settings_cls = load(name)
+    settings = load_settings(settings_cls)
+    configure_logging(name, settings.log_level, settings.log_format)
+    url = resolve_database_url(settings)
+    asyncio.run(serve_forever(spec, settings, url))
+
+
+@app.command()
+@friendly
+def health(addr: str = typer.Option("127.0.0.1:50051", help="host:port of a crowdquant service"),
+           service: str = typer.Option("", help="service name to check; empty = the whole server"),
+           timeout: float = typer.Option(3.0)) -> None:
+    """Exit 0 when the service reports SERVING (for container health checks)."""
+    from crowdquant.cli.probe import check_health
+
+    status = asyncio.run(check_health(addr, service, timeout))
+    console.print(f"{addr}: {status}")
+    if status != "SERVING":
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Migrate every service's schema to the newest revision."""
+    from services.registry import SERVICES, load
+    from shared.db import ensure_database, migrate, resolve_database_url
+
+    settings = load_settings(CommonSettings)
+    url = resolve_database_url(settings)
+
+    async def run() -> None:
+        await ensure_database(url)
+        for name in SERVICES:
+            spec, _ = load(name)
+            await migrate(url, spec.schema, spec.migrations)
+            console.print(f"migrated schema [bold]{spec.schema}[/]")
+
+    asyncio.run(run())
+
+
+@db_app.command("stop")
+@friendly
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL of this data folder."""
+    from shared import embedded_pg
+
+    settings = load_settings(CommonSettings)
+    stopped = embedded_pg.stop(settings.data_dir)
+    console.print("embedded database stopped" if stopped else "embedded database was not running")
+
+
+@db_app.command("url")
+@friendly
+def db_url() -> None:
+    """Print the database URL the services use (starting the embedded server if needed)."""
+    from shared.db import resolve_database_url
+
+    print(resolve_database_url(load_settings(CommonSettings)))
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    role: str = typer.Option(..., help="participant | operator | auditor | service"),
+    participant: str = typer.Option("", help="participant id (for participant keys)"),
+    description: str = typer.Option("", help="what the key is for"),
+    scope: list[str] = typer.Option([], help="scopes (default: the role's)"),
+) -> None:
+    """Create a key directly in the database (bootstrap of the first operator key). Printed once."""
+    from crowdquant.cli.bootstrap import create_key
+    from shared.auth import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"--role must be one of {', '.join(r.value for r in Role)}", 2)
+    key = asyncio.run(create_key(load_settings(CommonSettings), role_value, participant, description, scope))
+    sys.stdout.write(key + "\n")
+
+
+@app.command()
+@friendly
+def demo(
+    rounds: int = typer.Option(3, min=1, max=20, help="rounds to run"),
+    participants: int = typer.Option(50, min=3, max=500, help="participants to simulate"),
+    keep: bool = typer.Option(False, help="leave everything running until Ctrl-C"),
+    once: bool = typer.Option(False, help="exit as soon as every service is healthy"),
+) -> None:
+    """Start the embedded database and every service on loopback ports and report their health."""
+    from crowdquant.cli.demo import run_demo
+
+    run_demo(rounds=rounds, participants=participants, keep=keep, once=once)
+
+
+if __name__ == "__main__":
+    app()

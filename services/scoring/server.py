@@ -1,0 +1,27 @@
+"""The scoring service: metrics, the meta model and each model's contribution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from crowdquant.scoring.v1 import scoring_service_pb2, scoring_service_pb2_grpc
+from services.scoring.access import SCORING
+from shared.rpc import remote_auth
+from shared.rpc.server import ServiceContext, ServiceSpec
+
+SCHEMA = "scoring"
+SERVICE = scoring_service_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
+
+
+async def register(server: grpc.aio.Server, ctx: ServiceContext):
+    scoring_service_pb2_grpc.add_ScoringServiceServicer_to_server(
+        scoring_service_pb2_grpc.ScoringServiceServicer(), server
+    )
+    ctx.policy.add(SERVICE, SCORING)
+    return [SERVICE], remote_auth.attach(ctx)
+
+
+SPEC = ServiceSpec(name="scoring", schema=SCHEMA, migrations=Path(__file__).parent / "migrations",
+                   register=register)

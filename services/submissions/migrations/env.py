@@ -1,0 +1,3 @@
+from shared import migration_env
+
+migration_env.run()

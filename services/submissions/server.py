@@ -1,0 +1,33 @@
+"""The submissions service: participants and keys, tournaments, rounds, data and uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from crowdquant.submissions.v1 import identity_service_pb2_grpc
+from services.submissions.handlers.identity import verify_key
+from services.submissions.models import SCHEMA
+from services.submissions.servicers import identity
+from shared.rpc.authn import CachingAuthenticator
+from shared.rpc.server import ServiceContext, ServiceSpec
+
+
+async def register(server: grpc.aio.Server, ctx: ServiceContext):
+    db = ctx.database
+
+    async def verify(api_key: str):
+        return await verify_key(db, api_key)
+
+    ttl = ctx.settings.auth_cache_seconds
+    authenticator = CachingAuthenticator(verify, ttl=min(ttl, 5.0))
+    identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
+        identity.IdentityServicer(db, authenticator, cache_ttl=int(ttl)), server
+    )
+    ctx.policy.add(identity.SERVICE, identity.ACCESS)
+    return [identity.SERVICE], authenticator
+
+
+SPEC = ServiceSpec(name="submissions", schema=SCHEMA, migrations=Path(__file__).parent / "migrations",
+                   register=register)

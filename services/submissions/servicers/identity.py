@@ -1,0 +1,130 @@
+"""IdentityService: participants and API keys. Thin: proto -> handler -> proto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from crowdquant.submissions.v1 import identity_service_pb2 as pb
+from crowdquant.submissions.v1 import identity_service_pb2_grpc as pb_grpc
+from services.submissions.handlers import identity as handlers
+from services.submissions.models import SCHEMA
+from services.submissions.repository import identity as repo
+from shared.auth import Role
+from shared.db import Database
+from shared.errors import InvalidArgument
+from shared.idempotency import run_once
+from shared.pagination import decode_token, encode_token, page_size
+from shared.rpc.authn import CachingAuthenticator
+from shared.rpc.context import principal, require_participant
+from shared.rpc.convert import role_from_proto, role_to_proto, timestamp
+
+SERVICE = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
+P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
+ACCESS = {
+    "CreateParticipant": {O},
+    "GetParticipant": {P, O, A, S},
+    "ListParticipants": {O, A, S},
+    "CreateApiKey": {P, O},
+    "ListApiKeys": {P, O},
+    "RevokeApiKey": {P, O},
+    "Authenticate": {S},
+}
+
+
+def participant_pb(row: Any) -> pb.Participant:
+    return pb.Participant(name=f"participants/{row.participant_id}", participant_id=row.participant_id,
+                          display_name=row.display_name, email=row.email, create_time=timestamp(row.created_at))
+
+
+def api_key_pb(row: Any) -> pb.ApiKey:
+    return pb.ApiKey(
+        name=f"apiKeys/{row.key_id}", key_id=row.key_id, participant_id=row.participant_id or "",
+        role=role_to_proto(Role(row.role)), scopes=list(row.scopes), description=row.description,
+        create_time=timestamp(row.created_at), revoke_time=timestamp(row.revoked_at),
+        state=pb.ApiKey.STATE_REVOKED if row.revoked_at else pb.ApiKey.STATE_ACTIVE,
+    )
+
+
+class IdentityServicer(pb_grpc.IdentityServiceServicer):
+    def __init__(self, database: Database, authenticator: CachingAuthenticator, cache_ttl: int) -> None:
+        self.db = database
+        self.authenticator = authenticator
+        self.cache_ttl = cache_ttl
+
+    async def CreateParticipant(self, request: pb.CreateParticipantRequest, context: grpc.aio.ServicerContext):
+        async with self.db.transaction() as conn:
+            async def action() -> pb.CreateParticipantResponse:
+                row = await handlers.create_participant(conn, request.display_name, request.email)
+                return pb.CreateParticipantResponse(participant=participant_pb(row))
+
+            return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc="CreateParticipant",
+                                  request=request, response_type=pb.CreateParticipantResponse, action=action)
+
+    async def GetParticipant(self, request: pb.GetParticipantRequest, context: grpc.aio.ServicerContext):
+        require_participant(request.participant_id, what=f"participant {request.participant_id!r}")
+        async with self.db.connect() as conn:
+            row = await handlers.require_participant_row(conn, request.participant_id)
+        return pb.GetParticipantResponse(participant=participant_pb(row))
+
+    async def ListParticipants(self, request: pb.ListParticipantsRequest, context: grpc.aio.ServicerContext):
+        size = page_size(request.page_size)
+        after = decode_token(request.page_token, "participants")
+        async with self.db.connect() as conn:
+            rows = await repo.list_participants(conn, after, size + 1)
+        token = encode_token(rows[size - 1].participant_id, "participants") if len(rows) > size else ""
+        return pb.ListParticipantsResponse(participants=[participant_pb(r) for r in rows[:size]],
+                                           next_page_token=token)
+
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext):
+        role = role_from_proto(request.role)
+        caller = principal()
+        async with self.db.transaction() as conn:
+            async def action() -> pb.CreateApiKeyResponse:
+                row, full = await handlers.create_key(conn, caller, request.participant_id, role,
+                                                      list(request.scopes), request.description)
+                return pb.CreateApiKeyResponse(api_key=api_key_pb(row), secret=full)
+
+            def without_secret(resp: pb.CreateApiKeyResponse) -> pb.CreateApiKeyResponse:
+                return pb.CreateApiKeyResponse(api_key=resp.api_key)
+
+            return await run_once(conn, schema=SCHEMA, subject=caller.subject, rpc="CreateApiKey",
+                                  request=request, response_type=pb.CreateApiKeyResponse, action=action,
+                                  stored=without_secret)
+
+    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext):
+        caller = principal()
+        participant_id = request.participant_id
+        if caller.role is Role.PARTICIPANT:
+            participant_id = participant_id or caller.participant_id
+            require_participant(participant_id, what="these API keys")
+        size = page_size(request.page_size)
+        after = decode_token(request.page_token, ["keys", participant_id])
+        async with self.db.connect() as conn:
+            rows = await repo.list_keys(conn, participant_id or None, after, size + 1)
+        token = encode_token(rows[size - 1].key_id, ["keys", participant_id]) if len(rows) > size else ""
+        return pb.ListApiKeysResponse(api_keys=[api_key_pb(r) for r in rows[:size]], next_page_token=token)
+
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext):
+        caller = principal()
+        async with self.db.transaction() as conn:
+            async def action() -> pb.RevokeApiKeyResponse:
+                await handlers.require_key_row(conn, request.key_id, caller)
+                row = await repo.revoke_key(conn, request.key_id)
+                return pb.RevokeApiKeyResponse(api_key=api_key_pb(row))
+
+            response = await run_once(conn, schema=SCHEMA, subject=caller.subject, rpc="RevokeApiKey",
+                                      request=request, response_type=pb.RevokeApiKeyResponse, action=action)
+        self.authenticator.invalidate_key(request.key_id)
+        return response
+
+    async def Authenticate(self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext):
+        if not request.api_key:
+            raise InvalidArgument("api_key is required", metadata={"field": "api_key"})
+        who = await self.authenticator.authenticate(request.api_key, context.peer() or "")
+        return pb.AuthenticateResponse(
+            principal=pb.Principal(key_id=who.key_id, role=role_to_proto(who.role),
+                                   participant_id=who.participant_id, scopes=list(who.scopes)),
+            cache_ttl_seconds=self.cache_ttl,
+        )

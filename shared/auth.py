@@ -1,0 +1,119 @@
+"""API keys, principals and the access policy, shared by every service.
+
+A key is ``<key id>.<secret>``: the id is public and indexes the stored record; the secret is 32
+random bytes shown once and stored only as a salted scrypt hash, compared in constant time.
+Any service authenticates a caller without reading another service's tables: submissions owns
+the keys and answers ``IdentityService.Authenticate``; the others ask it and cache the answer for
+at most ``CROWDQUANT_AUTH_CACHE_SECONDS`` (under 60 s, so a revoked key stops working within a minute).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from shared.errors import InvalidArgument, Unauthenticated
+
+
+class Role(StrEnum):
+    PARTICIPANT = "participant"
+    OPERATOR = "operator"
+    AUDITOR = "auditor"
+    SERVICE = "service"
+
+
+ANONYMOUS = "anonymous"
+
+DEFAULT_SCOPES: dict[Role, tuple[str, ...]] = {
+    Role.PARTICIPANT: ("read", "upload", "stake"),
+    Role.OPERATOR: ("read", "admin"),
+    Role.AUDITOR: ("read", "audit"),
+    Role.SERVICE: ("read", "internal"),
+}
+KNOWN_SCOPES = frozenset(s for scopes in DEFAULT_SCOPES.values() for s in scopes)
+
+KEY_ID_PREFIX = "k_"
+_KEY_RE = re.compile(r"^(k_[0-9a-f]{12})\.([A-Za-z0-9_\-]{43})$")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, its role, the participant it belongs to (if any) and its scopes."""
+
+    key_id: str
+    role: Role
+    participant_id: str = ""
+    scopes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def subject(self) -> str:
+        """The idempotency scope: a participant's requests never collide with another's."""
+        return f"participant:{self.participant_id}" if self.participant_id else f"role:{self.role}"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key_id: str
+    secret: str
+    salt: bytes
+    secret_hash: bytes
+
+    @property
+    def full(self) -> str:
+        return f"{self.key_id}.{self.secret}"
+
+
+def hash_secret(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, maxmem=64 * 1024 * 1024, **_SCRYPT)
+
+
+def generate_key() -> NewKey:
+    key_id = KEY_ID_PREFIX + secrets.token_hex(6)
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    salt = secrets.token_bytes(16)
+    return NewKey(key_id=key_id, secret=secret, salt=salt, secret_hash=hash_secret(secret, salt))
+
+
+def split_key(api_key: str) -> tuple[str, str]:
+    """Split ``<key id>.<secret>``; a malformed key is UNAUTHENTICATED without saying more."""
+    match = _KEY_RE.match(api_key.strip())
+    if not match:
+        raise Unauthenticated("malformed API key: expected '<key id>.<secret>' as issued by crowdquant")
+    return match.group(1), match.group(2)
+
+
+def secret_matches(secret: str, salt: bytes, stored_hash: bytes) -> bool:
+    return hmac.compare_digest(hash_secret(secret, salt), stored_hash)
+
+
+def check_scopes(role: Role, scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Default scopes of the role when none are asked; unknown scopes are refused by name."""
+    if not scopes:
+        return DEFAULT_SCOPES[role]
+    unknown = sorted(set(scopes) - KNOWN_SCOPES)
+    if unknown:
+        raise InvalidArgument(
+            f"scopes: unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_SCOPES))}",
+            metadata={"field": "scopes"},
+        )
+    return tuple(dict.fromkeys(scopes))
+
+
+def key_from_metadata(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
+    """The API key of a call: ``authorization: Bearer <key>`` or ``x-api-key: <key>``."""
+    for name, value in metadata or ():
+        if isinstance(value, bytes):
+            continue
+        if name == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+        elif name == "x-api-key" and value:
+            return value.strip()
+    return None

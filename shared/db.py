@@ -1,0 +1,192 @@
+"""Database access: async SQLAlchemy on asyncpg, one schema per service, Alembic on start.
+
+``resolve_database_url`` picks the server (``DATABASE_URL`` or the embedded one) and makes sure the
+database exists. ``Database`` owns the engine; ``transaction()`` is the unit of work: one database
+transaction per state change, so a failed request writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import sqlalchemy.exc
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from shared import embedded_pg
+from shared.config import CommonSettings
+from shared.errors import Unavailable
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+# Errors that mean "the database is not reachable right now": callers get UNAVAILABLE and may retry.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    ConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    sqlalchemy.exc.InterfaceError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database is down rather than the request bad."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            return True
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        orig = getattr(exc, "orig", None)
+        exc = orig if orig is not None else (exc.__cause__ or exc.__context__)
+    return False
+
+
+def to_async_url(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    if scheme in {"postgresql", "postgres"}:
+        scheme = "postgresql+asyncpg"
+    return f"{scheme}://{rest}"
+
+
+def to_plain_url(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgres") else url
+
+
+def resolve_database_url(settings: CommonSettings) -> str:
+    """The server to use: ``DATABASE_URL`` if set, else the embedded server's ``crowdquant`` database."""
+    if settings.database_url is not None:
+        return to_plain_url(settings.database_url.get_secret_value())
+    server_uri = embedded_pg.start(settings.data_dir)
+    return embedded_pg.with_database(server_uri, embedded_pg.DEFAULT_DATABASE)
+
+
+async def ensure_database(url: str) -> None:
+    """Create the URL's database if it does not exist (needs a role that may create databases)."""
+    name = urlsplit(url).path.lstrip("/")
+    if not name:
+        return
+    admin = await _connect(embedded_pg.with_database(url, "postgres"))
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.exceptions.DuplicateDatabaseError:
+                pass
+    finally:
+        await admin.close()
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(to_plain_url(url), timeout=10)
+
+
+class Database:
+    """The engine of one service, with its schema and an optional role to act as."""
+
+    def __init__(self, url: str, *, schema: str | None = None, app_role: str | None = None,
+                 pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+        self.url = to_plain_url(url)
+        self.schema = schema
+        self.engine: AsyncEngine = create_async_engine(
+            to_async_url(self.url),
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=connect_timeout,
+            connect_args={"timeout": connect_timeout, "command_timeout": 300},
+        )
+        if app_role:
+            @event.listens_for(self.engine.sync_engine, "connect")
+            def _set_role(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f'SET ROLE "{app_role}"')
+                cursor.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One unit of work: commits on success, rolls back on any error."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except BaseException as exc:
+            if is_unavailable(exc):
+                raise Unavailable("the database is unavailable; retry shortly") from exc
+            raise
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads (autocommit-free, rolled back at the end)."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except BaseException as exc:
+            if is_unavailable(exc):
+                raise Unavailable("the database is unavailable; retry shortly") from exc
+            raise
+
+    async def ping(self, timeout: float = 3.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+_locks: dict[int, asyncio.Lock] = {}
+
+
+def _migration_lock() -> asyncio.Lock:
+    """Alembic's context is process-global: migrations of one process must not interleave."""
+    loop_id = id(asyncio.get_running_loop())
+    return _locks.setdefault(loop_id, asyncio.Lock())
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"crowdquant-migrate:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+async def migrate(url: str, schema: str, migrations_dir: Path) -> None:
+    """Bring ``schema`` to the newest Alembic revision in ``migrations_dir``.
+
+    Services of one machine may start together: an advisory lock per schema serialises them.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["schema"] = schema
+
+    def _upgrade(sync_conn) -> None:  # type: ignore[no-untyped-def]
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, "head")
+
+    engine = create_async_engine(to_async_url(url), connect_args={"timeout": 10})
+    try:
+        async with _migration_lock(), engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(schema)})
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            await conn.run_sync(_upgrade)
+    finally:
+        await engine.dispose()
+    log.info("schema migrated", schema=schema)

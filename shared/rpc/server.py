@@ -1,0 +1,176 @@
+"""Start a crowdquant gRPC service: database, migrations, health, reflection, graceful shutdown.
+
+The server listens at once, even when the database is down: health reports NOT_SERVING until the
+database answers and the schema is migrated, and a watcher keeps checking, so a service recovers
+without a restart when its database comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shared.config import ServiceSettings
+from shared.db import Database, ensure_database, is_unavailable, migrate
+from shared.logging import get_logger
+from shared.rpc.access import AccessPolicy
+from shared.rpc.authn import Authenticator
+from shared.rpc.interceptor import RpcInterceptor
+
+log = get_logger("crowdquant.server")
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class ServiceContext:
+    """What a service's ``register`` hook gets to build its servicers."""
+
+    settings: ServiceSettings
+    database: Database
+    policy: AccessPolicy
+    on_ready: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceSpec:
+    """A service's shape: its name, schema, migrations and how to register its servicers.
+
+    ``register`` adds servicers to the server and returns their full service names (for health
+    and reflection) and the authenticator the service uses.
+    """
+
+    name: str
+    schema: str
+    migrations: Path
+    register: Callable[[grpc.aio.Server, ServiceContext], Awaitable[tuple[list[str], Authenticator | None]]]
+    app_role: str | None = None
+
+
+class RunningService:
+    def __init__(self, spec: ServiceSpec, ctx: ServiceContext, server: grpc.aio.Server, port: int,
+                 health_servicer: Any, service_names: list[str]) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+        self.service_names = service_names
+        self.ready = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._migrated = False
+        self._serving: bool | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.ctx.settings.grpc_host}:{self.port}"
+
+    async def _set_serving(self, serving: bool) -> None:
+        if serving == self._serving:
+            return
+        self._serving = serving
+        status = SERVING if serving else NOT_SERVING
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+        log.info("health changed", status="SERVING" if serving else "NOT_SERVING")
+
+    async def check_once(self) -> bool:
+        """One readiness check: migrate if not done yet, then ping the database."""
+        db = self.ctx.database
+        if not self._migrated:
+            try:
+                try:
+                    await ensure_database(db.url)
+                except Exception as exc:
+                    if is_unavailable(exc):
+                        raise
+                    log.info("database not created here", error=type(exc).__name__)
+                await migrate(db.url, self.spec.schema, self.spec.migrations)
+                self._migrated = True
+                for hook in self.ctx.on_ready:
+                    await hook()
+            except Exception as exc:
+                log.warning("database not ready", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                await self._set_serving(False)
+                return False
+        ok = await db.ping()
+        await self._set_serving(ok)
+        if ok:
+            self.ready.set()
+        return ok
+
+    async def _watch(self) -> None:
+        while True:
+            await self.check_once()
+            await asyncio.sleep(self.ctx.settings.health_interval_seconds)
+
+    def start_watching(self) -> None:
+        self._watcher = asyncio.create_task(self._watch(), name=f"{self.spec.name}-health")
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.ctx.settings.grace_seconds if grace is None else grace
+        if self._watcher:
+            self._watcher.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for hook in self.ctx.on_stop:
+            await hook()
+        await self.ctx.database.dispose()
+        log.info("stopped")
+
+
+async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_url: str) -> RunningService:
+    """Build and start the server; returns once it listens (readiness follows in the background)."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    database = Database(database_url, schema=spec.schema, app_role=spec.app_role,
+                        pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout_seconds)
+    policy = AccessPolicy()
+    ctx = ServiceContext(settings=settings, database=database, policy=policy)
+    interceptor = RpcInterceptor(policy, None)
+    server = grpc.aio.server(interceptors=[interceptor], options=options, maximum_concurrent_rpcs=1000)
+    service_names, authenticator = await spec.register(server, ctx)
+    interceptor.authenticator = authenticator
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.grpc_host}:{settings.port}")
+    running = RunningService(spec, ctx, server, port, health_servicer, service_names)
+    for name in ["", *service_names]:
+        await health_servicer.set(name, NOT_SERVING)
+    await server.start()
+    log.info("listening", address=running.address, services=service_names)
+    running.start_watching()
+    return running
+
+
+async def serve_forever(spec: ServiceSpec, settings: ServiceSettings, database_url: str) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully within the grace period."""
+    running = await start_service(spec, settings, database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", grace_seconds=settings.grace_seconds)
+    await running.stop()

@@ -1,0 +1,27 @@
+"""Fixtures shared by every tier: one real PostgreSQL per session, fresh databases, real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from shared.testing import PostgresForTests
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresForTests]:
+    pg = PostgresForTests()
+    yield pg
+    pg.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def database_url(postgres: PostgresForTests) -> AsyncIterator[str]:
+    """A fresh, empty database for one test module."""
+    url = await postgres.create_database()
+    yield url
+    await asyncio.sleep(0)
+    await postgres.drop_database(url)

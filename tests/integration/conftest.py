@@ -1,0 +1,62 @@
+"""Integration fixtures: the four services as real gRPC servers on loopback, and keys for each role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import pytest_asyncio
+
+from crowdquant.cli.bootstrap import create_key
+from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
+from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
+from shared.auth import Role
+from shared.config import CommonSettings
+from shared.rpc.server import RunningService
+from shared.testing import start_services, stop_services
+
+
+@dataclass
+class Keys:
+    operator: str
+    auditor: str
+    service: str
+    participant: str
+    participant_id: str
+    other: str
+    other_id: str
+
+
+def md(key: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def services(database_url: str) -> AsyncIterator[dict[str, RunningService]]:
+    settings = CommonSettings()
+    service_key = await create_key(settings, Role.SERVICE, "", "tests", [], url=database_url)
+    running = await start_services(database_url, service_key)
+    for svc in running.values():
+        svc.ctx.extras["service_key"] = service_key
+    yield running
+    await stop_services(running)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def keys(services: dict[str, RunningService], database_url: str) -> Keys:
+    settings = CommonSettings()
+    operator = await create_key(settings, Role.OPERATOR, "", "tests", [], url=database_url)
+    auditor = await create_key(settings, Role.AUDITOR, "", "tests", [], url=database_url)
+    async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
+        stub = id_grpc.IdentityServiceStub(channel)
+        ids = []
+        for name in ("alice", "bob"):
+            resp = await stub.CreateParticipant(
+                id_pb.CreateParticipantRequest(request_id=f"fixture-{name}", display_name=name),
+                metadata=md(operator))
+            ids.append(resp.participant.participant_id)
+    participant = await create_key(settings, Role.PARTICIPANT, ids[0], "tests", [], url=database_url)
+    other = await create_key(settings, Role.PARTICIPANT, ids[1], "tests", [], url=database_url)
+    return Keys(operator=operator, auditor=auditor, service=services["submissions"].ctx.extras["service_key"],
+                participant=participant, participant_id=ids[0], other=other, other_id=ids[1])
