@@ -7,6 +7,7 @@ A bad value stops start-up with one line naming the variable (see :func:`load_se
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -121,8 +122,25 @@ def _variable_name(cls: type[BaseSettings], loc: tuple) -> str:
     return f"{prefix}{field}".upper()
 
 
+def read_secret_files(environ: dict[str, str] | None = None) -> None:
+    """``<VAR>_FILE`` names a file holding ``<VAR>`` (Docker/Kubernetes secrets): read it in.
+
+    A variable set directly wins over its file. The trailing newline of the file is dropped.
+    """
+    env = os.environ if environ is None else environ
+    for name in [n for n in env if n.endswith("_FILE") and n.startswith(("CROWDQUANT_", "DATABASE_URL"))]:
+        target = name[: -len("_FILE")]
+        if env.get(target):
+            continue
+        try:
+            env[target] = Path(env[name]).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {env[name]!r} ({exc.strerror})") from None
+
+
 def load_settings(cls: type[S], **overrides: object) -> S:
     """Build settings from the environment, turning validation errors into one readable line."""
+    read_secret_files()
     try:
         return cls(**overrides)
     except ValidationError as exc:

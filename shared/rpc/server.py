@@ -29,6 +29,7 @@ log = get_logger("crowdquant.server")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+LIVENESS = "liveness"
 
 
 @dataclass
@@ -158,6 +159,9 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_u
     running = RunningService(spec, ctx, server, port, health_servicer, service_names)
     for name in ["", *service_names]:
         await health_servicer.set(name, NOT_SERVING)
+    # "liveness" says only that the process answers: a database outage takes a pod out of
+    # traffic (readiness on "") but must not get it restarted.
+    await health_servicer.set(LIVENESS, SERVING)
     await server.start()
     log.info("listening", address=running.address, services=service_names)
     running.start_watching()

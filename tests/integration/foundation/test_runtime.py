@@ -71,6 +71,7 @@ async def test_database_outage_turns_health_not_serving_and_back(database_url, k
     addr = running["submissions"].address
     try:
         assert await health_status(addr) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await health_status(addr, "liveness") == health_pb2.HealthCheckResponse.SERVING
         await proxy.start()
         await wait_for(addr, health_pb2.HealthCheckResponse.SERVING)
         await proxy.cut()

@@ -183,3 +183,17 @@ def test_status_carries_error_info():
     status = to_status(grpc.StatusCode.NOT_FOUND, "round 3 not found", "ROUND_NOT_FOUND", {"round": "3"})
     assert status.code == grpc.StatusCode.NOT_FOUND and status.details == "round 3 not found"
     assert any(k == "grpc-status-details-bin" for k, _ in status.trailing_metadata)
+
+
+def test_secret_files_fill_unset_variables(tmp_path):
+    from shared.config import read_secret_files
+
+    secret = tmp_path / "key"
+    secret.write_text("k_abc.def\n")
+    env = {"CROWDQUANT_SERVICE_API_KEY_FILE": str(secret), "DATABASE_URL": "postgresql://x/y",
+           "DATABASE_URL_FILE": str(tmp_path / "missing")}
+    read_secret_files(env)
+    assert env["CROWDQUANT_SERVICE_API_KEY"] == "k_abc.def"
+    assert env["DATABASE_URL"] == "postgresql://x/y"
+    with pytest.raises(ConfigError, match="CROWDQUANT_WALLET_SECRET_FILE"):
+        read_secret_files({"CROWDQUANT_WALLET_SECRET_FILE": str(tmp_path / "nope")})
