@@ -55,11 +55,17 @@ def check_request_id(request_id: str) -> str:
 async def run_once(
     conn: AsyncConnection, *, schema: str, subject: str, rpc: str, request: Message,
     response_type: type[M], action: Callable[[], Awaitable[M]],
-    stored: Callable[[M], M] | None = None,
+    stored: Callable[[M], M] | None = None, request_id: str | None = None, content: bytes | None = None,
 ) -> M:
-    """Run ``action`` once per (subject, request_id); ``stored`` may strip what must not be kept."""
-    request_id = check_request_id(getattr(request, "request_id", ""))
+    """Run ``action`` once per (subject, request_id); ``stored`` may strip what must not be kept.
+
+    ``request_id`` and ``content`` (extra bytes the fingerprint covers, e.g. an upload's hash)
+    serve streaming calls whose request id travels in a header message.
+    """
+    request_id = check_request_id(request_id if request_id is not None else getattr(request, "request_id", ""))
     fp = fingerprint(request)
+    if content is not None:
+        fp = hashlib.sha256(fp + content).digest()
     claimed = await conn.execute(
         text(f"INSERT INTO {schema}.idempotency_keys (subject, request_id, rpc, fingerprint) "
              "VALUES (:s, :r, :rpc, :fp) ON CONFLICT DO NOTHING RETURNING 1"),

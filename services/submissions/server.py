@@ -6,10 +6,11 @@ from pathlib import Path
 
 import grpc
 
-from crowdquant.submissions.v1 import identity_service_pb2_grpc
+from crowdquant.submissions.v1 import identity_service_pb2_grpc, submissions_service_pb2_grpc
 from services.submissions.handlers.identity import verify_key
+from services.submissions.handlers.uploads import ReceiptKeys
 from services.submissions.models import SCHEMA
-from services.submissions.servicers import identity
+from services.submissions.servicers import identity, submissions
 from shared.rpc.authn import CachingAuthenticator
 from shared.rpc.server import ServiceContext, ServiceSpec
 
@@ -25,8 +26,20 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
         identity.IdentityServicer(db, authenticator, cache_ttl=int(ttl)), server
     )
+    configured = getattr(ctx.settings, "receipt_signing_key", None)
+    keys = ReceiptKeys(configured.get_secret_value().encode() if configured else None)
+
+    async def load_keys() -> None:
+        async with db.transaction() as conn:
+            await keys.load(conn)
+
+    ctx.on_ready.append(load_keys)
+    submissions_service_pb2_grpc.add_SubmissionsServiceServicer_to_server(
+        submissions.SubmissionsServicer(db, keys), server
+    )
     ctx.policy.add(identity.SERVICE, identity.ACCESS)
-    return [identity.SERVICE], authenticator
+    ctx.policy.add(submissions.SERVICE, submissions.ACCESS)
+    return [identity.SERVICE, submissions.SERVICE], authenticator
 
 
 SPEC = ServiceSpec(name="submissions", schema=SCHEMA, migrations=Path(__file__).parent / "migrations",

@@ -1,0 +1,43 @@
+"""Queries on models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.errors import AlreadyExists
+
+
+async def insert_model(conn: AsyncConnection, **values: Any) -> Any:
+    try:
+        async with conn.begin_nested():
+            return (await conn.execute(text(
+                "INSERT INTO submissions.models (model_id, tournament_id, participant_id, display_name, "
+                "payout_address) VALUES (:model_id, :tournament_id, :participant_id, :display_name, "
+                ":payout_address) RETURNING *"), values)).one()
+    except IntegrityError as exc:
+        raise AlreadyExists(f"a model named {values['display_name']!r} already exists in this tournament",
+                            metadata={"field": "display_name"}) from exc
+
+
+async def get_model(conn: AsyncConnection, model_id: str, *, for_update: bool = False) -> Any | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return (await conn.execute(text(f"SELECT * FROM submissions.models WHERE model_id = :m{lock}"),
+                               {"m": model_id})).first()
+
+
+async def list_models(conn: AsyncConnection, tournament_id: str | None, participant_id: str | None,
+                      after: str | None, limit: int) -> list[Any]:
+    return list((await conn.execute(text(
+        "SELECT * FROM submissions.models WHERE (CAST(:t AS text) IS NULL OR tournament_id = :t) "
+        "AND (CAST(:p AS text) IS NULL OR participant_id = :p) AND (CAST(:after AS text) IS NULL OR model_id > :after) "
+        "ORDER BY model_id LIMIT :n"), {"t": tournament_id, "p": participant_id, "after": after, "n": limit})).all())
+
+
+async def set_payout_address(conn: AsyncConnection, model_id: str, address: str) -> Any:
+    return (await conn.execute(text(
+        "UPDATE submissions.models SET payout_address = :a, updated_at = now() WHERE model_id = :m RETURNING *"),
+        {"a": address, "m": model_id})).one()
