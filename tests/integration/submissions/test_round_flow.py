@@ -65,7 +65,7 @@ async def test_open_round_publishes_commitment_and_data(subs, keys, opened):
     commitment = (await subs.GetRoundCommitment(pb.GetRoundCommitmentRequest(round=opened.round),
                                                 metadata=md(keys.participant))).commitment
     assert commitment.commitment_sha256 == opened.commitment_sha256 and commitment.salt_hex == ""
-    header, ids, eras, splits, feats, targets = await download(subs, opened.round, keys.participant)
+    header, ids, _eras, splits, feats, targets = await download(subs, opened.round, keys.participant)
     assert header.row_count == 3800 and len(ids) == 3800 and feats.shape == (3800, 8)
     assert np.isfinite(targets[splits == common_pb2.SPLIT_TRAINING]).all()
     assert np.isnan(targets[splits != common_pb2.SPLIT_TRAINING]).all()
@@ -78,7 +78,8 @@ async def test_open_round_publishes_commitment_and_data(subs, keys, opened):
 async def test_models_validate_payout_address(subs, keys, tournament, model):
     assert model.display_name == "alpha" and model.participant_id == keys.participant_id
     await expect(grpc.StatusCode.INVALID_ARGUMENT, subs.CreateModel(pb.CreateModelRequest(
-        request_id="m-bad", tournament_id=T, display_name="beta", payout_address="tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"),
+        request_id="m-bad", tournament_id=T, display_name="beta",
+        payout_address="tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"),
         metadata=md(keys.participant)), "payout_address")
     await expect(grpc.StatusCode.INVALID_ARGUMENT, subs.CreateModel(pb.CreateModelRequest(
         request_id="m-bad2", tournament_id=T, display_name="beta", payout_address="not-an-address"),
@@ -93,7 +94,7 @@ async def test_models_validate_payout_address(subs, keys, tournament, model):
 
 
 async def test_upload_versions_receipts_and_limits(subs, keys, opened, model):
-    _, ids, _, splits, feats, _ = await download(subs, opened.round, keys.participant)
+    _, ids, _, splits, _feats, _ = await download(subs, opened.round, keys.participant)
     tour = [i for i, s in zip(ids, splits, strict=True) if s != common_pb2.SPLIT_TRAINING]
     rng = np.random.default_rng(0)
     values = rng.uniform(0.3, 0.7, len(tour))
@@ -152,8 +153,8 @@ async def test_bad_uploads_name_rows_and_store_nothing(subs, keys, opened):
     before = await subs.ListSubmissions(pb.ListSubmissionsRequest(round=opened.round), metadata=md(keys.operator))
     cases = [
         (tour[:-5], values[:-5], "missing"),
-        (tour + [tour[0]], np.append(values, 0.5), "duplicate"),
-        (tour[:-1] + ["nope"], values, "unknown"),
+        ([*tour, tour[0]], np.append(values, 0.5), "duplicate"),
+        ([*tour[:-1], "nope"], values, "unknown"),
         (tour, np.where(np.arange(len(tour)) == 7, np.nan, values), "finite"),
         (tour, np.where(np.arange(len(tour)) == 9, 1.5, values), "9"),
         (tour, np.full(len(tour), 0.5), "constant"),
@@ -220,9 +221,8 @@ async def test_explicit_matching_targets_are_accepted(subs, keys, tournament, se
         vals.append(np.frombuffer(m.chunk.targets, dtype="<f4"))
     vals = np.concatenate(vals)
     assert np.isnan(vals).sum() == opened.live_rows  # live targets hidden before resolve
-    from services.submissions.domain.dataset import generate
+    from services.submissions.domain.dataset import TargetKind, generate
     from services.submissions.handlers.rounds import spec_from_proto
-    from services.submissions.domain.dataset import TargetKind
 
     data = generate(spec_from_proto(SMALL, TargetKind.BINARY))
     lookup = dict(zip(data.ids.tolist(), data.targets.tolist(), strict=True))
