@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from crowdquant.cli import participant
 from crowdquant.cli.common import console, fail, friendly
 from shared.config import CommonSettings, load_settings
 
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="The database: migrations, the embedded server.", no_a
 keys_app = typer.Typer(help="API keys (bootstrap straight into the database).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+participant.register(app)
 
 
 @app.command()
