@@ -154,3 +154,22 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
+
+
+async def table_checksums(database_url: str, schemas: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Row count and an order-independent digest of every table of ``schemas`` ("nothing changed" checks)."""
+    conn = await asyncpg.connect(to_plain_url(database_url))
+    try:
+        tables = await conn.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE' ORDER BY 1, 2", list(schemas))
+        out: dict[str, tuple[int, str]] = {}
+        for t in tables:
+            name = f'"{t["table_schema"]}"."{t["table_name"]}"'
+            row = await conn.fetchrow(
+                f"SELECT count(*) AS n, coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') AS h "
+                f"FROM {name} x")
+            out[name] = (row["n"], row["h"])
+        return out
+    finally:
+        await conn.close()

@@ -57,8 +57,17 @@ class ValueRule:
         return (values <= np.float32(eps)) | (values >= np.float32(1.0 - eps))
 
 
+MAX_ID_SHOWN = 40
+
+
+def _shown(row_id: object) -> str:
+    """An id as quoted in a message, cut short so a hostile id can't bloat the error."""
+    text = str(row_id)
+    return repr(text) if len(text) <= MAX_ID_SHOWN else repr(text[:MAX_ID_SHOWN]) + f"… ({len(text)} chars)"
+
+
 def _at(upload_ids: np.ndarray, indices: np.ndarray) -> list[str]:
-    return [f"{str(upload_ids[i])!r} (upload index {int(i)})" for i in indices[:MAX_EXAMPLES]]
+    return [f"{_shown(upload_ids[i])} (upload index {int(i)})" for i in indices[:MAX_EXAMPLES]]
 
 
 def _id_problems(rows: RoundRows, upload_ids: np.ndarray, positions: np.ndarray) -> list[Problem]:
@@ -76,13 +85,13 @@ def _id_problems(rows: RoundRows, upload_ids: np.ndarray, positions: np.ndarray)
         examples = []
         for row in repeated[:MAX_EXAMPLES]:
             where = np.flatnonzero(positions == row)[:MAX_EXAMPLES].tolist()
-            examples.append(f"{str(rows.ids[row])!r} {int(counts[row])} times (upload indices {where})")
+            examples.append(f"{_shown(rows.ids[row])} {int(counts[row])} times (upload indices {where})")
         problems.append(
             Problem("duplicate ids", int(repeated.size), tuple(examples), "each id must appear once")
         )
     missing = np.flatnonzero(counts == 0)
     if missing.size:
-        examples = tuple(repr(str(rows.ids[row])) for row in missing[:MAX_EXAMPLES])
+        examples = tuple(_shown(rows.ids[row]) for row in missing[:MAX_EXAMPLES])
         problems.append(
             Problem(
                 "missing ids",
