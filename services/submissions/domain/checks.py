@@ -143,6 +143,30 @@ def _value_problems(
     return problems
 
 
+def _pair(
+    ids: Sequence[str] | np.ndarray, values: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    upload_ids = as_id_array(ids)
+    original = np.asarray(values)
+    if original.ndim != 1 or original.dtype.kind not in "fiu":
+        raise InvalidArgument(
+            f"values must be a flat array of numbers, got dtype {original.dtype} shape {original.shape}"
+        )
+    if len(upload_ids) != len(original):
+        raise InvalidArgument(
+            f"upload has {len(upload_ids)} ids but {len(original)} values; they must pair up"
+        )
+    return upload_ids, original
+
+
+def _positions(rows: RoundRows, upload_ids: np.ndarray) -> np.ndarray:
+    if len(upload_ids) == 0:
+        raise UploadRejected([Problem("rows", 0, (), f"all {len(rows)} rows of the round are needed")])
+    if len(upload_ids) == len(rows) and np.array_equal(upload_ids, rows.ids):
+        return np.arange(len(rows))  # already in row order: the usual case, no lookup needed
+    return rows.positions(upload_ids)
+
+
 def check_upload(
     rows: RoundRows,
     ids: Sequence[str] | np.ndarray,
@@ -155,23 +179,8 @@ def check_upload(
     (INVALID_ARGUMENT) listing every problem found, each with counts and the first 10 rows.
     """
     rule = rule or ValueRule()
-    upload_ids = as_id_array(ids)
-    original = np.asarray(values)
-    if original.ndim != 1 or original.dtype.kind not in "fiu":
-        raise InvalidArgument(
-            "prediction values must be a flat array of numbers, "
-            f"got dtype {original.dtype} shape {original.shape}"
-        )
-    if len(upload_ids) != len(original):
-        raise InvalidArgument(
-            f"upload has {len(upload_ids)} ids but {len(original)} values; they must pair up"
-        )
-    if len(upload_ids) == 0:
-        raise UploadRejected([Problem("rows", 0, (), f"an upload must predict all {len(rows)} rows")])
-    if len(upload_ids) == len(rows) and np.array_equal(upload_ids, rows.ids):
-        positions = np.arange(len(rows))  # already in row order: the usual case, no lookup needed
-    else:
-        positions = rows.positions(upload_ids)
+    upload_ids, original = _pair(ids, values)
+    positions = _positions(rows, upload_ids)
     with np.errstate(over="ignore", invalid="ignore"):
         values32 = original.astype(np.float32)
     problems = _id_problems(rows, upload_ids, positions) + _value_problems(
@@ -182,3 +191,21 @@ def check_upload(
     aligned = np.empty(len(rows), dtype=np.float32)
     aligned[positions] = values32
     return aligned + np.float32(0.0)  # -0.0 -> 0.0, so equal predictions have equal bytes
+
+
+def align_to_rows(
+    rows: RoundRows, ids: Sequence[str] | np.ndarray, values: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """Values keyed by row id in the round's row order (float64), with the id checks only.
+
+    For data that are not predictions, e.g. targets revealed at resolve: every row exactly once,
+    but no range or constancy rule (their own checks, like the commitment's, apply after).
+    """
+    upload_ids, original = _pair(ids, values)
+    positions = _positions(rows, upload_ids)
+    problems = _id_problems(rows, upload_ids, positions)
+    if problems:
+        raise UploadRejected(problems)
+    aligned = np.empty(len(rows), dtype=np.float64)
+    aligned[positions] = original
+    return aligned

@@ -126,7 +126,8 @@ def check_concordance(
             f"concordance: predictions ({len(predictions)}), clusters ({len(clusters)}) and split "
             f"({len(split)}) must be aligned to the same rows"
         )
-    k = int(clusters.max()) + 1 if k is None and len(clusters) else (k or 0)
+    if k is None:
+        k = int(clusters.max()) + 1 if len(clusters) else 0
     validation = split == Split.VALIDATION
     live = split == Split.LIVE
     values = []

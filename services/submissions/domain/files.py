@@ -62,13 +62,71 @@ def _header_columns(header: list[str], source: str) -> tuple[int, int]:
     return id_at, value_at
 
 
-def _bad_value_line(values: list[str], lines: list[int], source: str) -> MalformedFile:
-    for value, line in zip(values, lines, strict=True):
+def _blank(row: list[str]) -> bool:
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _first_problem(text: str, source: str, id_at: int, value_at: int) -> MalformedFile:
+    """Walk the rows again, tracking physical lines, to name the first problem's line.
+
+    Only runs when the fast path found something wrong, so the common case pays nothing for it.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    blank_at = 0
+    for row in reader:
+        if _blank(row):
+            blank_at = blank_at or reader.line_num
+            continue
+        if blank_at:
+            return MalformedFile(source, blank_at, "empty line between rows")
+        if len(row) != 2:
+            return MalformedFile(
+                source, reader.line_num, f"expected 2 columns (id, prediction), found {len(row)}"
+            )
+        if not row[id_at].strip():
+            return MalformedFile(source, reader.line_num, "empty id")
         try:
-            float(value)
+            float(row[value_at])
         except ValueError:
-            return MalformedFile(source, line, f"prediction {value!r} is not a number")
-    return MalformedFile(source, 0, "a prediction is not a number")
+            return MalformedFile(source, reader.line_num, f"prediction {row[value_at]!r} is not a number")
+    return MalformedFile(source, 0, "malformed rows")
+
+
+def _columns(text: str, source: str) -> tuple[list[str], list[str]]:
+    """(id column, value column) as strings, each row checked to have exactly two fields.
+
+    Files without quotes (all that numpy/pandas/our client write) take a fast path of plain
+    string splits that creates no per-row lists (those make the garbage collector run and cost
+    more than the parsing); anything else goes through the csv module.
+    """
+    if '"' in text or "\x00" in text:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            rows = list(reader)
+        except csv.Error as exc:
+            raise MalformedFile(source, reader.line_num, f"not valid CSV ({exc})") from None
+        id_at, value_at = _header_columns(rows[0], source)
+        body = rows[1:]
+        while body and _blank(body[-1]):  # trailing blank lines are harmless
+            body.pop()
+        if not body:
+            raise MalformedFile(source, 0, "no prediction rows after the header")
+        if any(len(row) != 2 for row in body):
+            raise _first_problem(text, source, id_at, value_at)
+        columns = list(zip(*body, strict=True))
+        return list(columns[id_at]), list(columns[value_at])
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    id_at, value_at = _header_columns(lines[0].split(","), source)
+    body = lines[1:]
+    while body and not body[-1].strip():
+        body.pop()
+    if not body:
+        raise MalformedFile(source, 0, "no prediction rows after the header")
+    if (np.char.count(np.array(body, dtype=str), ",") != 1).any():
+        raise _first_problem(text, source, id_at, value_at)
+    fields = ",".join(body).split(",")  # exactly one comma per line: fields alternate id, value
+    return fields[id_at::2], fields[value_at::2]
 
 
 def parse_predictions_csv(
@@ -77,42 +135,21 @@ def parse_predictions_csv(
     """CSV bytes/text -> (ids as a numpy str array, values as float64), in file order.
 
     Raises ``MalformedFile`` (INVALID_ARGUMENT) with the 1-based line of the first problem.
+    The rows are parsed in bulk; only a file with a problem is walked row by row to find its line.
     """
     text = decode(data, source) if isinstance(data, bytes | bytearray) else data.removeprefix("\ufeff")
     if not text.strip():
         raise MalformedFile(source, 0, f"file is empty; expected a header ({_HEADERS}) and one row per id")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    id_column, value_column = _columns(text, source)
+    ids = np.char.strip(np.array(id_column, dtype=str))
+    id_at, value_at = _header_columns(next(csv.reader(io.StringIO(text, newline=""))), source)
+    if (ids == "").any():
+        raise _first_problem(text, source, id_at, value_at)
     try:
-        id_at, value_at = _header_columns(next(reader), source)
-        ids: list[str] = []
-        values: list[str] = []
-        lines: list[int] = []
-        blank_at = 0
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                blank_at = blank_at or reader.line_num
-                continue
-            if blank_at:
-                raise MalformedFile(source, blank_at, "empty line between rows")
-            if len(row) != 2:
-                raise MalformedFile(
-                    source, reader.line_num, f"expected 2 columns (id, prediction), found {len(row)}"
-                )
-            row_id = row[id_at].strip()
-            if not row_id:
-                raise MalformedFile(source, reader.line_num, "empty id")
-            ids.append(row_id)
-            values.append(row[value_at])
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise MalformedFile(source, reader.line_num, f"not valid CSV ({exc})") from None
-    if not ids:
-        raise MalformedFile(source, 0, "no prediction rows after the header")
-    try:
-        numbers = np.array(values, dtype=np.float64)
+        values = np.array(value_column, dtype=np.float64)
     except ValueError:
-        raise _bad_value_line(values, lines, source) from None
-    return np.array(ids, dtype=str), numbers
+        raise _first_problem(text, source, id_at, value_at) from None
+    return ids, values
 
 
 def read_predictions_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from services.submissions.domain.checks import ValueRule, check_upload
 from services.submissions.domain.concordance import assign_clusters, check_concordance, fit_clusters
 from services.submissions.domain.consistency import consistency
 from services.submissions.domain.dataset import Split
-from services.submissions.domain.originality import EarlierSubmissions, check_originality
+from services.submissions.domain.originality import check_originality
 from services.submissions.domain.state import RoundState, require_state
 from services.submissions.handlers.models import require_model
 from services.submissions.handlers.rounds import STATE_BY_NAME, require_round, require_tournament, rules_of
@@ -139,12 +139,7 @@ def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, parti
         checks.originality.CopyFrom(SKIPPED)
     else:
         own = np.asarray([p == participant_id for p in view.participants], dtype=bool)
-        earlier = view.earlier
-        if own.any():
-            keep = ~own
-            earlier = EarlierSubmissions.build([lbl for lbl, k in zip(earlier.labels, keep, strict=True) if k],
-                                               earlier.values[keep]) if keep.any() else \
-                EarlierSubmissions.empty(earlier.n_rows)
+        earlier = view.earlier.subset(~own) if own.any() else view.earlier
         result = check_originality(aligned, earlier, tournament_rules.originality_rule(rules))
         value = abs(result.pearson) if result.pearson is not None else (result.ks or 0.0)
         checks.originality.CopyFrom(apply_mode(o.mode, result.original,

@@ -63,7 +63,7 @@ def bad_upload(draw, tour: list[str]):
         word = "unknown"
     elif family in ("nan", "inf"):
         values[at] = np.nan if family == "nan" else draw(st.sampled_from([np.inf, -np.inf]))
-        word = "finite" if family == "nan" else "finite"
+        word = "finite"
     elif family == "above":
         values[at] = draw(st.floats(1.0001, 1e30))
         word = "[0, 1]"
