@@ -20,7 +20,6 @@ import grpc
 import numpy as np
 
 from crowdquant.cli.bootstrap import create_key
-from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
 from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
