@@ -17,6 +17,7 @@ from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from services.submissions import rules as tournament_rules
 from services.submissions.domain import commitment, obfuscation
 from services.submissions.domain import dataset as datagen
+from services.submissions.domain.checks import align_to_rows
 from services.submissions.domain.dataset import Split, TargetKind
 from services.submissions.domain.row_index import RoundRows
 from services.submissions.domain.state import RoundState, Transition, transition
@@ -243,9 +244,7 @@ async def resolve_round(conn: Any, request: pb.ResolveRoundRequest) -> Any:
     elif request.WhichOneof("targets_source") == "targets":
         ids, values = parse_targets(request.targets.ids, request.targets.values)
         universe = RoundRows.from_ids(packed.ids[tournament_rows])
-        from services.submissions.domain.checks import ValueRule, check_upload
-
-        aligned = check_upload(universe, ids, values.astype(np.float64), ValueRule())
+        aligned = align_to_rows(universe, ids, values.astype(np.float64))
         check_target_values(aligned, target_kind_of(tournament), universe.ids)
         targets = packed.targets.copy()
         targets[tournament_rows] = aligned

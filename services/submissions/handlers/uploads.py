@@ -128,19 +128,17 @@ def apply_mode(mode: int, passed: bool, result: pb.CheckResult, what: str) -> pb
 def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, participant_id: str,
                binary: bool) -> tuple[np.ndarray, pb.Submission]:
     """The numeric part (thread): align and validate, then originality, concordance, consistency."""
-    rule = ValueRule(rules.scoring.logloss_epsilon if rules.upload.open_interval else None)
+    rule = ValueRule(0.0 if rules.upload.open_interval else None,
+                     min_std=rules.upload.min_std)
     aligned = check_upload(view.rows, upload.ids, upload.values, rule)
-    if float(np.std(aligned, dtype=np.float64)) < rules.upload.min_std:
-        raise InvalidArgument(f"predictions are (nearly) constant: std below {rules.upload.min_std:g}",
-                              reason="CONSTANT_PREDICTIONS")
     checks = pb.Submission()
     o = rules.originality
     if o.mode == pb.CHECK_MODE_OFF:
         checks.originality.CopyFrom(SKIPPED)
     else:
         own = np.asarray([p == participant_id for p in view.participants], dtype=bool)
-        earlier = view.earlier.subset(~own) if own.any() else view.earlier
-        result = check_originality(aligned, earlier, tournament_rules.originality_rule(rules))
+        result = check_originality(aligned, view.earlier, tournament_rules.originality_rule(rules),
+                                   exclude=own if own.any() else None)
         value = abs(result.pearson) if result.pearson is not None else (result.ks or 0.0)
         checks.originality.CopyFrom(apply_mode(o.mode, result.original,
                                                check_result(0, result.reason, value, o.max_abs_pearson),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.submissions.domain.checks import ValueRule, check_upload
+from services.submissions.domain.checks import ValueRule, align_to_rows, check_upload
 from services.submissions.domain.dataset import make_ids
 from services.submissions.domain.errors import UploadRejected
 from services.submissions.domain.row_index import RoundRows
@@ -100,7 +100,7 @@ def test_constant_predictions_are_refused() -> None:
         (ROUND_IDS, VALUES[:-1], "200 ids but 199 values"),
         (ROUND_IDS, np.array(["0.5"] * N), "flat array of numbers"),
         (ROUND_IDS, VALUES.reshape(20, 10), "flat array of numbers"),
-        ([], np.array([], dtype=float), "must predict all 200 rows"),
+        ([], np.array([], dtype=float), "all 200 rows of the round are needed"),
     ],
 )
 def test_shapes_are_checked_first(ids: np.ndarray, values: np.ndarray, message: str) -> None:
@@ -170,3 +170,16 @@ def test_any_generated_bad_upload_is_refused_naming_the_problem(
     for problem in info.value.problems:
         assert len(problem.examples) <= 10 and problem.count >= len(problem.examples)
         assert re.search(rf"\b{problem.count} {problem.kind}\b", message)
+
+
+def test_align_to_rows_checks_ids_but_not_values() -> None:
+    order = np.random.default_rng(4).permutation(N)
+    targets = np.zeros(N)
+    targets[::2] = 1.0
+    aligned = align_to_rows(ROWS, ROUND_IDS[order], targets[order])
+    assert aligned.dtype == np.float64 and np.array_equal(aligned, targets)
+    assert np.array_equal(
+        align_to_rows(ROWS, ROUND_IDS, np.full(N, 0.5)), np.full(N, 0.5)
+    )  # constant is fine
+    with pytest.raises(UploadRejected, match="1 missing ids"):
+        align_to_rows(ROWS, ROUND_IDS[1:], targets[1:])
