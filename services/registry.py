@@ -14,5 +14,5 @@ def load(name: str) -> tuple[Any, type]:
         raise KeyError(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
     server = importlib.import_module(f"services.{name}.server")
     settings = importlib.import_module(f"services.{name}.settings")
-    cls = next(v for k, v in vars(settings).items() if k.endswith("Settings") and k.lower().startswith(name))
+    cls = getattr(settings, f"{name.capitalize()}Settings")
     return server.SPEC, cls

@@ -8,6 +8,9 @@ import grpc
 
 from crowdquant.scoring.v1 import scoring_service_pb2, scoring_service_pb2_grpc
 from services.scoring.access import SCORING
+from services.scoring.handlers.runs import Runner
+from services.scoring.peers import Peers
+from services.scoring.servicer import ScoringServicer
 from shared.rpc import remote_auth
 from shared.rpc.server import ServiceContext, ServiceSpec
 
@@ -16,9 +19,12 @@ SERVICE = scoring_service_pb2.DESCRIPTOR.services_by_name["ScoringService"].full
 
 
 async def register(server: grpc.aio.Server, ctx: ServiceContext):
-    scoring_service_pb2_grpc.add_ScoringServiceServicer_to_server(
-        scoring_service_pb2_grpc.ScoringServiceServicer(), server
-    )
+    peers = Peers(ctx.settings)
+    runner = Runner(ctx.database, peers)
+    scoring_service_pb2_grpc.add_ScoringServiceServicer_to_server(ScoringServicer(ctx.database, peers, runner),
+                                                                  server)
+    ctx.on_ready.append(runner.fail_orphans)
+    ctx.on_stop.append(peers.close)
     ctx.policy.add(SERVICE, SCORING)
     return [SERVICE], remote_auth.attach(ctx)
 

@@ -36,7 +36,8 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
     if up.max_uploads_per_model_per_round < 0 or up.max_uploads_per_model_per_round > MAX_UPLOADS_CEILING:
         raise _bad("upload.max_uploads_per_model_per_round", f"must be 1-{MAX_UPLOADS_CEILING}")
     up.max_uploads_per_model_per_round = up.max_uploads_per_model_per_round or DEFAULT_MAX_UPLOADS
-    up.min_std = _fraction(up.min_std, "upload.min_std", default=1e-6, high=0.5)
+    # A negative min_std turns the constant check off (e.g. a tournament that admits the 0.5 benchmark).
+    up.min_std = 0.0 if up.min_std < 0 else _fraction(up.min_std, "upload.min_std", default=1e-6, high=0.5)
 
     orig = out.originality
     if orig.mode == pb.CHECK_MODE_UNSPECIFIED:

@@ -10,6 +10,7 @@ from crowdquant.submissions.v1 import identity_service_pb2_grpc, submissions_ser
 from services.submissions.handlers.identity import verify_key
 from services.submissions.handlers.uploads import ReceiptKeys
 from services.submissions.models import SCHEMA
+from services.submissions.notify import ScoringNotifier
 from services.submissions.servicers import identity, submissions
 from shared.rpc.authn import CachingAuthenticator
 from shared.rpc.server import ServiceContext, ServiceSpec
@@ -34,8 +35,11 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
             await keys.load(conn)
 
     ctx.on_ready.append(load_keys)
+    notifier = ScoringNotifier(ctx.settings) if getattr(ctx.settings, "notify_scoring", False) else None
+    if notifier is not None:
+        ctx.on_stop.append(notifier.close)
     submissions_service_pb2_grpc.add_SubmissionsServiceServicer_to_server(
-        submissions.SubmissionsServicer(db, keys), server
+        submissions.SubmissionsServicer(db, keys, on_accept=notifier), server
     )
     ctx.policy.add(identity.SERVICE, identity.ACCESS)
     ctx.policy.add(submissions.SERVICE, submissions.ACCESS)

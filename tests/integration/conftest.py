@@ -60,3 +60,12 @@ async def keys(services: dict[str, RunningService], database_url: str) -> Keys:
     other = await create_key(settings, Role.PARTICIPANT, ids[1], "tests", [], url=database_url)
     return Keys(operator=operator, auditor=auditor, service=services["submissions"].ctx.extras["service_key"],
                 participant=participant, participant_id=ids[0], other=other, other_id=ids[1])
+
+
+@pytest_asyncio.fixture(scope="module")
+async def subs(services):
+    """A SubmissionsService stub on the module's servers."""
+    from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
+        yield pb_grpc.SubmissionsServiceStub(channel)

@@ -131,7 +131,7 @@ def _value_problems(
             )
         )
     usable = values[finite]
-    if usable.size:
+    if usable.size and rule.min_std > 0:  # min_std 0: the tournament admits constant predictions
         std = float(np.std(usable, dtype=np.float64))
         all_equal = bool(usable.min() == usable.max())
         if std < rule.min_std or all_equal:

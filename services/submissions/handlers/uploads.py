@@ -186,7 +186,8 @@ async def round_view(conn: Any, cache: RoundCache, tournament_id: str, round_num
 
 
 async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Principal,
-                 upload: Upload) -> pb.UploadPredictionsResponse:
+                 upload: Upload) -> tuple[pb.UploadPredictionsResponse, np.ndarray]:
+    """Check and store one upload; returns the response and the predictions on validation rows."""
     header = upload.header
     round_row = await require_round(conn, header.round)
     require_state(STATE_BY_NAME[round_row.state], RoundState.OPEN, action="uploading predictions")
@@ -221,7 +222,8 @@ async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Pr
         round_number=round_row.round_number, model_id=model.model_id, participant_id=model.participant_id,
         version=version, row_count=len(aligned), content_sha256=sha, predictions=content.canonical_bytes(aligned),
         checks=checks.SerializeToString(), receipt=receipt_pb.SerializeToString(), accepted_at=now)
-    return pb.UploadPredictionsResponse(submission=submission_pb(row, latest=True), receipt=receipt_pb)
+    response = pb.UploadPredictionsResponse(submission=submission_pb(row, latest=True), receipt=receipt_pb)
+    return response, aligned[view.splits == Split.VALIDATION]
 
 
 def receipt_to_proto(receipt: receipts.Receipt, accepted: datetime) -> pb.Receipt:

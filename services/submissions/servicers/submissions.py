@@ -109,7 +109,7 @@ def sees_private(row_participant: str) -> bool:
 
 class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     def __init__(self, database: Database, keys: uploads.ReceiptKeys,
-                 on_accept: Callable[[pb.UploadPredictionsResponse, uploads.Upload], None] | None = None) -> None:
+                 on_accept: Callable[[pb.UploadPredictionsResponse, np.ndarray], None] | None = None) -> None:
         self.db = database
         self.keys = keys
         self.cache = RoundCache()
@@ -323,15 +323,18 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         upload = uploads.Upload.from_chunks(header, chunks)
         caller = principal()
         content = hashlib.sha256(upload.values.tobytes() + pack_strings(upload.ids)).digest()
+        validation: list[np.ndarray] = []
         async with self.db.transaction() as conn:
             async def action() -> pb.UploadPredictionsResponse:
-                return await uploads.accept(conn, self.cache, self.keys.signer, caller, upload)
+                response, on_validation = await uploads.accept(conn, self.cache, self.keys.signer, caller, upload)
+                validation.append(on_validation)
+                return response
 
             response = await run_once(conn, schema=SCHEMA, subject=caller.subject, rpc="UploadPredictions",
                                       request=header, response_type=pb.UploadPredictionsResponse, action=action,
                                       content=content)
-        if self.on_accept is not None:
-            self.on_accept(response, upload)
+        if self.on_accept is not None and validation:
+            self.on_accept(response, validation[0])
         return response
 
     async def GetSubmission(self, request: pb.GetSubmissionRequest, context: Any):

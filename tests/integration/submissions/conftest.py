@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
 import numpy as np
-import pytest_asyncio
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
@@ -64,8 +62,3 @@ async def download(stub: pb_grpc.SubmissionsServiceStub, ref: common_pb2.RoundRe
         targets.append(np.frombuffer(c.targets, dtype="<f4"))
     return header, ids, eras, np.asarray(splits), np.concatenate(feats), np.concatenate(targets)
 
-
-@pytest_asyncio.fixture(scope="module")
-async def subs(services):
-    async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
-        yield pb_grpc.SubmissionsServiceStub(channel)

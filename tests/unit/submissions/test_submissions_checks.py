@@ -143,17 +143,22 @@ def test_any_generated_bad_upload_is_refused_naming_the_problem(
     values = VALUES[order].copy()
     if "constant" in kinds:
         values[:] = 0.5
-    picks = lambda: rng.choice(N - 20, size=count, replace=False)  # noqa: E731
+    # Each breakage gets rows of its own, so one can't overwrite another (disjoint slices of a permutation).
+    free = iter(np.array_split(rng.permutation(N - 20), 8))
+    picks = lambda: next(free)[:count]  # noqa: E731
     if "nan" in kinds:
         values[picks()] = np.nan
     if "inf" in kinds:
         values[picks()] = -np.inf
     if "negative" in kinds:
-        values[picks()] = -rng.uniform(1e-3, 5, count)
+        rows = picks()
+        values[rows] = -rng.uniform(1e-3, 5, len(rows))
     if "above_one" in kinds:
-        values[picks()] = 1 + rng.uniform(1e-3, 5, count)
+        rows = picks()
+        values[rows] = 1 + rng.uniform(1e-3, 5, len(rows))
     if "unknown" in kinds:
-        ids[picks()] = [f"x{i}" for i in range(count)]
+        rows = picks()
+        ids[rows] = [f"x{i}" for i in range(len(rows))]
     if "duplicate" in kinds:
         ids[N - 20 : N - 20 + count] = ids[:count]
     if "drop" in kinds:

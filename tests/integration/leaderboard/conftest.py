@@ -1,0 +1,58 @@
+"""Fixtures of the leaderboard tests: stubs on the real servers, and boards seeded through the
+leaderboard's own publish handler into its real database (scoring is not needed for those)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import grpc
+import pytest_asyncio
+
+from crowdquant.leaderboard.v1 import leaderboard_service_pb2_grpc as lb_grpc
+from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
+from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source
+from services.leaderboard.domain.metrics import Metric, Score
+from services.leaderboard.handlers.publish import store_round
+from shared.db import Database
+
+NAN = math.nan
+
+
+def live_board(tournament_id: str, number: int, rows: list[tuple], *, payouts_known: bool = False) -> RoundBoard:
+    """A published round from rows ``(model_id, corr, ci_low, ci_high[, mmc[, stake[, payout]]])``."""
+    results = []
+    for row in rows:
+        model_id, corr, lo, hi, *rest = row
+        scores = {Metric.CORR: Score(corr, lo, hi)}
+        if rest:
+            scores[Metric.MMC] = Score(rest[0], rest[0] - 0.01, rest[0] + 0.01)
+        stake = rest[1] if len(rest) > 1 else 0
+        payout = rest[2] if len(rest) > 2 else 0
+        results.append(ModelResult(model_id, f"model {model_id}", f"owner of {model_id}", scores, stake, payout))
+    metrics = (Metric.CORR, Metric.MMC) if any(Metric.MMC in r.scores for r in results) else (Metric.CORR,)
+    return RoundBoard(tournament_id, number, Source.LIVE, Metric.CORR, metrics, tuple(results),
+                      meta_model={Metric.CORR: Score(0.02, 0.01, 0.03)}, payouts_known=payouts_known,
+                      published_at=datetime.now(UTC))
+
+
+async def seed(database_url: str, board: RoundBoard) -> None:
+    """Publish ``board`` as another replica would: through the handler, into the shared database."""
+    database = Database(database_url, schema="leaderboard", pool_size=1)
+    try:
+        async with database.transaction() as conn:
+            await store_round(conn, board)
+    finally:
+        await database.dispose()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def lb(services):
+    async with grpc.aio.insecure_channel(services["leaderboard"].address) as channel:
+        yield lb_grpc.LeaderboardServiceStub(channel)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def subs(services):
+    async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
+        yield sub_grpc.SubmissionsServiceStub(channel)

@@ -1,0 +1,165 @@
+"""ScoreRound over real gRPC on a generated round: exact benchmarks, contributions, idempotence."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import grpc
+import numpy as np
+import pytest
+
+from crowdquant.common.v1 import common_pb2
+from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
+from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
+from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
+from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
+from crowdquant.submissions.v1 import submissions_service_pb2 as pb
+from shared.testing import table_checksums
+from tests.integration.conftest import md
+from tests.integration.submissions.conftest import blt_address, download, upload_requests
+
+T = "scored"
+SPEC = pb.GeneratedDatasetSpec(seed=3, n_train=20000, n_validation=6000, n_live=2000, n_features=8,
+                               n_training_eras=20, n_tournament_eras=9, signal_strength=0.5)
+
+
+@pytest.fixture(scope="module")
+async def scoring(services):
+    async with grpc.aio.insecure_channel(services["scoring"].address) as channel:
+        yield sc_grpc.ScoringServiceStub(channel)
+
+
+async def make_participant(services, keys, name):
+    from crowdquant.cli.bootstrap import create_key
+    from shared.auth import Role
+    from shared.config import CommonSettings
+
+    async with grpc.aio.insecure_channel(services["submissions"].address) as ch:
+        p = (await id_grpc.IdentityServiceStub(ch).CreateParticipant(
+            id_pb.CreateParticipantRequest(request_id=f"p-{name}", display_name=name), metadata=md(keys.operator))
+        ).participant
+    url = services["submissions"].ctx.database.url
+    return p.participant_id, await create_key(CommonSettings(), Role.PARTICIPANT, p.participant_id, "", [], url=url)
+
+
+@pytest.fixture(scope="module")
+async def scored_round(subs, keys, services):
+    await subs.CreateTournament(pb.CreateTournamentRequest(
+        request_id="t-scored", tournament_id=T, target_kind=common_pb2.TARGET_KIND_BINARY,
+        rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1))), metadata=md(keys.operator))
+    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-scored", tournament_id=T, generated=SPEC),
+                                   metadata=md(keys.operator))).round
+    _, ids, _, splits, feats, targets = await download(subs, opened.round, keys.participant)
+    train = splits == common_pb2.SPLIT_TRAINING
+    x = np.c_[feats, np.ones(len(feats))].astype(np.float64)
+    # a small logistic regression by Newton steps on the training rows
+    w = np.zeros(x.shape[1])
+    for _ in range(8):
+        p = 1 / (1 + np.exp(-x[train] @ w))
+        grad = x[train].T @ (targets[train] - p)
+        hess = (x[train] * (p * (1 - p))[:, None]).T @ x[train] + 1e-6 * np.eye(x.shape[1])
+        w += np.linalg.solve(hess, grad)
+    tour = ~train
+    tour_ids = [i for i, t in zip(ids, tour, strict=True) if t]
+    linear = 1 / (1 + np.exp(-x[tour] @ w))
+    rng = np.random.default_rng(5)
+    models = {
+        "linear": linear,
+        "constant": np.full(tour.sum(), 0.5),
+        "noise": rng.uniform(0.3, 0.7, tour.sum()),
+        "half": 0.5 + 0.5 * (linear - 0.5) + rng.normal(0, 0.01, tour.sum()),
+    }
+    model_ids = {}
+    for name, values in models.items():
+        _, key = await make_participant(services, keys, f"sc-{name}")
+        model = (await subs.CreateModel(pb.CreateModelRequest(request_id=f"m-{name}", tournament_id=T,
+                                                              display_name=name, payout_address=blt_address(40)),
+                                        metadata=md(key))).model
+        await subs.UploadPredictions(upload_requests(pb.UploadHeader(request_id=f"u-{name}", round=opened.round,
+                                                                     model_id=model.model_id),
+                                                     tour_ids, np.clip(values, 0.001, 0.999)), metadata=md(key))
+        model_ids[name] = (model.model_id, key)
+    return opened, model_ids
+
+
+async def test_scoring_before_resolve_is_refused(scoring, keys, scored_round):
+    opened, _ = scored_round
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="early", round=opened.round),
+                                 metadata=md(keys.operator))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "RESOLVED" in info.value.details()
+
+
+async def test_ladder_public_scores_appear_while_open(scoring, keys, scored_round):
+    opened, model_ids = scored_round
+    for _ in range(100):
+        resp = await scoring.GetPublicScores(sc_pb.GetPublicScoresRequest(round=opened.round),
+                                             metadata=md(keys.operator))
+        if len(resp.public_scores) == len(model_ids):
+            break
+        await asyncio.sleep(0.1)
+    board = {s.model.model_id: s for s in resp.public_scores}
+    assert set(board) == {m for m, _ in model_ids.values()}
+    linear, constant = board[model_ids["linear"][0]], board[model_ids["constant"][0]]
+    assert linear.displayed_value < constant.displayed_value and linear.step > 0
+
+
+async def test_score_round_end_to_end(subs, scoring, keys, scored_round, database_url):
+    opened, model_ids = scored_round
+    await subs.CloseRound(pb.CloseRoundRequest(request_id="c-scored", round=opened.round), metadata=md(keys.operator))
+    await subs.ResolveRound(pb.ResolveRoundRequest(request_id="r-scored", round=opened.round,
+                                                   use_generated_targets=True), metadata=md(keys.operator))
+    run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-1", round=opened.round),
+                                    metadata=md(keys.operator))).run
+    assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
+    assert run.models_scored == 4
+    round_now = (await subs.GetRound(pb.GetRoundRequest(round=opened.round), metadata=md(keys.operator))).round
+    assert round_now.state == pb.Round.STATE_SCORED
+
+    def scores(name):
+        return scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids[name][0]),
+                                 metadata=md(keys.operator))
+
+    constant = (await scores("constant")).scores
+    assert abs(constant.logloss.overall - math.log(2)) < 1e-9
+    linear = (await scores("linear")).scores
+    assert linear.logloss.overall < constant.logloss.overall
+    noise = (await scores("noise")).scores
+    assert linear.corr.mean > noise.corr.mean
+    assert linear.logloss.ci_low <= linear.logloss.mean <= linear.logloss.ci_high
+    assert len(linear.corr.eras) == 9
+    meta = (await scoring.GetMetaModel(sc_pb.GetMetaModelRequest(round=opened.round), metadata=md(keys.operator))
+            ).meta_model
+    assert abs(sum(w.weight for w in meta.weights) - 1) < 1e-9
+
+    # paginated listing, best first by logloss, no skips or repeats
+    seen, token = [], ""
+    while True:
+        page = await scoring.ListRoundScores(sc_pb.ListRoundScoresRequest(
+            round=opened.round, order_by=common_pb2.METRIC_LOGLOSS, page_size=3, page_token=token),
+            metadata=md(keys.operator))
+        seen += [(s.model.model_id, s.logloss.mean) for s in page.scores]
+        token = page.next_page_token
+        if not token:
+            break
+    assert len({m for m, _ in seen}) == 4 and [v for _, v in seen] == sorted(v for _, v in seen)
+
+    # other participants can't read scores before publication; the owner can
+    other_key = model_ids["noise"][1]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids["linear"][0]),
+                                metadata=md(other_key))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    own = await scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids["noise"][0]),
+                                  metadata=md(other_key))
+    assert own.scores.model.model_id == model_ids["noise"][0]
+
+    # re-running changes nothing
+    before = await table_checksums(database_url, ["scoring"])
+    again = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-2", round=opened.round),
+                                      metadata=md(keys.operator))).run
+    assert again.run_id == run.run_id
+    after = await table_checksums(database_url, ["scoring"])
+    assert {k: v for k, v in before.items() if "idempotency" not in k} == \
+           {k: v for k, v in after.items() if "idempotency" not in k}
