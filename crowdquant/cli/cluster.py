@@ -7,6 +7,7 @@ Logs go to ``<log_dir>/<name>.log``; children get SIGTERM on stop and SIGKILL af
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import socket
@@ -26,6 +27,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def gateway_available() -> bool:
+    """Whether this installation has the HTTP gateway (``crowdquant serve gateway``)."""
+    try:
+        return importlib.util.find_spec("services.gateway.server") is not None
+    except ModuleNotFoundError:
+        return False
+
+
 @dataclass
 class Cluster:
     database_url: str
@@ -34,10 +43,14 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    with_gateway: bool = False
+    gateway_port: int = 0
 
     def __post_init__(self) -> None:
         for name in SERVICES:
             self.ports.setdefault(name, free_port())
+        if self.with_gateway and gateway_available():
+            self.gateway_port = free_port()
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -53,6 +66,9 @@ class Cluster:
         for name in SERVICES:
             env[f"CROWDQUANT_{name.upper()}_PORT"] = str(self.ports[name])
             env[f"CROWDQUANT_{name.upper()}_ADDR"] = self.addr(name)
+        if self.gateway_port:
+            env["CROWDQUANT_GATEWAY_PORT"] = str(self.gateway_port)
+            env["CROWDQUANT_GATEWAY_HOST"] = "127.0.0.1"
         env.update(self.env)
         return env
 
@@ -68,6 +84,17 @@ class Cluster:
     def start_all(self) -> None:
         for name in SERVICES:
             self.start(name)
+        if self.gateway_port:
+            self.start("gateway")
+
+    def gateway_healthy(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.gateway_port}/healthz", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
 
     async def wait_healthy(self, names: tuple[str, ...] = SERVICES, timeout: float = 60.0) -> dict[str, str]:
         deadline = time.monotonic() + timeout
@@ -79,7 +106,8 @@ class Cluster:
                     tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"service {name} exited with {proc.returncode}:\n{tail}")
                 status[name] = await check_health(self.addr(name), timeout=2.0)
-            if all(s == "SERVING" for s in status.values()) or time.monotonic() > deadline:
+            gateway_ok = not self.gateway_port or self.gateway_healthy()
+            if (all(s == "SERVING" for s in status.values()) and gateway_ok) or time.monotonic() > deadline:
                 return status
             await asyncio.sleep(0.2)
 

@@ -119,11 +119,12 @@ def demo(
     participants: int = typer.Option(50, min=3, max=500, help="participants to simulate"),
     keep: bool = typer.Option(False, help="leave everything running until Ctrl-C"),
     once: bool = typer.Option(False, help="exit as soon as every service is healthy"),
+    small: bool = typer.Option(False, help="small generated data (fast; for tests)"),
 ) -> None:
-    """Start the embedded database and every service on loopback ports and report their health."""
-    from crowdquant.cli.demo import run_demo
+    """Run a whole tournament: every service, participants, rounds, payouts, audit."""
+    from crowdquant.cli.demo import demo as run
 
-    run_demo(rounds=rounds, participants=participants, keep=keep, once=once)
+    run(rounds, participants, keep, once, small)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""``crowdquant demo``: a whole tournament on this machine, from one command."""
