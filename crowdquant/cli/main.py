@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from crowdquant.cli import participant
+from crowdquant.cli import operator, participant
 from crowdquant.cli.common import console, fail, friendly
 from shared.config import CommonSettings, load_settings
 
@@ -18,6 +18,7 @@ keys_app = typer.Typer(help="API keys (bootstrap straight into the database).", 
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 participant.register(app)
+operator.register(app)
 
 
 @app.command()
