@@ -59,6 +59,10 @@ class CommonSettings(BaseSettings):
     leaderboard_addr: str = f"127.0.0.1:{SERVICE_PORTS['leaderboard']}"
     payouts_addr: str = f"127.0.0.1:{SERVICE_PORTS['payouts']}"
     rpc_deadline_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # TLS: a server with a certificate and key serves TLS only; clients verify peers against the CA file.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
 
     _check_addrs = field_validator(
         "submissions_addr", "scoring_addr", "leaderboard_addr", "payouts_addr"
@@ -72,6 +76,13 @@ class CommonSettings(BaseSettings):
         scheme = value.get_secret_value().split("://", 1)[0]
         if scheme not in {"postgresql", "postgres", "postgresql+asyncpg"}:
             raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_ca_file")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
         return value
 
     def peer_addr(self, service: str) -> str:

@@ -43,11 +43,15 @@ def serve(name: str = typer.Argument(..., help="submissions | scoring | leaderbo
 @friendly
 def health(addr: str = typer.Option("127.0.0.1:50051", help="host:port of a crowdquant service"),
            service: str = typer.Option("", help="service name to check; empty = the whole server"),
-           timeout: float = typer.Option(3.0)) -> None:
+           timeout: float = typer.Option(3.0),
+           ca_file: str = typer.Option("", envvar="CROWDQUANT_TLS_CA_FILE", help="CA to verify a TLS server")) -> None:
     """Exit 0 when the service reports SERVING (for container health checks)."""
     from crowdquant.cli.probe import check_health
 
-    status = asyncio.run(check_health(addr, service, timeout))
+    from pathlib import Path
+
+    root_certs = Path(ca_file).read_bytes() if ca_file else None
+    status = asyncio.run(check_health(addr, service, timeout, root_certs))
     console.print(f"{addr}: {status}")
     if status != "SERVING":
         raise typer.Exit(1)

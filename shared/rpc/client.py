@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -26,7 +27,17 @@ CHANNEL_OPTIONS = [
 ]
 
 
+_default_credentials: grpc.ChannelCredentials | None = None
+
+
+def use_tls(ca_file: Path | None) -> None:
+    """Make every channel this process opens verify its peer against ``ca_file`` (None: plaintext)."""
+    global _default_credentials
+    _default_credentials = grpc.ssl_channel_credentials(ca_file.read_bytes()) if ca_file else None
+
+
 def open_channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
+    credentials = credentials or _default_credentials
     if credentials is not None:
         return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
     return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)

@@ -18,11 +18,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared.config import ServiceSettings
+from shared.config import ConfigError, ServiceSettings
 from shared.db import Database, ensure_database, is_unavailable, migrate
 from shared.logging import get_logger
 from shared.rpc.access import AccessPolicy
 from shared.rpc.authn import Authenticator
+from shared.rpc.client import use_tls
 from shared.rpc.interceptor import RpcInterceptor
 
 log = get_logger("crowdquant.server")
@@ -153,7 +154,16 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_u
     reflection.enable_server_reflection(
         [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.port}")
+    use_tls(settings.tls_ca_file)
+    address = f"{settings.grpc_host}:{settings.port}"
+    if settings.tls_cert_file and settings.tls_key_file:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())])
+        port = server.add_secure_port(address, credentials)
+    elif settings.tls_cert_file or settings.tls_key_file:
+        raise ConfigError("CROWDQUANT_TLS_CERT_FILE and CROWDQUANT_TLS_KEY_FILE must be set together")
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {settings.grpc_host}:{settings.port}")
     running = RunningService(spec, ctx, server, port, health_servicer, service_names)
