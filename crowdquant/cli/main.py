@@ -46,9 +46,9 @@ def health(addr: str = typer.Option("127.0.0.1:50051", help="host:port of a crow
            timeout: float = typer.Option(3.0),
            ca_file: str = typer.Option("", envvar="CROWDQUANT_TLS_CA_FILE", help="CA to verify a TLS server")) -> None:
     """Exit 0 when the service reports SERVING (for container health checks)."""
-    from crowdquant.cli.probe import check_health
-
     from pathlib import Path
+
+    from crowdquant.cli.probe import check_health
 
     root_certs = Path(ca_file).read_bytes() if ca_file else None
     status = asyncio.run(check_health(addr, service, timeout, root_certs))
