@@ -111,7 +111,8 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
                 started = time.perf_counter()
                 for attempt in range(5):
                     try:
-                        resp = await subs.UploadPredictions(requests(header, ids, values), metadata=md(key), timeout=120)
+                        resp = await subs.UploadPredictions(requests(header, ids, values), metadata=md(key),
+                                                            timeout=120)
                         receipts.append(resp.receipt)
                         latencies.append(time.perf_counter() - started)
                         break
@@ -130,8 +131,8 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
                 try:
-                    with urllib.request.urlopen(
-                            f"http://127.0.0.1:{cluster.gateway_port}/api/v1/leaderboard?page_size=50", timeout=10) as r:
+                    board = f"http://127.0.0.1:{cluster.gateway_port}/api/v1/leaderboard?page_size=50"
+                    with urllib.request.urlopen(board, timeout=10) as r:
                         json.loads(r.read())
                     reads.append(time.perf_counter() - started)
                 except OSError as exc:
@@ -146,7 +147,8 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
         # verification: every receipt matches the stored bytes, nothing lost
         conn = await asyncpg.connect(to_plain_url(url))
         try:
-            rows = await conn.fetch("SELECT model_id, version, content_sha256, predictions FROM submissions.submissions")
+            rows = await conn.fetch(
+                "SELECT model_id, version, content_sha256, predictions FROM submissions.submissions")
         finally:
             await conn.close()
         stored = {(r["model_id"], r["version"]): (r["content_sha256"], hashlib.sha256(r["predictions"]).hexdigest())
