@@ -13,6 +13,7 @@ from services.submissions.models import SCHEMA
 from services.submissions.notify import ScoringNotifier
 from services.submissions.servicers import identity, submissions
 from shared.rpc.authn import CachingAuthenticator
+from shared.rpc.ratelimit import TokenBuckets
 from shared.rpc.server import ServiceContext, ServiceSpec
 
 
@@ -38,9 +39,10 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     notifier = ScoringNotifier(ctx.settings) if getattr(ctx.settings, "notify_scoring", False) else None
     if notifier is not None:
         ctx.on_stop.append(notifier.close)
-    submissions_service_pb2_grpc.add_SubmissionsServiceServicer_to_server(
-        submissions.SubmissionsServicer(db, keys, on_accept=notifier), server
-    )
+    servicer = submissions.SubmissionsServicer(db, keys, on_accept=notifier)
+    settings = ctx.settings
+    servicer.upload_limit = TokenBuckets(settings.uploads_per_minute / 60.0, settings.upload_burst)
+    submissions_service_pb2_grpc.add_SubmissionsServiceServicer_to_server(servicer, server)
     ctx.policy.add(identity.SERVICE, identity.ACCESS)
     ctx.policy.add(submissions.SERVICE, submissions.ACCESS)
     return [identity.SERVICE, submissions.SERVICE], authenticator

@@ -40,3 +40,28 @@ class FailureLimiter:
         if len(self._failures) >= self.max_subjects:
             self._failures.clear()
         self._failures[subject].append(self._clock())
+
+
+class TokenBuckets:
+    """Per-subject token buckets: ``rate`` tokens a second up to ``burst`` (e.g. uploads per API key)."""
+
+    def __init__(self, rate: float, burst: float, max_subjects: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_subjects = max_subjects
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, subject: str) -> float:
+        """Take one token; returns 0 when granted, else the seconds until one is available."""
+        now = self._clock()
+        tokens, last = self._buckets.get(subject, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            if len(self._buckets) >= self.max_subjects:
+                self._buckets.clear()
+            self._buckets[subject] = (tokens - 1, now)
+            return 0.0
+        self._buckets[subject] = (tokens, now)
+        return (1 - tokens) / self.rate if self.rate > 0 else float("inf")

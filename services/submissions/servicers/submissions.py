@@ -26,10 +26,11 @@ from services.submissions.repository import uploads as uploads_repo
 from services.submissions.rounddata import F32, PackedRound, RoundCache, era_labels, pack_strings
 from shared.auth import ANONYMOUS, Role
 from shared.db import Database
-from shared.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from shared.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from shared.idempotency import run_once
 from shared.pagination import decode_token, encode_token, page_size
 from shared.rpc.context import principal
+from shared.rpc.ratelimit import TokenBuckets
 from shared.rpc.convert import timestamp
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SubmissionsService"].full_name
@@ -114,6 +115,7 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         self.keys = keys
         self.cache = RoundCache()
         self.on_accept = on_accept
+        self.upload_limit: TokenBuckets | None = None
 
     async def _once(self, conn: Any, rpc: str, request: Any, response_type: type, action: Callable) -> Any:
         return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc=rpc, request=request,
@@ -319,6 +321,10 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     # --- uploads ---------------------------------------------------------------------------
 
     async def UploadPredictions(self, request_iterator: AsyncIterator[pb.UploadPredictionsRequest], context: Any):
+        wait = self.upload_limit.take(principal().key_id) if self.upload_limit else 0.0
+        if wait:
+            raise ResourceExhausted(f"too many uploads with this API key; retry in {wait:.1f} s",
+                                    reason="UPLOAD_RATE_LIMITED", metadata={"retry_after_seconds": f"{wait:.1f}"})
         header, chunks = await read_stream(request_iterator, "predictions")
         upload = uploads.Upload.from_chunks(header, chunks)
         caller = principal()
