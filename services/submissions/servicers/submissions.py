@@ -30,8 +30,8 @@ from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Permiss
 from shared.idempotency import run_once
 from shared.pagination import decode_token, encode_token, page_size
 from shared.rpc.context import principal
-from shared.rpc.ratelimit import TokenBuckets
 from shared.rpc.convert import timestamp
+from shared.rpc.ratelimit import TokenBuckets
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SubmissionsService"].full_name
 P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
