@@ -63,7 +63,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     BCL_DATA_DIR=/tmp/bitcoinlib \
     CROWDQUANT_DATA_DIR=/data \
-    CROWDQUANT_GRPC_HOST=0.0.0.0
+    CROWDQUANT_GRPC_HOST=0.0.0.0 \
+    OPENBLAS_NUM_THREADS=1
 
 # A fixed numeric uid/gid, so Kubernetes can verify runAsNonRoot and volumes can be chowned to it.
 RUN groupadd --system --gid 10001 crowdquant \

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the services set it (crowdquant.cli.main)
+
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 

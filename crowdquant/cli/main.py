@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread: on small machines OpenBLAS's pool makes the scoring math 100x slower, and each
+# service already runs its numeric work in worker threads. Must be set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import asyncio
 import sys
 
@@ -23,13 +29,19 @@ operator.register(app)
 
 @app.command()
 @friendly
-def serve(name: str = typer.Argument(..., help="submissions | scoring | leaderboard | payouts")) -> None:
+def serve(name: str = typer.Argument(..., help="submissions | scoring | leaderboard | payouts | gateway")) -> None:
     """Run one service until SIGTERM/SIGINT."""
     from services.registry import SERVICES, load
     from shared.db import resolve_database_url
     from shared.logging import configure_logging
     from shared.rpc.server import serve_forever
 
+    if name == "gateway":
+        from services.gateway.server import serve as serve_gateway
+        from services.gateway.settings import GatewaySettings
+
+        serve_gateway(load_settings(GatewaySettings))
+        return
     if name not in SERVICES:
         fail(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}", 2)
     spec, settings_cls = load(name)

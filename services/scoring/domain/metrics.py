@@ -45,8 +45,9 @@ __all__ = [
 
 DEFAULT_EPS = 1e-15
 """Probabilities are clipped to [eps, 1 - eps] before the logarithm (the classic scikit-learn value)."""
-DEFAULT_CHUNK_SIZE = 8
-"""Models per block: large enough to amortise Python overhead, small enough to stay in cache."""
+DEFAULT_CHUNK_SIZE = 16
+"""Models per block: amortises Python overhead; memory per block is ~16 * n_rows * 40 bytes (the
+sort itself works on cache-sized pieces of a block, see ``ranking``)."""
 DEFAULT_MAX_MISSING_RATIO = 0.2
 """numerai-tools refuses to score a submission missing more than 20% of the ids; so do we."""
 
@@ -339,9 +340,12 @@ def score_submissions(
     """Every metric of every submission, over all rows and per era.
 
     ``predictions`` is (n_models, n_rows), float32 as stored (float64 accepted); ``targets``,
-    ``meta_model`` and ``eras`` (integers) have one value per row. A submission's missing ids are
-    NaN, or False in the optional boolean ``mask`` of the same shape. ``metrics`` restricts the work
-    to a subset of {"corr", "mmc", "logloss", "auc"} (the others come back NaN).
+    ``meta_model`` and ``eras`` (integers) have one value per row, in any order. Per-era scores use
+    only that era's rows (ranks, target centring and meta-model ranks within the era), exactly as
+    calling numerai-tools on each era's slice. A submission's missing ids are NaN, or False in the
+    optional boolean ``mask`` of the same shape (values under True must then be non-NaN).
+    ``metrics`` restricts the work to a subset of {"corr", "mmc", "logloss", "auc"} (the others come
+    back NaN). Raises ``InvalidScoringInput`` naming the argument, row or submission at fault.
     """
     predictions, target_vector, meta, mask_array = _prepare(predictions, targets, meta_model, mask)
     wanted = frozenset(metrics)

@@ -2,8 +2,9 @@
 
 numerai-tools ranks each column with ``pandas.Series.rank(method="average")``, maps the ranks to
 ``(rank - 0.5) / n`` and applies the normal inverse CDF. Done per column with pandas this dominates the
-cost of scoring. Here a whole block of submissions (rows of a 2-D array) is sorted at once and every
-metric is computed *in sorted order*, so ranks are never scattered back.
+cost of scoring. Here a block of submissions (rows of a 2-D array) is sorted at once (two radix passes
+over the float32 bit patterns, see ``_sort_float32``) and every metric is computed *in sorted order*,
+so ranks are never scattered back.
 
 Why it is cheap: a tie group occupying the 0-based sorted positions ``[start, end)`` has the average
 1-based rank ``(start + 1 + end) / 2``, so ``(rank - 0.5) / n == (start + end) / (2 n)``. The integer
@@ -33,8 +34,10 @@ __all__ = [
 ]
 
 _SIGN_BIT = np.uint32(0x80000000)
-_SHIFT_32 = np.uint64(32)
-_LOW_32 = np.uint64(0xFFFFFFFF)
+_LOW_16 = np.uint32(0xFFFF)
+_SHIFT_16 = np.uint32(16)
+_CACHE_ELEMENTS = 1 << 17
+"""Values sorted per radix pass: ~2 MB of keys, orders and digits, about what a core's L2 holds."""
 _Ints = NDArray[np.intp]
 
 
@@ -106,34 +109,48 @@ class SortedBlock:
         return self.order.shape[0], self.order.shape[1]
 
 
-def _sort_float32(block: NDArray[np.float32]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
-    """Sort float32 rows by packing (order-preserving value bits, column) into one uint64 key.
-
-    numpy's SIMD sort of the packed keys beats ``argsort`` and yields the sorted values (high halves,
-    compared for ties) and the order (low halves, masked in place into an index array) in one pass.
-    ``+ 0.0`` folds -0.0 into +0.0 so that, as in pandas, the two zeros tie.
-    """
+def _sortable_bits(block: NDArray[np.float32]) -> NDArray[np.uint32]:
+    """uint32 keys that order like the float32 values; ``+ 0.0`` folds -0.0 into +0.0 so that, as in
+    pandas, the two zeros tie."""
     ints = (block + np.float32(0.0)).view(np.int32)
-    flipped = (ints >> 31).view(np.uint32)  # all ones for negative values, else zero
-    flipped |= _SIGN_BIT
-    flipped ^= ints.view(np.uint32)  # negatives: every bit inverted; others: sign bit set
-    keys = flipped.astype(np.uint64)
-    keys <<= _SHIFT_32
-    keys |= _columns(block.shape[1])
-    keys.sort(axis=1)
-    high = keys >> _SHIFT_32
-    same_as_next = high[:, 1:] == high[:, :-1]
-    keys &= _LOW_32
-    return keys.view(np.intp), same_as_next
+    keys = (ints >> 31).view(np.uint32)  # all ones for negative values, else zero
+    keys |= _SIGN_BIT
+    keys ^= ints.view(np.uint32)  # negatives: every bit inverted; others: sign bit set
+    return keys
 
 
-@lru_cache(maxsize=64)
-def _columns(n: int) -> NDArray[np.uint64]:
-    return _frozen(np.arange(n, dtype=np.uint64))
+def _sort_float32(block: NDArray[np.float32]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Sort float32 rows exactly with two radix passes instead of a comparison sort.
+
+    numpy's stable argsort of 16-bit integers is a radix sort (linear time). Sorting by the low 16
+    bits of the order-preserving key, then stably by the high 16 bits, orders every row by its full
+    32-bit key, about twice as fast as ``argsort`` as long as the working set stays in cache, so rows
+    are sorted ``_CACHE_ELEMENTS`` values at a time whatever the block size. Row offsets turn the
+    per-row orders into flat positions for 1-D ``take``, much faster than ``take_along_axis``.
+    Equal sorted keys are ties.
+    """
+    rows, n = block.shape
+    order = np.empty((rows, n), dtype=np.intp)
+    same_as_next = np.empty((rows, max(n - 1, 0)), dtype=bool)
+    step = max(1, _CACHE_ELEMENTS // max(n, 1))
+    for start in range(0, rows, step):
+        part = slice(start, start + step)
+        keys = _sortable_bits(block[part])
+        offsets = (np.arange(keys.shape[0], dtype=np.intp) * n)[:, np.newaxis]
+        low_order = np.argsort((keys & _LOW_16).astype(np.uint16), axis=1, kind="stable")
+        low_order += offsets
+        high = (keys >> _SHIFT_16).astype(np.uint16).ravel().take(low_order)
+        by_high = np.argsort(high, axis=1, kind="stable")
+        by_high += offsets
+        flat = low_order.ravel().take(by_high)
+        sorted_keys = keys.ravel().take(flat)
+        np.subtract(flat, offsets, out=order[part])
+        np.equal(sorted_keys[:, 1:], sorted_keys[:, :-1], out=same_as_next[part])
+    return order, same_as_next
 
 
 def _sort_generic(block: NDArray[np.floating]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
-    """Sort rows of any other float dtype with argsort (the packed key only fits 32-bit values)."""
+    """Sort rows of any other float dtype with argsort (the radix key covers 32-bit values only)."""
     order = np.argsort(block, axis=1)
     values = np.take_along_axis(block, order, axis=1)
     return order.astype(np.intp, copy=False), values[:, 1:] == values[:, :-1]
@@ -182,10 +199,14 @@ def gaussian_rank_block(block: NDArray[np.floating], out: NDArray[np.floating] |
     rows, n = block.shape
     tables = gauss_tables(n)
     ranked = sort_block(block)
-    values = np.broadcast_to(tables.gauss_untied, (rows, n)).copy()
-    values[ranked.tie_rows, ranked.tie_cols] = tables.gauss[ranked.tie_codes]
     result = out if out is not None else np.empty((rows, n), dtype=np.float64)
-    np.put_along_axis(result, ranked.order, values.astype(result.dtype, copy=False), axis=1)
+    values = np.broadcast_to(tables.gauss_untied.astype(result.dtype), (rows, n)).copy()
+    values[ranked.tie_rows, ranked.tie_cols] = tables.gauss[ranked.tie_codes]
+    flat = ranked.order + (np.arange(rows, dtype=np.intp) * n)[:, np.newaxis]
+    if result.flags.c_contiguous:
+        result.ravel()[flat] = values  # scatter by flat position: faster than put_along_axis
+    else:
+        np.put_along_axis(result, ranked.order, values, axis=1)
     return result
 
 
