@@ -31,7 +31,7 @@ OWN = {
     "GetParticipant": "itself", "CreateApiKey": "own keys", "ListApiKeys": "own keys", "RevokeApiKey": "own keys",
     "CreateModel": "for itself", "UpdateModelPayoutAddress": "own models", "UploadPredictions": "own models",
     "GetParticipantBalance": "own balance", "SetStake": "own models", "GetStake": "own models",
-    "ListStakes": "own stakes", "GetAllocation": "own lines", "GetPayouts": "own payouts",
+    "ListStakes": "own stakes", "GetPayouts": "own payouts",
 }
 # ... others' records private until a point in the round's life ...
 UNTIL = {"GetSubmission": "the round resolves", "ListSubmissions": "the round resolves",

@@ -11,7 +11,7 @@ from services.submissions.handlers.rounds import require_tournament
 from services.submissions.repository import models as repo
 from shared.auth import Principal, Role
 from shared.bitcoin_address import validate_address
-from shared.errors import InvalidArgument, NotFound
+from shared.errors import InvalidArgument, NotFound, PermissionDenied
 
 
 def clean_model_name(value: str) -> str:
@@ -36,8 +36,8 @@ async def create_model(conn: Any, caller: Principal, tournament_id: str, partici
                        payout_address: str) -> Any:
     if caller.role is Role.PARTICIPANT:
         if participant_id and participant_id != caller.participant_id:
-            raise InvalidArgument("participant_id: a participant creates models for itself only",
-                                  metadata={"field": "participant_id"})
+            raise PermissionDenied("a participant creates models for itself only",
+                                   metadata={"field": "participant_id"})
         participant_id = caller.participant_id
     elif not participant_id:
         raise InvalidArgument("participant_id is required when an operator creates a model",
