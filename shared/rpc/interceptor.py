@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import grpc
 import structlog
 
@@ -31,6 +32,21 @@ from shared.rpc.status import to_status
 
 log = get_logger("crowdquant.rpc")
 _MAX_REQUEST_ID = 128
+
+
+def bad_data(exc: BaseException) -> str | None:
+    """A caller-fixable message when the database refused a value (NUL in text, out of range)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.exceptions.CharacterNotInRepertoireError
+                      | asyncpg.exceptions.UntranslatableCharacterError):
+            return "text fields must not contain NUL (\\x00) or other characters UTF-8 text can't hold"
+        if isinstance(current, asyncpg.exceptions.DataError):
+            return "a field holds a value out of range or of the wrong form for it; check the request's fields"
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return None
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
@@ -122,6 +138,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                 await self._abort(context, DomainError("the database is unavailable; retry shortly",
                                                        reason="DATABASE_UNAVAILABLE"),
                                   code=grpc.StatusCode.UNAVAILABLE)
+            data_error = bad_data(exc)
+            if data_error:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+                await self._abort(context, InvalidArgument(data_error, reason="BAD_VALUE"))
             if isinstance(exc, UnicodeDecodeError | ValueError) and "parse" in str(exc).lower():
                 code = grpc.StatusCode.INVALID_ARGUMENT
                 await self._abort(context, InvalidArgument("request could not be parsed"))
