@@ -36,7 +36,9 @@ def md(key: str | None) -> tuple[tuple[str, str], ...]:
 async def services(database_url: str) -> AsyncIterator[dict[str, RunningService]]:
     settings = CommonSettings()
     service_key = await create_key(settings, Role.SERVICE, "", "tests", [], url=database_url)
-    running = await start_services(database_url, service_key)
+    # the default per-key upload rate would throttle the tests' hundreds of uploads
+    running = await start_services(database_url, service_key,
+                                   submissions={"uploads_per_minute": 100_000, "upload_burst": 10_000})
     for svc in running.values():
         svc.ctx.extras["service_key"] = service_key
     yield running

@@ -80,11 +80,12 @@ def target_kind_of(tournament: Any) -> TargetKind:
     return TargetKind.BINARY if tournament.target_kind == "binary" else TargetKind.GRADED
 
 
-async def require_round(conn: Any, ref: common_pb2.RoundRef, *, for_update: bool = False) -> Any:
+async def require_round(conn: Any, ref: common_pb2.RoundRef, *, for_update: bool = False,
+                        counts: bool = True) -> Any:
     require_tournament_id(ref.tournament_id)
     if ref.round_number < 0:
         raise InvalidArgument("round.round_number must be >= 0 (0 = latest)", metadata={"field": "round"})
-    row = await repo.get_round(conn, ref.tournament_id, ref.round_number, for_update=for_update)
+    row = await repo.get_round(conn, ref.tournament_id, ref.round_number, for_update=for_update, counts=counts)
     if row is None:
         which = ref.round_number or "latest"
         raise NotFound(f"round {which} of tournament {ref.tournament_id!r} not found",

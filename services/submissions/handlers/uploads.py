@@ -189,7 +189,7 @@ async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Pr
                  upload: Upload) -> tuple[pb.UploadPredictionsResponse, np.ndarray]:
     """Check and store one upload; returns the response and the predictions on validation rows."""
     header = upload.header
-    round_row = await require_round(conn, header.round)
+    round_row = await require_round(conn, header.round, counts=False)
     require_state(STATE_BY_NAME[round_row.state], RoundState.OPEN, action="uploading predictions")
     model = await require_model(conn, header.model_id, caller, for_update=True, owner_only=True)
     if model.tournament_id != round_row.tournament_id:

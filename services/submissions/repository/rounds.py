@@ -86,7 +86,8 @@ async def insert_round_data(conn: AsyncConnection, **values: Any) -> None:
 
 
 async def get_round(conn: AsyncConnection, tournament_id: str, round_number: int, *,
-                    for_update: bool = False) -> Any | None:
+                    for_update: bool = False, counts: bool = True) -> Any | None:
+    """A round (0 = the latest); ``counts`` adds model and upload counts (skip them on hot paths)."""
     if round_number == 0:
         round_number = (await conn.execute(text(
             "SELECT coalesce(max(round_number), 0) FROM submissions.rounds WHERE tournament_id = :t"),
@@ -94,7 +95,8 @@ async def get_round(conn: AsyncConnection, tournament_id: str, round_number: int
     if for_update:
         await conn.execute(text("SELECT 1 FROM submissions.rounds WHERE tournament_id = :t AND round_number = :n "
                                 "FOR UPDATE"), {"t": tournament_id, "n": round_number})
-    return (await conn.execute(text(f"SELECT {ROUND_COLUMNS} FROM submissions.rounds r "
+    columns = ROUND_COLUMNS if counts else "r.*"
+    return (await conn.execute(text(f"SELECT {columns} FROM submissions.rounds r "
                                     "WHERE tournament_id = :t AND round_number = :n"),
                                {"t": tournament_id, "n": round_number})).first()
 
