@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from services.submissions.domain.dataset import Dataset, Split, TargetKind
-from services.submissions.domain.originality import EarlierSubmissions
+from services.submissions.domain.originality import EARLIER_ARRAYS, EarlierSubmissions
 from services.submissions.domain.row_index import RoundRows
 
 F32 = np.dtype("<f4")
@@ -101,10 +101,27 @@ class RoundView:
                    validation_targets=targets[splits == Split.VALIDATION], features=packed.features[mask],
                    earlier=EarlierSubmissions.empty(int(mask.sum())))
 
+    buffers: dict[str, np.ndarray] = field(default_factory=dict)
+
     def add(self, seq: int, label: str, participant_id: str, predictions: np.ndarray) -> None:
+        """Append one accepted submission; amortised O(n) per add (buffers grow by doubling)."""
         if seq <= self.last_seq:
             return
-        self.earlier = self.earlier.with_submission(label, predictions)
+        one = EarlierSubmissions.build([label], np.asarray(predictions, dtype=np.float32)[None, :],
+                                       sketch_points=self.earlier.sketch_points)
+        m = len(self.earlier)
+        for name in EARLIER_ARRAYS:
+            row = getattr(one, name)
+            buffer = self.buffers.get(name)
+            if buffer is None or buffer.shape[0] <= m:
+                grown = np.empty((max(8, 2 * (m + 1)), *row.shape[1:]), dtype=row.dtype)
+                if m:
+                    grown[:m] = getattr(self.earlier, name)
+                self.buffers[name] = buffer = grown
+            buffer[m] = row[0]
+        self.earlier = EarlierSubmissions.from_arrays(
+            (*self.earlier.labels, label), self.earlier.sketch_points,
+            *(self.buffers[name][: m + 1] for name in EARLIER_ARRAYS))
         self.participants.append(participant_id)
         self.last_seq = seq
 

@@ -77,6 +77,7 @@ def _sketch(sorted_rows: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarra
 
 
 _ARRAYS = ("values", "sorted_values", "unit", "sketch_values", "sketch_right", "sketch_left")
+EARLIER_ARRAYS = _ARRAYS
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,6 +127,11 @@ class EarlierSubmissions:
         flat = parts["sketch_values"].ravel()
         order = np.argsort(flat, kind="stable")
         return cls(labels, sketch_points, **parts, sketch_order=order, sketch_sorted=flat[order])
+
+    @classmethod
+    def from_arrays(cls, labels: tuple[str, ...], sketch_points: int, *arrays: np.ndarray) -> EarlierSubmissions:
+        """From already prepared per-row arrays (``EARLIER_ARRAYS`` order), e.g. views of growing buffers."""
+        return cls._assemble(tuple(labels), sketch_points, *arrays)
 
     @classmethod
     def empty(cls, n_rows: int, *, sketch_points: int = SKETCH_POINTS) -> EarlierSubmissions:
