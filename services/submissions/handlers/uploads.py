@@ -171,6 +171,12 @@ def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, parti
     return aligned, checks
 
 
+def add_rows(view: RoundView, rows: list[Any]) -> None:
+    for row in rows:
+        values = np.frombuffer(bytes(row.predictions), dtype=F32)
+        view.add(row.seq, f"{row.model_id} v{row.version}", row.participant_id, values)
+
+
 async def round_view(conn: Any, cache: RoundCache, tournament_id: str, round_number: int) -> RoundView:
     key = (tournament_id, round_number)
     view = cache.get(key)
@@ -179,9 +185,8 @@ async def round_view(conn: Any, cache: RoundCache, tournament_id: str, round_num
         view = cache.put(key, await asyncio.to_thread(RoundView.build, PackedRound.from_row(data)))
     async with view.lock:
         newer = await repo.predictions_since(conn, tournament_id, round_number, view.last_seq)
-        for row in newer:
-            values = np.frombuffer(bytes(row.predictions), dtype=F32)
-            view.add(row.seq, f"{row.model_id} v{row.version}", row.participant_id, values)
+        if newer:
+            await asyncio.to_thread(add_rows, view, newer)
     return view
 
 

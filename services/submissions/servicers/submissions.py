@@ -326,9 +326,8 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             raise ResourceExhausted(f"too many uploads with this API key; retry in {wait:.1f} s",
                                     reason="UPLOAD_RATE_LIMITED", metadata={"retry_after_seconds": f"{wait:.1f}"})
         header, chunks = await read_stream(request_iterator, "predictions")
-        upload = uploads.Upload.from_chunks(header, chunks)
+        upload, content = await asyncio.to_thread(parse_upload, header, chunks)
         caller = principal()
-        content = hashlib.sha256(upload.values.tobytes() + pack_strings(upload.ids)).digest()
         validation: list[np.ndarray] = []
         async with self.db.transaction() as conn:
             async def action() -> pb.UploadPredictionsResponse:
@@ -431,6 +430,16 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         idx = np.flatnonzero(packed.tournament_mask)
         for start in range(0, len(idx), size):
             yield pb.StreamRoundTargetsResponse(chunk=targets_chunk(packed, idx[start:start + size], start))
+
+
+def parse_upload(header: pb.UploadHeader, chunks: list[pb.PredictionsChunk]) -> tuple[uploads.Upload, bytes]:
+    """The upload's columns and a digest of its raw bytes (for request-id idempotency), off the event loop."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(len(chunk.ids).to_bytes(8, "little"))
+        digest.update(chunk.ids)
+        digest.update(chunk.values)
+    return uploads.Upload.from_chunks(header, chunks), digest.digest()
 
 
 def targets_chunk(packed: PackedRound, part: np.ndarray, offset: int) -> pb.TargetsChunk:
