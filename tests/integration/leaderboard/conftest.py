@@ -17,6 +17,19 @@ from services.leaderboard.handlers.publish import store_round
 from shared.db import Database
 
 NAN = math.nan
+T = "lbt"
+ROUND_1 = [("a", 0.01, 0.0, 0.02), ("b", 0.02, 0.01, 0.03), ("c", 0.03, 0.02, 0.04)]
+ROUND_2 = [("a", 0.05, 0.04, 0.06), ("b", 0.01, 0.0, 0.02)]
+#            model  corr  ci_low  ci_high  mmc  stake  payout
+ROUND_3 = [("a", 0.04, 0.03, 0.05, 0.01, 5000, 120),
+           ("b", 0.02, 0.015, 0.035, 0.03, 7000, 0),
+           ("c", 0.02, 0.0, 0.025, 0.02, 0, 0),
+           ("d", 0.02, 0.018, 0.022, 0.0, 0, 0),
+           ("e", -0.01, -0.02, 0.0, 0.05, 100, -5),
+           ("f", 0.06, 0.055, 0.07, 0.01, 0, 0)]
+# Reputation of each model over rounds 3, 2, 1 with linear weights 3/6, 2/6, 1/6 (by hand).
+REPUTATION_3 = {"a": 0.5 * 0.04 + 2 / 6 * 0.05 + 1 / 6 * 0.01, "b": 0.5 * 0.02 + 2 / 6 * 0.01 + 1 / 6 * 0.02,
+                "c": (3 * 0.02 + 1 * 0.03) / 4, "d": 0.02, "e": -0.01, "f": 0.06}
 
 
 def live_board(tournament_id: str, number: int, rows: list[tuple], *, payouts_known: bool = False) -> RoundBoard:
@@ -44,6 +57,16 @@ async def seed(database_url: str, board: RoundBoard) -> None:
             await store_round(conn, board)
     finally:
         await database.dispose()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def seeded(services, database_url):
+    """Rounds 1-3 of tournament ``lbt`` published, and the running leaderboard's cache synced."""
+    for number, rows in ((1, ROUND_1), (2, ROUND_2), (3, ROUND_3)):
+        await seed(database_url, live_board(T, number, rows, payouts_known=number == 3))
+    cache = services["leaderboard"].ctx.extras["cache"]
+    assert await cache.sync()
+    return cache
 
 
 @pytest_asyncio.fixture(scope="module")

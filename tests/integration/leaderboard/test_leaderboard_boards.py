@@ -12,18 +12,7 @@ from services.leaderboard.cache import BoardCache
 from services.leaderboard.repository import rounds as rounds_repo
 from shared.db import Database
 from tests.integration.conftest import md
-from tests.integration.leaderboard.conftest import NAN, live_board, seed
-
-T = "lbt"
-ROUND_1 = [("a", 0.01, 0.0, 0.02), ("b", 0.02, 0.01, 0.03), ("c", 0.03, 0.02, 0.04)]
-ROUND_2 = [("a", 0.05, 0.04, 0.06), ("b", 0.01, 0.0, 0.02)]
-#            model  corr  ci_low  ci_high  mmc  stake  payout
-ROUND_3 = [("a", 0.04, 0.03, 0.05, 0.01, 5000, 120),
-           ("b", 0.02, 0.015, 0.035, 0.03, 7000, 0),
-           ("c", 0.02, 0.0, 0.025, 0.02, 0, 0),
-           ("d", 0.02, 0.018, 0.022, 0.0, 0, 0),
-           ("e", -0.01, -0.02, 0.0, 0.05, 100, -5),
-           ("f", 0.06, 0.055, 0.07, 0.01, 0, 0)]
+from tests.integration.leaderboard.conftest import NAN, REPUTATION_3, T, live_board, seed
 
 
 def ref(number: int, tournament: str = T) -> common_pb2.RoundRef:
@@ -36,15 +25,6 @@ async def expect(code, call, contains=""):
     assert info.value.code() == code, info.value.details()
     assert contains.lower() in (info.value.details() or "").lower(), info.value.details()
     return info.value
-
-
-@pytest.fixture(scope="module")
-async def seeded(services, database_url):
-    for number, rows in ((1, ROUND_1), (2, ROUND_2), (3, ROUND_3)):
-        await seed(database_url, live_board(T, number, rows, payouts_known=number == 3))
-    cache: BoardCache = services["leaderboard"].ctx.extras["cache"]
-    assert await cache.sync()
-    return cache
 
 
 async def test_ranks_share_places_and_flag_statistical_ties(lb, seeded):
@@ -108,9 +88,7 @@ async def test_pages_neither_skip_nor_repeat(lb, services, database_url):
 async def test_reputation_matches_hand_computed_weights(lb, seeded):
     resp = await lb.GetReputation(pb.GetReputationRequest(tournament_id=T, window_rounds=3))
     # linear weights over rounds 3, 2, 1: 3/6, 2/6, 1/6; a model's missing rounds are left out
-    expected = {"a": 0.5 * 0.04 + 2 / 6 * 0.05 + 1 / 6 * 0.01,
-                "b": 0.5 * 0.02 + 2 / 6 * 0.01 + 1 / 6 * 0.02,
-                "c": (3 * 0.02 + 1 * 0.03) / 4, "d": 0.02, "e": -0.01, "f": 0.06}
+    expected = REPUTATION_3
     assert list(resp.weights) == pytest.approx([3 / 6, 2 / 6, 1 / 6])
     assert resp.window_rounds == 3 and resp.last_round.round_number == 3 and resp.total_size == 6
     got = {e.model_id: e.reputation for e in resp.entries}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import grpc
 import numpy as np
 import pytest
 
@@ -87,6 +88,13 @@ async def test_publish_scored_round_shows_scorings_numbers(lb, subs, keys, servi
     again = await lb.PublishRound(pb.PublishRoundRequest(request_id="lbpub-publish", round=opened.round),
                                   metadata=operator)
     assert published == again and published.round.source == pb.SCORE_SOURCE_LIVE
+    republished = await lb.PublishRound(pb.PublishRoundRequest(request_id="lbpub-again", round=opened.round),
+                                        metadata=operator)
+    assert republished.round.publish_time == published.round.publish_time  # a re-publish keeps the first time
+    other = common_pb2.RoundRef(tournament_id=T, round_number=2)
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await lb.PublishRound(pb.PublishRoundRequest(request_id="lbpub-publish", round=other), metadata=operator)
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert published.round.model_count == 3 and published.round.main_metric == common_pb2.METRIC_LOGLOSS
 
     expected = (await scoring.ListRoundScores(sc_pb.ListRoundScoresRequest(
@@ -102,4 +110,6 @@ async def test_publish_scored_round_shows_scorings_numbers(lb, subs, keys, servi
     assert {e.participant_display_name for e in board.entries} == {"alice", "bob"}
     meta = (await scoring.GetMetaModel(sc_pb.GetMetaModelRequest(round=opened.round), metadata=operator)).meta_model
     shown = {m.metric: m.value for m in board.round_info.meta_model_metrics}
-    assert shown[common_pb2.METRIC_LOGLOSS] == meta.logloss.mean
+    expected_meta = {getattr(common_pb2, f"METRIC_{name.upper()}"): getattr(meta, name).mean
+                     for name in ("logloss", "auc", "corr") if meta.HasField(name)}
+    assert shown == expected_meta and expected_meta
