@@ -205,6 +205,10 @@ class Pipeline:
                 out.steps_done.append("pay")
             elif last >= 5:
                 out.batches = self.round_batches(ref)
+            if last >= 4:
+                # publish again so the public board shows the allocated payouts (same board otherwise)
+                self.call(self.leaderboard.PublishRound,
+                          lb_pb.PublishRoundRequest(request_id=self.rid(ref, "publish:payouts"), round=ref))
         out.state = R.State.Name(self.round(ref).state).removeprefix("STATE_")
         return out
 

@@ -9,6 +9,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import asyncio
+import faulthandler
+import signal
 import sys
 
 import typer
@@ -16,6 +18,9 @@ import typer
 from crowdquant.cli import operator, participant
 from crowdquant.cli.common import console, fail, friendly
 from shared.config import CommonSettings, load_settings
+
+if hasattr(signal, "SIGUSR1"):
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack (stuck process)
 
 app = typer.Typer(help="crowdquant: the back office of a crowd-sourced prediction tournament.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)

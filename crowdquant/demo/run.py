@@ -192,12 +192,11 @@ class Demo:
         return _Ctx()
 
     def participate(self, player: Player, number: int, copied: dict[str, Any]) -> int:
+        """One participant's round: download, train (or copy), upload; returns its upload count."""
         with Client(self.addresses.submissions, player.key) as client:
             data = client.fetch_data(TOURNAMENT, number).dataset
             profile = player.profile
             if profile.kind == "copy":
-                while "source" not in copied:
-                    time.sleep(0.05)
                 ids, values = copied["source"]
                 values = cast.near_copy(values, profile.seed + number)
             else:
@@ -208,8 +207,8 @@ class Demo:
                     client.submit(TOURNAMENT, (ids, variant), model=player.model_id, round_number=number)
                     uploads += 1
             client.submit(TOURNAMENT, (ids, values), model=player.model_id, round_number=number)
-            if profile.kind == "good" and "source" not in copied:
-                copied["source"] = (ids, values)
+            if profile.kind == "good":
+                copied.setdefault("source", (ids, values))
             return uploads + 1
 
     def play_round(self, number: int) -> None:
@@ -222,14 +221,16 @@ class Demo:
                            f"{opened.validation_rows:,} validation, {opened.live_rows:,} live rows; "
                            f"commitment {opened.commitment_sha256[:16]}…")
         copied: dict[str, Any] = {}
-        order = sorted(self.players, key=lambda pl: pl.profile.kind == "copy")
+        # copycats go last: they copy someone who already uploaded (and the originality check sees it)
+        first = [pl for pl in self.players if pl.profile.kind != "copy"]
+        later = [pl for pl in self.players if pl.profile.kind == "copy"]
         uploads = 0
-        with self._progress("participants download, train, upload", len(order)) as (progress, task), \
+        with self._progress("participants download, train, upload", len(self.players)) as (progress, task), \
                 ThreadPoolExecutor(max_workers=4) as pool:
-            futures = [pool.submit(self.participate, pl, ref.round_number, copied) for pl in order]
-            for future in futures:
-                uploads += future.result()
-                progress.update(task, advance=1)
+            for group in (first, later):
+                for done in pool.map(lambda pl: self.participate(pl, ref.round_number, copied), group):
+                    uploads += done
+                    progress.update(task, advance=1)
         self.console.print(f"{uploads} uploads accepted")
         steps = ["close", "resolve", "score", "publish", "allocate", "pay"]
         with self._progress("pipeline: close, resolve, score, publish, allocate, pay", len(steps)) as (prog, task):
@@ -252,8 +253,9 @@ class Demo:
         self.console.print(table)
         meta = p.call(p.scoring.GetMetaModel, sc_pb.GetMetaModelRequest(round=ref)).meta_model
         policy = common_pb2.MetaModelPolicy.Name(meta.policy).removeprefix("META_MODEL_POLICY_").lower()
-        self.console.print(f"meta model ({policy}): CORR {fmt(meta.corr.mean)}, AUC {fmt(meta.auc.overall)}, "
-                           f"logloss {fmt(meta.logloss.overall)}")
+        own = [f"{name} {fmt(getattr(meta, field).overall if name != 'CORR' else meta.corr.mean)}"
+               for name, field in (("CORR", "corr"), ("AUC", "auc"), ("logloss", "logloss")) if meta.HasField(field)]
+        self.console.print(f"meta model ({policy}): {', '.join(own)}")
         if outcome.allocation is not None:
             a = outcome.allocation
             flagged = [line for line in a.lines if not line.eligible]

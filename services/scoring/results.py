@@ -80,6 +80,13 @@ def _all_metrics(scores: RoundScores, inputs: RoundInputs) -> dict[str, list[pb.
                                 scores.eras, inputs) for name, metric in METRICS}
 
 
+def _meta_metrics(binary: bool, probabilities: bool) -> set[str]:
+    """The meta model's own metrics: logloss needs probabilities (learned stacker); AUC only ranks."""
+    if not binary:
+        return {"corr"}
+    return {"corr", "auc", "logloss"} if probabilities else {"corr", "auc"}
+
+
 def compute(inputs: RoundInputs, progress: Callable[[str, float], None] = lambda _p, _f: None) -> RoundResults:
     """Meta model by the tournament's policy, then every metric of every model against it."""
     m = len(inputs.model_ids)
@@ -116,8 +123,7 @@ def compute(inputs: RoundInputs, progress: Callable[[str, float], None] = lambda
                            leave_one_out_gain=r.leave_one_out_gain) for r in results])
     own_values = meta_probabilities if meta_probabilities is not None else meta
     own = score_submissions(np.asarray(own_values, dtype=np.float64)[None, :], inputs.targets, meta, inputs.eras,
-                            eps=inputs.eps, metrics=({"corr", "logloss", "auc"} if inputs.binary and
-                                                     meta_probabilities is not None else {"corr"}))
+                            eps=inputs.eps, metrics=_meta_metrics(inputs.binary, meta_probabilities is not None))
     for name, value in _all_metrics(own, inputs).items():
         if name != "mmc" and value[0] is not None:
             getattr(meta_message, name).CopyFrom(value[0])
