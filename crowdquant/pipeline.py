@@ -146,6 +146,14 @@ class Pipeline:
         return self.call(self.payouts.AllocateRound,
                          po_pb.AllocateRoundRequest(request_id=self.rid(ref, "allocate"), round=ref)).allocation
 
+    def existing_allocation(self, ref: common_pb2.RoundRef) -> po_pb.Allocation | None:
+        try:
+            return self.call(self.payouts.GetAllocation, po_pb.GetAllocationRequest(round=ref)).allocation
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
     def round_batches(self, ref: common_pb2.RoundRef) -> list[po_pb.Batch]:
         return list(self.call(self.payouts.ListBatches, po_pb.ListBatchesRequest(round=ref, page_size=1000)).batches)
 
@@ -196,9 +204,11 @@ class Pipeline:
                 out.steps_done.append("publish")
             self.publish(ref)
             if last >= 4:
-                self.log("allocating")
-                out.allocation = self.allocate(ref)
-                out.steps_done.append("allocate")
+                out.allocation = self.existing_allocation(ref)
+                if out.allocation is None:
+                    self.log("allocating")
+                    out.allocation = self.allocate(ref)
+                    out.steps_done.append("allocate")
             if last >= 5 and self.round(ref).state != R.STATE_PAID:
                 self.log("paying")
                 out.batches = self.pay(ref)

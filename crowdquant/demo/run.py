@@ -211,7 +211,7 @@ class Demo:
                 copied.setdefault("source", (ids, values))
             return uploads + 1
 
-    def play_round(self, number: int) -> None:
+    def play_round(self, number: int, *, run_pipeline: bool = True) -> None:
         p = self.pipeline
         assert p is not None
         self.console.rule(f"[bold]round {number}")
@@ -232,6 +232,8 @@ class Demo:
                     uploads += done
                     progress.update(task, advance=1)
         self.console.print(f"{uploads} uploads accepted")
+        if not run_pipeline:
+            return
         steps = ["close", "resolve", "score", "publish", "allocate", "pay"]
         with self._progress("pipeline: close, resolve, score, publish, allocate, pay", len(steps)) as (prog, task):
             outcome = p.run(ref)
