@@ -1,6 +1,7 @@
 """Who may call which payouts and ledger-audit RPC (ownership is checked in the handlers).
 
-Only operators move money; auditors only read; participants see their own records.
+Only operators move money; auditors only read; participants see their own records. The service role
+(other crowdquant services) reads round stakes (scoring) and allocations (the leaderboard).
 """
 
 from shared.auth import Role
@@ -14,7 +15,7 @@ PAYOUTS = {
     "ListStakes": {P, O, A},
     "GetRoundStakes": {O, S},
     "AllocateRound": {O},
-    "GetAllocation": {P, O, A},
+    "GetAllocation": {P, O, A, S},
     "CreateBatch": {O},
     "GetBatch": {O, A},
     "ListBatches": {O, A},
@@ -27,6 +28,16 @@ PAYOUTS = {
 }
 LEDGER_AUDIT = {
     rpc: {A, O}
-    for rpc in ("ListAccounts", "GetBalance", "ListEntries", "GetEntry", "GetTrialBalance", "VerifyChain",
-                "GetChainHead", "GetStatement", "ExportEntries", "TracePayout")
+    for rpc in (
+        "ListAccounts",
+        "GetBalance",
+        "ListEntries",
+        "GetEntry",
+        "GetTrialBalance",
+        "VerifyChain",
+        "GetChainHead",
+        "GetStatement",
+        "ExportEntries",
+        "TracePayout",
+    )
 }

@@ -97,8 +97,8 @@ class PayoutWallet:
         return f"PayoutWallet(name={self.name!r}, network={self.network.name!r})"
 
     def close(self) -> None:
-        """Release the wallet's database session."""
-        self._wallet.session.close()
+        """Release the wallet's database session and its connections (bitcoinlib's own context exit)."""
+        self._wallet.__exit__(None, None, None)
 
     # --- coins and addresses -------------------------------------------------------------------
 
@@ -118,6 +118,22 @@ class PayoutWallet:
             for u in self._wallet.utxos(network=self.network.bitcoinlib_name, min_confirms=min_confirms)
             if (u["txid"], u["output_n"]) not in excluded
         ]
+
+    def received_outputs(self) -> list[Coin]:
+        """Every output ever paid to one of the wallet's keys (spent or not, change included).
+
+        The service books each coin that entered the wallet once in its ledger, keyed by outpoint, so
+        the ledger's wallet account can always be compared with, and brought back in line with, the
+        coins (the caller leaves out the change of its own payout transactions).
+        """
+        session = self._wallet.session
+        rows = (
+            session.query(DbTransactionOutput, DbTransaction)
+            .join(DbTransaction)
+            .filter(DbTransaction.wallet_id == self._wallet.wallet_id, DbTransactionOutput.key_id.isnot(None))
+            .all()
+        )
+        return [Coin(t.txid.hex(), o.output_n, o.value) for o, t in rows]
 
     def balance(self, *, min_confirms: int = 0) -> int:
         """Satoshis in unspent coins (unconfirmed change included by default)."""

@@ -35,8 +35,7 @@ MODULES = [(identity_service_pb2, "IdentityService", "submissions"),
 SCHEMAS = ["submissions", "scoring", "leaderboard", "payouts"]
 ACCEPTABLE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
               grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
-              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.OK,
-              grpc.StatusCode.UNIMPLEMENTED}
+              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.OK}
 
 HOSTILE_TEXT = st.one_of(
     st.just(""), st.text(max_size=40), st.text(min_size=300, max_size=2000),

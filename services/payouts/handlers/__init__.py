@@ -1,0 +1,1 @@
+"""Use cases of the payouts service: plain async functions and classes over the database and the peers."""

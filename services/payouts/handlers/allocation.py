@@ -1,0 +1,315 @@
+"""Allocating a scored round: contributions from scoring, eligibility from submissions, money in the ledger.
+
+One allocation per round and policy, with an id derived from both: asking again returns the stored
+one, whatever the request id. Its money moves in one balanced ledger entry (also with a derived id):
+
+- pool: ``platform:rewards`` is debited the pool share of every eligible model, each model's
+  ``payable`` account credited its share (largest remainder: the shares add up to the pool exactly);
+- stake: gains are credited to ``payable`` (paid out in Bitcoin batches) against ``platform:rewards``;
+  burns are debited from the model's ``staked`` account and credited to ``platform:burned``.
+
+CORR and MMC are the per-era means of the round's live eras (what scoring reports as each model's
+round score); the leave-one-out gain is the learned stacker's. Each line keeps why a model was not
+eligible, quoting the submission's own check result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from crowdquant.common.v1 import common_pb2
+from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
+from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
+from services.payouts import chart, faults, ids, ledger
+from services.payouts.domain import allocation as policy_rules
+from services.payouts.peers import Peers
+from services.payouts.repository import allocations as repo
+from services.payouts.repository import batches as batch_repo
+from services.payouts.repository import ledger_views
+from services.payouts.uow import unit_of_work
+from shared.db import Database
+from shared.errors import FailedPrecondition, InvalidArgument, NotFound
+
+POLICY_NAMES = {common_pb2.PAYOUT_POLICY_POOL: "pool", common_pb2.PAYOUT_POLICY_STAKE: "stake"}
+POLICY_ENUMS = {name: value for value, name in POLICY_NAMES.items()}
+_PAYABLE_STATES = (sub_pb.Round.STATE_SCORED, sub_pb.Round.STATE_PAID)
+_CHECK_LABELS = {
+    policy_rules.IneligibleReason.NOT_ORIGINAL: ("not original", "originality"),
+    policy_rules.IneligibleReason.INCONSISTENT: ("not consistent", "consistency"),
+    policy_rules.IneligibleReason.NOT_CONCORDANT: ("not concordant", "concordance"),
+}
+
+
+@dataclass
+class AllocationView:
+    row: Any
+    lines: list[Any]
+    rules: sub_pb.PayoutRules
+
+
+def require_ref(ref: common_pb2.RoundRef) -> None:
+    if not ref.tournament_id or ref.round_number < 1:
+        raise InvalidArgument(
+            "round: tournament_id and round_number >= 1 are required", metadata={"field": "round"}
+        )
+
+
+def policy_name(requested: int, rules: sub_pb.PayoutRules) -> str:
+    value = requested or rules.policy or common_pb2.PAYOUT_POLICY_POOL
+    if value not in POLICY_NAMES:
+        raise InvalidArgument(f"policy: unknown payout policy {value}", metadata={"field": "policy"})
+    return POLICY_NAMES[value]
+
+
+def _mean(scores: sc_pb.ModelScores, metric: str) -> float | None:
+    if not scores.HasField(metric):
+        return None
+    value = getattr(scores, metric).mean
+    return value if math.isfinite(value) else None
+
+
+def _check(result: sub_pb.CheckResult) -> bool | None:
+    if result.outcome == sub_pb.CheckResult.OUTCOME_PASSED:
+        return True
+    if result.outcome == sub_pb.CheckResult.OUTCOME_FLAGGED:
+        return False
+    return None
+
+
+def _reason(reason: policy_rules.IneligibleReason | None, submission: sub_pb.Submission | None) -> str:
+    if reason is None:
+        return ""
+    if reason is policy_rules.IneligibleReason.MISSING_SCORE:
+        return "no score for the policy's metric (e.g. constant predictions have no CORR)"
+    label, field_name = _CHECK_LABELS[reason]
+    detail = getattr(submission, field_name).reason if submission is not None else ""
+    if not detail:
+        return f"{label}: the {field_name} check did not pass (required by the tournament)"
+    return detail if detail.startswith(label) else f"{label}: {detail}"
+
+
+def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolicy | policy_rules.StakePolicy:
+    eligibility = policy_rules.EligibilityRules(
+        require_consistency=rules.require_consistency, require_concordance=rules.require_concordance
+    )
+    if name == "pool":
+        pool = rules.pool
+        if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN:
+            return policy_rules.PoolPolicy(
+                pool.pool_satoshis, policy_rules.ContributionSource.LOO, rules=eligibility
+            )
+        if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_WEIGHTED_MIX:
+            return policy_rules.PoolPolicy(
+                pool.pool_satoshis,
+                policy_rules.ContributionSource.MMC,
+                source_weight=pool.mmc_weight,
+                corr_weight=pool.corr_weight,
+                rules=eligibility,
+            )
+        return policy_rules.PoolPolicy(
+            pool.pool_satoshis, policy_rules.ContributionSource.MMC, rules=eligibility
+        )
+    stake = rules.stake
+    return policy_rules.StakePolicy(
+        stake.payout_threshold_satoshis or 1,
+        corr_weight=stake.corr_weight or 0.5,
+        mmc_weight=stake.mmc_weight or 2.0,
+        clip=stake.clip or 0.05,
+        rules=eligibility,
+    )
+
+
+def results(
+    scores: list[sc_pb.ModelScores],
+    submissions: dict[str, sub_pb.Submission],
+    stakes: dict[str, int],
+    rules: sub_pb.PayoutRules,
+) -> list[policy_rules.ModelResult]:
+    out = []
+    for s in scores:
+        submission = submissions.get(s.model.model_id)
+        original = True
+        if rules.require_originality and submission is not None:
+            original = _check(submission.originality) is not False
+        out.append(
+            policy_rules.ModelResult(
+                model_id=s.model.model_id,
+                participant_id=s.model.participant_id,
+                corr=_mean(s, "corr"),
+                mmc=_mean(s, "mmc"),
+                loo=s.leave_one_out_gain if math.isfinite(s.leave_one_out_gain) else None,
+                stake=stakes.get(s.model.model_id, 0),
+                original=original,
+                consistent=_check(submission.consistency) if submission is not None else None,
+                concordant=_check(submission.concordance) if submission is not None else None,
+            )
+        )
+    return out
+
+
+def ledger_postings(result: policy_rules.Allocation) -> list[ledger.PostingSpec]:
+    postings: list[ledger.PostingSpec] = []
+    for line in result.lines:
+        if line.amount > 0:
+            postings.append(
+                ledger.PostingSpec(chart.payable(line.participant_id, line.model_id), -line.amount)
+            )
+        elif line.amount < 0:
+            postings.append(
+                ledger.PostingSpec(chart.staked(line.participant_id, line.model_id), -line.amount)
+            )
+    if result.total_paid:
+        postings.append(ledger.PostingSpec(chart.REWARDS, result.total_paid))
+    if result.total_burned:
+        postings.append(ledger.PostingSpec(chart.BURNED, -result.total_burned))
+    return postings
+
+
+def _line_rows(
+    result: policy_rules.Allocation,
+    scores: list[sc_pb.ModelScores],
+    submissions: dict[str, sub_pb.Submission],
+) -> list[dict[str, Any]]:
+    names = {s.model.model_id: s.model.display_name for s in scores}
+    return [
+        {
+            "model_id": line.model_id,
+            "participant_id": line.participant_id,
+            "display_name": names.get(line.model_id, ""),
+            "contribution": float(line.score) if line.score is not None else None,
+            "corr": line.corr,
+            "mmc": line.mmc,
+            "loo": line.loo,
+            "stake": line.stake,
+            "amount": line.amount,
+            "eligible": line.eligible,
+            "reason": _reason(line.reason, submissions.get(line.model_id)),
+        }
+        for line in result.lines
+    ]
+
+
+async def load(
+    database: Database, tournament_id: str, round_number: int, policy: str
+) -> AllocationView | None:
+    async with database.connect() as conn:
+        row = await repo.get(conn, tournament_id, round_number, policy)
+        if row is None:
+            return None
+        lines = await repo.lines(conn, row.allocation_id)
+    return AllocationView(row, lines, sub_pb.PayoutRules.FromString(bytes(row.parameters)))
+
+
+async def allocate_round(
+    database: Database, peers: Peers, ref: common_pb2.RoundRef, requested_policy: int
+) -> AllocationView:
+    """Allocate the round under its policy once; a repeat returns the stored allocation."""
+    require_ref(ref)
+    rnd = await peers.round(ref)
+    if rnd.state not in _PAYABLE_STATES:
+        state = sub_pb.Round.State.Name(rnd.state).removeprefix("STATE_")
+        raise FailedPrecondition(
+            f"round {ref.round_number} of {ref.tournament_id} is {state}: it is allocated once scored",
+            reason="ROUND_NOT_SCORED",
+            metadata={"current_state": state},
+        )
+    tournament = await peers.tournament(ref.tournament_id)
+    rules = sub_pb.PayoutRules()
+    rules.CopyFrom(tournament.rules.payout)
+    name = policy_name(requested_policy, rules)
+    rules.policy = POLICY_ENUMS[name]
+    existing = await load(database, ref.tournament_id, ref.round_number, name)
+    if existing is not None:
+        return existing
+    scores = [s async for s in peers.round_scores(ref)]
+    submissions = await peers.latest_submissions(ref)
+    allocation_id = ids.allocation(ref.tournament_id, ref.round_number, name)
+    async with unit_of_work(database) as conn:
+        await repo.lock_round(conn, ref.tournament_id, ref.round_number)
+        if await repo.get(conn, ref.tournament_id, ref.round_number, name) is None:
+            await batch_repo.lock(conn)
+            await ledger.open_accounts(conn, account_specs(scores, ref.tournament_id))
+            stake_codes = {
+                s.model.model_id: chart.staked(s.model.participant_id, s.model.model_id) for s in scores
+            }
+            found = await ledger_views.balances(conn, list(stake_codes.values()))
+            stakes = {m: -found.get(code, 0) for m, code in stake_codes.items()}
+            result = policy_rules.allocate(
+                results(scores, submissions, stakes, rules), build_policy(name, rules)
+            )
+            postings = ledger_postings(result)
+            entry_id = ids.allocation_entry(allocation_id) if postings else None
+            if entry_id is not None:
+                await ledger.post_entry(
+                    conn,
+                    ledger.EntrySpec(
+                        id=entry_id,
+                        kind="allocation",
+                        postings=postings,
+                        memo=f"{name} allocation of {ref.tournament_id} round {ref.round_number}",
+                        metadata={
+                            "allocation_id": str(allocation_id),
+                            "tournament_id": ref.tournament_id,
+                            "round_number": str(ref.round_number),
+                            "policy": name,
+                        },
+                    ),
+                )
+            await repo.insert(
+                conn,
+                allocation_id=allocation_id,
+                tournament_id=ref.tournament_id,
+                round_number=ref.round_number,
+                policy=name,
+                parameters=rules.SerializeToString(),
+                payout_factor=_fraction_text(result.payout_factor),
+                total=sum(line.amount for line in result.lines),
+                entry_id=entry_id,
+                lines=_line_rows(result, scores, submissions),
+            )
+    faults.reach("allocation.recorded")
+    view = await load(database, ref.tournament_id, ref.round_number, name)
+    assert view is not None
+    return view
+
+
+def account_specs(scores: list[sc_pb.ModelScores], tournament_id: str) -> list[ledger.AccountSpec]:
+    """The platform's accounts and those of every scored model's participant."""
+    by_owner: dict[str, dict[str, str]] = {}
+    for s in scores:
+        participant_id = chart.require_id(s.model.participant_id, "participant_id")
+        by_owner.setdefault(participant_id, {})[chart.require_id(s.model.model_id, "model_id")] = (
+            tournament_id
+        )
+    return [
+        *chart.platform_specs(),
+        *[spec for p, models in sorted(by_owner.items()) for spec in chart.participant_specs(p, models)],
+    ]
+
+
+def _fraction_text(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def fraction_value(text_value: str) -> float:
+    return float(Fraction(text_value))
+
+
+async def get_allocation(
+    database: Database, peers: Peers, ref: common_pb2.RoundRef, requested_policy: int
+) -> AllocationView:
+    require_ref(ref)
+    if requested_policy:
+        name = policy_name(requested_policy, sub_pb.PayoutRules())
+    else:
+        name = policy_name(0, (await peers.tournament(ref.tournament_id)).rules.payout)
+    view = await load(database, ref.tournament_id, ref.round_number, name)
+    if view is None:
+        raise NotFound(
+            f"round {ref.round_number} of {ref.tournament_id} has no {name} allocation yet",
+            metadata={"round": f"{ref.tournament_id}/{ref.round_number}", "policy": name},
+        )
+    return view

@@ -1,0 +1,1 @@
+"""Queries of the payouts schema: allocations, batches, and read-only views of ledger balances."""

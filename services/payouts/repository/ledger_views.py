@@ -1,0 +1,102 @@
+"""Read-only views over the ledger's account balances that the payouts handlers need in bulk.
+
+The ledger module answers one account at a time; a batch planner needs every payable balance at once
+and a stake listing needs pages of stake accounts. These are plain SELECTs on the ledger's tables of
+the same schema (which the application role may read), never writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_PER_MODEL = """a.code LIKE 'participant:%' AND split_part(a.code, ':', 3) = :kind
+                AND (CAST(:p AS text) IS NULL OR split_part(a.code, ':', 2) = :p)"""
+
+
+@dataclass(frozen=True)
+class ModelAccount:
+    """A per-model participant account and what the platform owes on it (the negated credit balance)."""
+
+    code: str
+    participant_id: str
+    model_id: str
+    amount: int
+    tournament_id: str = ""
+    created_at: datetime | None = None
+
+
+def _account(row: Any) -> ModelAccount:
+    _, participant_id, _, model_id = row.code.split(":", 3)
+    return ModelAccount(
+        row.code, participant_id, model_id, int(row.amount), row.tournament_id or "", row.created_at
+    )
+
+
+async def owed(conn: AsyncConnection, kind: str, participant_id: str | None = None) -> list[ModelAccount]:
+    """Accounts of ``kind`` ('payable', 'staked', 'pending') with a non-zero balance, by code."""
+    rows = (
+        await conn.execute(
+            text(
+                f"""SELECT a.code, -b.balance AS amount, a.metadata->>'tournament_id' AS tournament_id,
+                   a.created_at
+              FROM payouts.ledger_accounts a
+              JOIN payouts.ledger_balances b ON b.account_id = a.id
+             WHERE {_PER_MODEL} AND b.balance <> 0 ORDER BY a.code"""
+            ),
+            {"kind": kind, "p": participant_id},
+        )
+    ).all()
+    return [_account(row) for row in rows]
+
+
+async def balances(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, int]:
+    """Current balances (debits - credits) of the given accounts; missing accounts are left out."""
+    rows = (
+        await conn.execute(
+            text(
+                """SELECT a.code, b.balance FROM payouts.ledger_accounts a JOIN payouts.ledger_balances b
+             ON b.account_id = a.id WHERE a.code = ANY(:c)"""
+            ),
+            {"c": list(codes)},
+        )
+    ).all()
+    return {row.code: int(row.balance) for row in rows}
+
+
+async def stake_accounts(
+    conn: AsyncConnection, participant_id: str | None, after: str | None, limit: int
+) -> list[ModelAccount]:
+    """Stake accounts (any balance), ordered by code, keyset after ``after``."""
+    rows = (
+        await conn.execute(
+            text(
+                f"""SELECT a.code, -b.balance AS amount, a.metadata->>'tournament_id' AS tournament_id,
+                   a.created_at
+              FROM payouts.ledger_accounts a
+              JOIN payouts.ledger_balances b ON b.account_id = a.id
+             WHERE {_PER_MODEL} AND (CAST(:after AS text) IS NULL OR a.code > :after)
+             ORDER BY a.code LIMIT :lim"""
+            ),
+            {"kind": "staked", "p": participant_id, "after": after, "lim": limit},
+        )
+    ).all()
+    return [_account(row) for row in rows]
+
+
+async def last_change(conn: AsyncConnection, code: str) -> datetime | None:
+    """When an account last moved (a stake's update time)."""
+    return (
+        await conn.execute(
+            text(
+                """SELECT max(p.recorded_at) FROM payouts.ledger_postings p
+             JOIN payouts.ledger_accounts a ON a.id = p.account_id WHERE a.code = :c"""
+            ),
+            {"c": code},
+        )
+    ).scalar()

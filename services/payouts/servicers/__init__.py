@@ -1,0 +1,1 @@
+"""Thin gRPC adapters of the payouts service: proto in, handler call, proto out."""
