@@ -13,7 +13,15 @@ from crowdquant.common.v1 import common_pb2
 KEY = typer.Option(..., "--api-key", envvar=["CROWDQUANT_OPERATOR_API_KEY", "CROWDQUANT_API_KEY"],
                    help="operator (or auditor, for audit) key", show_default=False)
 TOURNAMENT = typer.Option(..., "--tournament", "-t", envvar="CROWDQUANT_TOURNAMENT", help="tournament id")
-ROUND = typer.Option(0, "--round", "-r", help="round number (0 = latest)")
+ROUND = typer.Option("latest", "--round", "-r", help="round number, or 'latest'")
+
+
+def round_number(value: str) -> int:
+    if value in ("latest", "0", ""):
+        return 0
+    if not value.isdigit():
+        raise typer.BadParameter("--round must be a round number or 'latest'")
+    return int(value)
 
 round_app = typer.Typer(help="One step of a round's pipeline at a time.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="The whole remaining pipeline of a round.", no_args_is_help=True)
@@ -49,16 +57,16 @@ def round_open(tournament: str = TOURNAMENT, seed: int = typer.Option(0, help="g
 
 @round_app.command("status")
 @friendly
-def round_status(tournament: str = TOURNAMENT, number: int = ROUND, api_key: str = KEY) -> None:
+def round_status(tournament: str = TOURNAMENT, number: str = ROUND, api_key: str = KEY) -> None:
     """A round's state and counts."""
-    _show_round(_pipeline(api_key).round(_ref(tournament, number)))
+    _show_round(_pipeline(api_key).round(_ref(tournament, round_number(number))))
 
 
 def _step(name: str):  # type: ignore[no-untyped-def]
     @friendly
-    def command(tournament: str = TOURNAMENT, number: int = ROUND, api_key: str = KEY) -> None:
+    def command(tournament: str = TOURNAMENT, number: str = ROUND, api_key: str = KEY) -> None:
         p = _pipeline(api_key)
-        ref = p.round(_ref(tournament, number)).round
+        ref = p.round(_ref(tournament, round_number(number))).round
         action = {"close": p.close_round, "resolve": p.resolve, "score": p.score, "publish": p.publish,
                   "allocate": p.allocate, "pay": p.pay}[name]
         result = action(ref)
@@ -74,12 +82,12 @@ for _name in ("close", "resolve", "score", "publish", "allocate", "pay"):
 
 @pipeline_app.command("run")
 @friendly
-def pipeline_run(tournament: str = TOURNAMENT, number: int = ROUND,
+def pipeline_run(tournament: str = TOURNAMENT, number: str = ROUND,
                  until: str = typer.Option("pay", help="last step: close|resolve|score|publish|allocate|pay"),
                  api_key: str = KEY) -> None:
     """Run the remaining steps of a round; safe to re-run after any failure (it resumes)."""
     p = _pipeline(api_key)
-    outcome = p.run(_ref(tournament, number), until=until)
+    outcome = p.run(_ref(tournament, round_number(number)), until=until)
     done = ", ".join(outcome.steps_done) or "nothing left to do"
     console.print(f"round {outcome.ref.round_number}: {done}; now {outcome.state}")
     for batch in outcome.batches:
