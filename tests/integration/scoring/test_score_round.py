@@ -43,6 +43,20 @@ async def make_participant(services, keys, name):
     return p.participant_id, await create_key(CommonSettings(), Role.PARTICIPANT, p.participant_id, "", [], url=url)
 
 
+async def stake(services, keys, model, key) -> None:
+    """Only "linear" stakes, so the stake-weighted meta model is exactly its ranks (a copy of the meta model)."""
+    from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
+    from crowdquant.payouts.v1 import payouts_service_pb2_grpc as po_grpc
+
+    async with grpc.aio.insecure_channel(services["payouts"].address) as channel:
+        payouts = po_grpc.PayoutsServiceStub(channel)
+        await payouts.RecordDeposit(po_pb.RecordDepositRequest(
+            request_id="dep-linear", participant_id=model.participant_id, amount_satoshis=1_000_000),
+            metadata=md(keys.operator))
+        await payouts.SetStake(po_pb.SetStakeRequest(request_id="stake-linear", model_id=model.model_id,
+                                                     amount_satoshis=500_000), metadata=md(key))
+
+
 @pytest.fixture(scope="module")
 async def scored_round(subs, keys, services):
     await subs.CreateTournament(pb.CreateTournamentRequest(
@@ -76,6 +90,8 @@ async def scored_round(subs, keys, services):
         model = (await subs.CreateModel(pb.CreateModelRequest(request_id=f"m-{name}", tournament_id=T,
                                                               display_name=name, payout_address=blt_address(40)),
                                         metadata=md(key))).model
+        if name == "linear":
+            await stake(services, keys, model, key)
         await subs.UploadPredictions(upload_requests(pb.UploadHeader(request_id=f"u-{name}", round=opened.round,
                                                                      model_id=model.model_id),
                                                      tour_ids, np.clip(values, 0.001, 0.999)), metadata=md(key))
@@ -127,6 +143,9 @@ async def test_score_round_end_to_end(subs, scoring, keys, scored_round, databas
     assert linear.logloss.overall < constant.logloss.overall
     noise = (await scores("noise")).scores
     assert linear.corr.mean > noise.corr.mean
+    # the only staked model is the meta model: its contribution beyond the meta model is nil
+    assert linear.stake_satoshis == 500_000 and linear.meta_weight == 1.0
+    assert abs(linear.mmc.overall) < 1e-6 and abs(noise.mmc.overall) > 1e-4
     assert linear.logloss.ci_low <= linear.logloss.mean <= linear.logloss.ci_high
     assert len(linear.corr.eras) == 9
     meta = (await scoring.GetMetaModel(sc_pb.GetMetaModelRequest(round=opened.round), metadata=md(keys.operator))
