@@ -105,7 +105,7 @@ class Demo:
         service_key = asyncio.run(create_key(settings, Role.SERVICE, "", "demo services", [], url=self.url))
         self.operator = asyncio.run(create_key(settings, Role.OPERATOR, "", "demo operator", [], url=self.url))
         self.cluster = Cluster(database_url=self.url, service_key=service_key, log_dir=self.data_dir / "logs",
-                               with_gateway=True)
+                               with_gateway=True, env={"CROWDQUANT_DATA_DIR": str(self.data_dir.resolve())})
         with self.console.status("starting the services"):
             self.cluster.start_all()
             status = asyncio.run(self.cluster.wait_healthy())

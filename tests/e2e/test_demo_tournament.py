@@ -5,6 +5,7 @@ reconciliation is clean, and the public board over HTTP matches the scores over 
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -69,6 +70,20 @@ def test_small_demo_pays_everyone_exactly_once(postgres, tmp_path: Path):
             for model_id, value in shown.items():
                 assert abs(value - expected[model_id]) < 1e-9
         assert paid_outputs > 0
+        # no secret and no payload in any log line or in what the demo printed
+        secrets = {demo.operator, demo.cluster.service_key} | {pl.key for pl in demo.players}
+        secrets |= {s.split(".", 1)[1] for s in set(secrets)}
+        seed_files = list(tmp_path.rglob("wallet-seed"))
+        assert seed_files, "the payouts service keeps its generated seed under the data folder"
+        secrets |= {f.read_text().strip() for f in seed_files}
+        texts = [p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log")]
+        texts.append((tmp_path / "out.txt").read_text())
+        assert sum(t.count("\n") for t in texts) > 100
+        for text in texts:
+            for secret in secrets:
+                assert secret not in text
+            for line in text.splitlines():
+                assert len(re.findall(r"\bt\d{6}\b", line)) < 3, "row ids (a payload) in a log line"
     finally:
         demo.stop()
         asyncio.run(postgres.drop_database(url))
