@@ -209,9 +209,13 @@ class Demo:
                     client.submit(TOURNAMENT, (ids, variant), model=player.model_id, round_number=number)
                     uploads += 1
             client.submit(TOURNAMENT, (ids, values), model=player.model_id, round_number=number)
-            if profile.kind == "good":
-                copied.setdefault("source", (ids, values))
+            if player is self.copied_player():
+                copied["source"] = (ids, values)
             return uploads + 1
+
+    def copied_player(self) -> Player | None:
+        """Whom the copycats copy: the first honest linear model (deterministic, for reproducible rounds)."""
+        return next((pl for pl in self.players if pl.profile.kind == "good"), None)
 
     def play_round(self, number: int, *, run_pipeline: bool = True) -> None:
         p = self.pipeline

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import io
 import re
 import secrets
@@ -130,9 +131,15 @@ def spec_from_proto(spec: pb.GeneratedDatasetSpec, kind: TargetKind) -> datagen.
 
 
 def generated_round(spec: datagen.DatasetSpec) -> PackedRound:
-    """Generate, then obfuscate with a fresh secret key that is thrown away: raw features never stored."""
+    """Generate, then obfuscate: the raw features are never stored.
+
+    The obfuscation key is derived from the seed, so a seed reproduces the published round exactly
+    (the same data, the same scores). The seed is the operator's secret: whoever knows it can
+    regenerate the hidden targets too, so rounds show it only to operators and services.
+    """
     raw = datagen.generate(spec)
-    published, _ = obfuscation.obfuscate_dataset(raw, secrets.token_bytes(32))
+    key = hmac.new(b"crowdquant generated round obfuscation", str(spec.seed).encode(), hashlib.sha256).digest()
+    published, _ = obfuscation.obfuscate_dataset(raw, key)
     names = [f"feature{i + 1}" for i in range(published.n_features)]
     return PackedRound.from_dataset(published, names)
 

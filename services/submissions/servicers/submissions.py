@@ -29,7 +29,7 @@ from shared.db import Database
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from shared.idempotency import run_once
 from shared.pagination import decode_token, encode_token, page_size
-from shared.rpc.context import principal
+from shared.rpc.context import optional_principal, principal
 from shared.rpc.convert import timestamp
 from shared.rpc.ratelimit import TokenBuckets
 
@@ -85,6 +85,9 @@ def round_pb(row: Any) -> pb.Round:
         dataset_id=row.dataset_id or "")
     if row.generated_spec is not None:
         out.generated.ParseFromString(bytes(row.generated_spec))
+        who = optional_principal()
+        if who is None or who.role not in (Role.OPERATOR, Role.SERVICE):
+            out.generated.ClearField("seed")  # the seed regenerates the hidden targets: operators only
     return out
 
 

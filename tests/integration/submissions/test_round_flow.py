@@ -62,6 +62,10 @@ async def test_open_round_publishes_commitment_and_data(subs, keys, opened):
     assert opened.state == pb.Round.STATE_OPEN and opened.round.round_number == 1
     assert opened.validation_rows == 1200 and opened.live_rows == 600 and opened.training_rows == 2000
     assert len(opened.commitment_sha256) == 64
+    # the generator's seed would regenerate the hidden targets: only operators see it
+    assert opened.generated.seed == SMALL.seed
+    seen = (await subs.GetRound(pb.GetRoundRequest(round=opened.round), metadata=md(keys.participant))).round
+    assert seen.generated.seed == 0 and seen.generated.n_train == SMALL.n_train
     commitment = (await subs.GetRoundCommitment(pb.GetRoundCommitmentRequest(round=opened.round),
                                                 metadata=md(keys.participant))).commitment
     assert commitment.commitment_sha256 == opened.commitment_sha256 and commitment.salt_hex == ""
