@@ -2,7 +2,7 @@
 
 Revision ID: 0002_boards
 Revises: 0001_base
-Create Date: 2026-11-24
+Create Date: 2026-11-23
 
 One row per model per published round holds every metric's mean and interval in fixed columns
 (NULL where a metric does not apply), so loading a round is one indexed scan. ``state`` holds the

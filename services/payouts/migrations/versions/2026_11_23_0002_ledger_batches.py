@@ -9,7 +9,7 @@ Schema ``payouts_wallet`` is where bitcoinlib keeps the payout wallet (its own t
 
 Revision ID: 0002_ledger_batches
 Revises: 0001_base
-Create Date: 2026-11-25
+Create Date: 2026-11-23
 """
 
 from alembic import op
