@@ -17,17 +17,13 @@ import grpc
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
-from crowdquant.payouts.v1 import payouts_service_pb2_grpc as po_grpc
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
-from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
-from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
-from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
 from shared.config import CommonSettings
 from shared.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied, Unavailable
 from shared.logging import get_logger
-from shared.rpc.client import call_with_retry, open_channel
+from shared.rpc.peers import PeerChannels
 
 log = get_logger("crowdquant.leaderboard.peers")
 PAGE = 1000
@@ -60,44 +56,15 @@ def _optional(exc: DomainError) -> bool:
             or peer_code(exc) == grpc.StatusCode.UNIMPLEMENTED)
 
 
-class Peers:
+class Peers(PeerChannels):
     """Stubs of the peers, one channel each, closed with :meth:`close`."""
 
     def __init__(self, settings: CommonSettings, deadline: float) -> None:
-        self._settings = settings
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._key = settings.service_api_key.get_secret_value() if settings.service_api_key else None
+        super().__init__(settings)
         self.deadline = deadline
 
-    def _channel(self, peer: str) -> grpc.aio.Channel:
-        """Opened on first use, so a peer address set after start-up (tests, the demo) is honoured."""
-        if peer not in self._channels:
-            self._channels[peer] = open_channel(self._settings.peer_addr(peer))
-        return self._channels[peer]
-
-    @property
-    def submissions(self) -> sub_grpc.SubmissionsServiceStub:
-        return sub_grpc.SubmissionsServiceStub(self._channel("submissions"))
-
-    @property
-    def identity(self) -> id_grpc.IdentityServiceStub:
-        return id_grpc.IdentityServiceStub(self._channel("submissions"))
-
-    @property
-    def scoring(self) -> sc_grpc.ScoringServiceStub:
-        return sc_grpc.ScoringServiceStub(self._channel("scoring"))
-
-    @property
-    def payouts(self) -> po_grpc.PayoutsServiceStub:
-        return po_grpc.PayoutsServiceStub(self._channel("payouts"))
-
-    async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
-
     async def _call(self, fn: Callable[..., Awaitable[Any]], request: Any) -> Any:
-        return await call_with_retry(fn, request, api_key=self._key, deadline=self.deadline, attempts=3)
+        return await self.unary(fn, request, deadline=self.deadline, attempts=3)
 
     async def _pages(self, fn: Callable[..., Awaitable[Any]], request: Any, field: str) -> list[Any]:
         items: list[Any] = []

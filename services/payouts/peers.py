@@ -8,20 +8,13 @@ addresses set after start-up (tests, the demo) are honoured.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
-import grpc
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
-from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
-from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
-from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
-from shared.config import CommonSettings
 from shared.errors import NotFound
-from shared.rpc.client import call_with_retry, open_channel
+from shared.rpc.peers import PeerChannels
 
 PAGE = 1000
 NETWORK_NAMES = {
@@ -38,43 +31,8 @@ def network_name(value: int) -> str:
     return NETWORK_NAMES.get(value, "bitcoinlib_test")
 
 
-class Peers:
-    def __init__(self, settings: CommonSettings) -> None:
-        self.settings = settings
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    @property
-    def key(self) -> str | None:
-        return self.settings.service_api_key.get_secret_value() if self.settings.service_api_key else None
-
-    def _channel(self, name: str) -> grpc.aio.Channel:
-        addr = self.settings.peer_addr(name)
-        channel = self._channels.get(addr)
-        if channel is None:
-            channel = self._channels[addr] = open_channel(addr)
-        return channel
-
-    @property
-    def submissions(self) -> sub_grpc.SubmissionsServiceStub:
-        return sub_grpc.SubmissionsServiceStub(self._channel("submissions"))
-
-    @property
-    def identity(self) -> id_grpc.IdentityServiceStub:
-        return id_grpc.IdentityServiceStub(self._channel("submissions"))
-
-    @property
-    def scoring(self) -> sc_grpc.ScoringServiceStub:
-        return sc_grpc.ScoringServiceStub(self._channel("scoring"))
-
-    async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
-
-    async def unary(self, fn: Any, request: Any) -> Any:
-        return await call_with_retry(
-            fn, request, api_key=self.key, deadline=self.settings.rpc_deadline_seconds
-        )
+class Peers(PeerChannels):
+    """Payouts' peers: rounds, rules, models and check results from submissions; scores from scoring."""
 
     # --- submissions -------------------------------------------------------------------------------
 

@@ -14,12 +14,10 @@ import numpy as np
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
-from crowdquant.payouts.v1 import payouts_service_pb2_grpc as po_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
-from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
-from shared.config import CommonSettings
 from shared.errors import DomainError, FailedPrecondition, NotFound
-from shared.rpc.client import call_metadata, call_with_retry, open_channel
+from shared.rpc.client import call_metadata
+from shared.rpc.peers import PeerChannels
 
 F32 = np.dtype("<f4")
 
@@ -43,38 +41,8 @@ def era_numbers(labels: list[str]) -> np.ndarray:
                       dtype=np.int64)
 
 
-class Peers:
-    def __init__(self, settings: CommonSettings) -> None:
-        self.settings = settings
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    @property
-    def key(self) -> str | None:
-        return self.settings.service_api_key.get_secret_value() if self.settings.service_api_key else None
-
-    def _channel(self, name: str) -> grpc.aio.Channel:
-        addr = self.settings.peer_addr(name)
-        channel = self._channels.get(addr)
-        if channel is None:
-            channel = self._channels[addr] = open_channel(addr)
-        return channel
-
-    @property
-    def submissions(self) -> sub_grpc.SubmissionsServiceStub:
-        return sub_grpc.SubmissionsServiceStub(self._channel("submissions"))
-
-    @property
-    def payouts(self) -> po_grpc.PayoutsServiceStub:
-        return po_grpc.PayoutsServiceStub(self._channel("payouts"))
-
-    async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
-
-    async def unary(self, fn: Any, request: Any, deadline: float | None = None) -> Any:
-        return await call_with_retry(fn, request, api_key=self.key,
-                                     deadline=deadline or self.settings.rpc_deadline_seconds)
+class Peers(PeerChannels):
+    """Scoring's peers: rows, submissions and targets from submissions; stakes from payouts."""
 
     async def round(self, ref: common_pb2.RoundRef) -> sub_pb.Round:
         return (await self.unary(self.submissions.GetRound, sub_pb.GetRoundRequest(round=ref))).round
