@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -42,6 +43,7 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     servicer = submissions.SubmissionsServicer(db, keys, on_accept=notifier)
     settings = ctx.settings
     servicer.upload_limit = TokenBuckets(settings.uploads_per_minute / 60.0, settings.upload_burst)
+    servicer.upload_slots = asyncio.Semaphore(settings.upload_concurrency)
     submissions_service_pb2_grpc.add_SubmissionsServiceServicer_to_server(servicer, server)
     ctx.policy.add(identity.SERVICE, identity.ACCESS)
     ctx.policy.add(submissions.SERVICE, submissions.ACCESS)

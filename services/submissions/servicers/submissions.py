@@ -119,6 +119,7 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         self.cache = RoundCache()
         self.on_accept = on_accept
         self.upload_limit: TokenBuckets | None = None
+        self.upload_slots = asyncio.Semaphore(6)
 
     async def _once(self, conn: Any, rpc: str, request: Any, response_type: type, action: Callable) -> Any:
         return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc=rpc, request=request,
@@ -332,7 +333,7 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         upload, content = await asyncio.to_thread(parse_upload, header, chunks)
         caller = principal()
         validation: list[np.ndarray] = []
-        async with self.db.transaction() as conn:
+        async with self.upload_slots, self.db.transaction() as conn:
             async def action() -> pb.UploadPredictionsResponse:
                 response, on_validation = await uploads.accept(conn, self.cache, self.keys.signer, caller, upload)
                 validation.append(on_validation)
