@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -66,7 +65,3 @@ async def revoke_key(conn: AsyncConnection, key_id: str) -> Any:
         .returning(*api_keys.c)
     )
     return result.one()
-
-
-def is_revoked(row: Any, now: datetime | None = None) -> bool:
-    return row.revoked_at is not None
