@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -121,19 +122,21 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One unit of work: commits on success, rolls back on any error."""
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except BaseException as exc:
-            if is_unavailable(exc):
-                raise Unavailable("the database is unavailable; retry shortly") from exc
-            raise
+        async with self._guarded(self.engine.begin()) as conn:
+            yield conn
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads (autocommit-free, rolled back at the end)."""
+        async with self._guarded(self.engine.connect()) as conn:
+            yield conn
+
+    @staticmethod
+    @asynccontextmanager
+    async def _guarded(opening: Any) -> AsyncIterator[AsyncConnection]:
+        """A down database becomes UNAVAILABLE (retry shortly) instead of an unexpected error."""
         try:
-            async with self.engine.connect() as conn:
+            async with opening as conn:
                 yield conn
         except BaseException as exc:
             if is_unavailable(exc):
