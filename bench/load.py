@@ -35,24 +35,12 @@ from shared.auth import Role
 from shared.config import CommonSettings
 from shared.db import to_plain_url
 from shared.logging import configure_logging
-from shared.testing import PostgresForTests
+from shared.testing import PostgresForTests, bearer, upload_stream
 
 SPEC = pb.GeneratedDatasetSpec(seed=9, n_train=5000, n_validation=6000, n_live=3000, n_features=10,
                                n_training_eras=10, n_tournament_eras=7)
-CHUNK = 8192
-
-
-def md(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
-def requests(header: pb.UploadHeader, ids: list[str], values: np.ndarray):
-    async def gen():
-        yield pb.UploadPredictionsRequest(header=header)
-        for start in range(0, len(ids), CHUNK):
-            yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(
-                ids="\n".join(ids[start:start + CHUNK]).encode(), values=values[start:start + CHUNK].tobytes()))
-    return gen()
+md = bearer
+requests = upload_stream
 
 
 async def run(uploaders: int, readers: int, seconds: float, max_per_model: int = 20) -> dict:

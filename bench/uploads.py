@@ -28,22 +28,10 @@ from shared.auth import Role
 from shared.config import CommonSettings
 from shared.db import to_plain_url
 from shared.logging import configure_logging
-from shared.testing import PostgresForTests, start_services, stop_services
+from shared.testing import PostgresForTests, bearer, start_services, stop_services, upload_stream
 
-CHUNK = 8192
-
-
-def md(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
-def requests(header: pb.UploadHeader, ids: list[str], values: np.ndarray):
-    async def gen():
-        yield pb.UploadPredictionsRequest(header=header)
-        for start in range(0, len(ids), CHUNK):
-            yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(
-                ids="\n".join(ids[start:start + CHUNK]).encode(), values=values[start:start + CHUNK].tobytes()))
-    return gen()
+md = bearer
+requests = upload_stream
 
 
 class EchoServicer(pb_grpc.SubmissionsServiceServicer):

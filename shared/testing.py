@@ -201,3 +201,24 @@ def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[P
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+def bearer(key: str | None) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying an API key (none for an anonymous call)."""
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+def upload_stream(header: Any, ids: Any, values: Any, chunk_rows: int = 8192) -> Any:
+    """An UploadPredictions request stream: the header, then packed chunks of ids and float32 values."""
+    import numpy as np
+
+    from crowdquant.submissions.v1 import submissions_service_pb2 as pb
+
+    async def stream() -> Any:
+        yield pb.UploadPredictionsRequest(header=header)
+        for start in range(0, len(ids), chunk_rows):
+            yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(
+                ids="\n".join(ids[start:start + chunk_rows]).encode(),
+                values=np.asarray(values[start:start + chunk_rows], dtype="<f4").tobytes()))
+
+    return stream()

@@ -9,6 +9,7 @@ import numpy as np
 from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
+from shared.testing import upload_stream
 from tests.integration.conftest import md
 
 SMALL = pb.GeneratedDatasetSpec(seed=7, n_train=2000, n_validation=1200, n_live=600, n_features=8,
@@ -22,13 +23,7 @@ def blt_address(seed: int = 0) -> str:
 
 
 def upload_requests(header: pb.UploadHeader, ids, values, chunk: int = 500):
-    async def gen():
-        yield pb.UploadPredictionsRequest(header=header)
-        for start in range(0, len(ids), chunk):
-            yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(
-                ids="\n".join(ids[start:start + chunk]).encode(),
-                values=np.asarray(values[start:start + chunk], dtype="<f4").tobytes()))
-    return gen()
+    return upload_stream(header, ids, values, chunk_rows=chunk)
 
 
 @dataclass
