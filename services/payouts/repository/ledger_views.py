@@ -37,17 +37,20 @@ def _account(row: Any) -> ModelAccount:
         row.code, participant_id, model_id, int(row.amount), row.tournament_id or "", row.created_at
     )
 
+# Per-model accounts of one kind (optionally one participant's) with their balance, for ModelAccount.
+_MODEL_ACCOUNTS = f"""SELECT a.code, -b.balance AS amount, a.metadata->>'tournament_id' AS tournament_id,
+                   a.created_at
+              FROM payouts.ledger_accounts a
+              JOIN payouts.ledger_balances b ON b.account_id = a.id
+             WHERE {_PER_MODEL}"""
+
 
 async def owed(conn: AsyncConnection, kind: str, participant_id: str | None = None) -> list[ModelAccount]:
     """Accounts of ``kind`` ('payable', 'staked', 'pending') with a non-zero balance, by code."""
     rows = (
         await conn.execute(
             text(
-                f"""SELECT a.code, -b.balance AS amount, a.metadata->>'tournament_id' AS tournament_id,
-                   a.created_at
-              FROM payouts.ledger_accounts a
-              JOIN payouts.ledger_balances b ON b.account_id = a.id
-             WHERE {_PER_MODEL} AND b.balance <> 0 ORDER BY a.code"""
+                f"""{_MODEL_ACCOUNTS} AND b.balance <> 0 ORDER BY a.code"""
             ),
             {"kind": kind, "p": participant_id},
         )
@@ -76,11 +79,7 @@ async def stake_accounts(
     rows = (
         await conn.execute(
             text(
-                f"""SELECT a.code, -b.balance AS amount, a.metadata->>'tournament_id' AS tournament_id,
-                   a.created_at
-              FROM payouts.ledger_accounts a
-              JOIN payouts.ledger_balances b ON b.account_id = a.id
-             WHERE {_PER_MODEL} AND (CAST(:after AS text) IS NULL OR a.code > :after)
+                f"""{_MODEL_ACCOUNTS} AND (CAST(:after AS text) IS NULL OR a.code > :after)
              ORDER BY a.code LIMIT :lim"""
             ),
             {"kind": "staked", "p": participant_id, "after": after, "lim": limit},
