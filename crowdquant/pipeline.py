@@ -26,6 +26,7 @@ from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
+from shared.errors import Aborted
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 STEPS = ("close", "resolve", "score", "publish", "allocate", "pay")
@@ -80,11 +81,12 @@ class Pipeline:
         for channel in self.channels.values():
             channel.close()
 
-    def call(self, fn: Any, request: Any) -> Any:
-        """A unary call with the operator key, retried while the peer is down (same request id)."""
+    def call(self, fn: Any, request: Any, *, key: str | None = None) -> Any:
+        """A unary call with the operator key (or ``key``), retried while the peer is down (same request id)."""
+        metadata = (("authorization", f"Bearer {key or self.key}"),)
         for attempt in range(self.retries + 1):
             try:
-                return fn(request, metadata=(("authorization", f"Bearer {self.key}"),), timeout=self.timeout)
+                return fn(request, metadata=metadata, timeout=self.timeout)
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt == self.retries:
                     raise
@@ -117,16 +119,24 @@ class Pipeline:
             request_id=self.rid(ref, "resolve"), round=ref, use_generated_targets=True)).round
 
     def score(self, ref: common_pb2.RoundRef) -> sc_pb.ScoringRun:
-        run = self.call(self.scoring.ScoreRound, sc_pb.ScoreRoundRequest(request_id=self.rid(ref, "score"),
-                                                                         round=ref)).run
-        while run.state == sc_pb.ScoringRun.STATE_RUNNING:
-            time.sleep(0.5)
-            run = self.call(self.scoring.GetScoringRun, sc_pb.GetScoringRunRequest(run_id=run.run_id)).run
-        if run.state != sc_pb.ScoringRun.STATE_SUCCEEDED:
-            # a failed or cancelled run: the next ScoreRound (new request id) starts a fresh one
-            retry = f"{self.rid(ref, 'score')}:{run.run_id}"
-            run = self.call(self.scoring.ScoreRound, sc_pb.ScoreRoundRequest(request_id=retry, round=ref)).run
-        return run
+        """Score the round and wait for the run; a failed or cancelled run is followed by a fresh one
+        (its request id names the run it replaces, so a resumed pipeline follows the same chain)."""
+        request_id = self.rid(ref, "score")
+        for attempt in range(self.retries + 1):
+            run = self.call(self.scoring.ScoreRound, sc_pb.ScoreRoundRequest(request_id=request_id, round=ref)).run
+            while run.state == sc_pb.ScoringRun.STATE_RUNNING:
+                time.sleep(0.5)
+                run = self.call(self.scoring.GetScoringRun, sc_pb.GetScoringRunRequest(run_id=run.run_id)).run
+            if run.state == sc_pb.ScoringRun.STATE_SUCCEEDED:
+                return run
+            state = sc_pb.ScoringRun.State.Name(run.state).removeprefix("STATE_").lower()
+            self.log(f"scoring run {run.run_id} {state}: {run.error_message or 'no reason given'}; scoring again")
+            request_id = f"{self.rid(ref, 'score')}:{run.run_id}"
+            if attempt < self.retries:
+                time.sleep(min(5.0, 0.25 * 2**attempt))
+        raise Aborted(f"round {ref.round_number} of {ref.tournament_id!r} was not scored after {self.retries + 1} "
+                      f"runs; the last, {run.run_id}, ended with: {run.error_message or 'no reason given'}. "
+                      "Fix the cause and run the pipeline again")
 
     def published(self, ref: common_pb2.RoundRef) -> bool:
         try:

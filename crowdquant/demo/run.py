@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import grpc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -167,15 +166,8 @@ class Demo:
             p.call(p.payouts.RecordDeposit, po_pb.RecordDepositRequest(
                 request_id=f"demo-deposit-{i}", participant_id=player.participant_id, amount_satoshis=amount,
                 memo="demo funding"))
-            stub_md = (("authorization", f"Bearer {player.key}"),)
-            for attempt in range(3):
-                try:
-                    p.payouts.SetStake(po_pb.SetStakeRequest(request_id=f"demo-stake-{i}", model_id=player.model_id,
-                                                             amount_satoshis=amount // 2), metadata=stub_md, timeout=60)
-                    break
-                except grpc.RpcError as exc:
-                    if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 2:
-                        raise
+            p.call(p.payouts.SetStake, po_pb.SetStakeRequest(
+                request_id=f"demo-stake-{i}", model_id=player.model_id, amount_satoshis=amount // 2), key=player.key)
 
     # --- a round ---------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import numpy as np
 from crowdquant.common.v1 import common_pb2
 from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
-from shared.errors import DomainError, FailedPrecondition, NotFound
+from shared.errors import FailedPrecondition, NotFound, Unavailable
 from shared.rpc.client import call_metadata
 from shared.rpc.peers import PeerChannels
 
@@ -120,10 +120,17 @@ class Peers(PeerChannels):
         return result
 
     async def stakes(self, ref: common_pb2.RoundRef) -> dict[str, int]:
-        """Stakes at risk in the round; empty when payouts has none (equal weights then)."""
+        """Stakes at risk in the round; empty when nobody staked (equal weights then).
+
+        Payouts unreachable is not "nobody staked": the meta model would be weighted wrongly, so the
+        run fails with UNAVAILABLE and is retried once payouts is back.
+        """
         try:
             resp = await self.unary(self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref), deadline=10)
-        except (DomainError, grpc.aio.AioRpcError):  # no payouts service or no stakes: equal weights
+        except Unavailable as exc:
+            raise Unavailable(f"payouts is unreachable, so the stakes of round {ref.round_number} are unknown; "
+                              f"score the round again once payouts is back ({exc.message})") from exc
+        except NotFound:
             return {}
         return {s.model_id: s.stake_satoshis for s in resp.stakes}
 

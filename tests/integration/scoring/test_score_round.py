@@ -9,6 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
+from crowdquant.cli.cluster import free_port
 from crowdquant.common.v1 import common_pb2
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
@@ -121,11 +122,37 @@ async def test_ladder_public_scores_appear_while_open(scoring, keys, scored_roun
     assert linear.displayed_value < constant.displayed_value and linear.step > 0
 
 
+async def close_and_resolve(subs, keys, ref) -> None:
+    await subs.CloseRound(pb.CloseRoundRequest(request_id="c-scored", round=ref), metadata=md(keys.operator))
+    await subs.ResolveRound(pb.ResolveRoundRequest(request_id="r-scored", round=ref, use_generated_targets=True),
+                            metadata=md(keys.operator))
+
+
+async def test_no_scores_while_the_stakes_are_unknown(subs, scoring, keys, services, scored_round):
+    """Payouts down: the stake-weighted meta model cannot be built, so the run fails (to be retried)
+    instead of weighting everyone equally and paying on the wrong meta model."""
+    opened, _ = scored_round
+    await close_and_resolve(subs, keys, opened.round)
+    settings = services["scoring"].ctx.settings
+    real, settings.payouts_addr = settings.payouts_addr, f"127.0.0.1:{free_port()}"
+    try:
+        run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-down", round=opened.round),
+                                        metadata=md(keys.operator))).run
+        while run.state == sc_pb.ScoringRun.STATE_RUNNING:
+            await asyncio.sleep(0.1)
+            run = (await scoring.GetScoringRun(sc_pb.GetScoringRunRequest(run_id=run.run_id),
+                                               metadata=md(keys.operator))).run
+    finally:
+        settings.payouts_addr = real
+    assert run.state == sc_pb.ScoringRun.STATE_FAILED
+    assert "payouts" in run.error_message and "stakes" in run.error_message, run.error_message
+    round_now = (await subs.GetRound(pb.GetRoundRequest(round=opened.round), metadata=md(keys.operator))).round
+    assert round_now.state == pb.Round.STATE_RESOLVED
+
+
 async def test_score_round_end_to_end(subs, scoring, keys, scored_round, database_url):
     opened, model_ids = scored_round
-    await subs.CloseRound(pb.CloseRoundRequest(request_id="c-scored", round=opened.round), metadata=md(keys.operator))
-    await subs.ResolveRound(pb.ResolveRoundRequest(request_id="r-scored", round=opened.round,
-                                                   use_generated_targets=True), metadata=md(keys.operator))
+    await close_and_resolve(subs, keys, opened.round)
     run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-1", round=opened.round),
                                     metadata=md(keys.operator))).run
     assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
