@@ -17,7 +17,7 @@ from crowdquant.common.v1 import common_pb2
 from crowdquant.demo.run import TOURNAMENT, Demo
 from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
-from services.payouts.domain.addresses import decode_address
+from shared.bitcoin_address import decode_address
 
 
 def test_small_demo_pays_everyone_exactly_once(postgres, tmp_path: Path):

@@ -2,7 +2,7 @@
 
 Importing bitcoinlib creates its data directory (``$BCL_DATA_DIR``, default ``~/.bitcoinlib``) and log
 file; set ``BCL_DATA_DIR`` to a writable data folder before importing this package in a read-only
-container. Address checks need no bitcoinlib: ``validate_address`` lives in ``domain.addresses`` and is
+container. Address checks need no bitcoinlib: ``validate_address`` lives in ``shared.bitcoin_address`` and is
 re-exported here for convenience.
 """
 
@@ -14,7 +14,7 @@ from services.payouts.bitcoin.transactions import (
     transaction_facts,
 )
 from services.payouts.bitcoin.wallet import DEFAULT_WALLET_NAME, PayoutWallet
-from services.payouts.domain.addresses import OutputType, decode_address, validate_address
+from shared.bitcoin_address import OutputType, decode_address, validate_address
 
 __all__ = [
     "DEFAULT_WALLET_NAME",

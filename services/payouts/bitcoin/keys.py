@@ -14,7 +14,7 @@ import string
 from bitcoinlib.keys import HDKey
 from bitcoinlib.mnemonic import Mnemonic
 
-from services.payouts.domain.addresses import Network
+from shared.bitcoin_address import Network
 from shared.errors import InvalidArgument
 
 WITNESS_TYPE = "segwit"

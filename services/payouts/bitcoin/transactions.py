@@ -19,7 +19,7 @@ from typing import Any
 from bitcoinlib.keys import HDKey
 from bitcoinlib.transactions import Transaction
 
-from services.payouts.domain.addresses import Destination, OutputType, decode_address
+from shared.bitcoin_address import Destination, OutputType, decode_address
 from shared.errors import InvalidArgument
 
 RBF_SEQUENCE = 0xFFFFFFFD

@@ -32,9 +32,9 @@ from services.payouts.bitcoin.transactions import (
     SpentInput,
     sign_transaction,
 )
-from services.payouts.domain.addresses import DEFAULT_NETWORK, Destination, decode_address, get_network
 from services.payouts.domain.batching import DUST_LIMITS, MAX_OUTPUTS_PER_TRANSACTION
 from services.payouts.domain.coins import Coin, plan_fee_bump, select_coins
+from shared.bitcoin_address import DEFAULT_NETWORK, Destination, decode_address, get_network
 from shared.errors import FailedPrecondition, InvalidArgument, Unavailable
 from shared.money import require_satoshis
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from services.payouts.domain.addresses import OutputType, decode_address
+from shared.bitcoin_address import OutputType, decode_address
 from shared.errors import InvalidArgument
 from shared.money import Satoshis, require_satoshis
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.payouts.domain.addresses import OutputType
 from services.payouts.domain.batching import DUST_LIMITS, estimate_vsize
+from shared.bitcoin_address import OutputType
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.money import Satoshis, require_satoshis
 

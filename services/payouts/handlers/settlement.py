@@ -14,12 +14,12 @@ from typing import Any
 
 from crowdquant.common.v1 import common_pb2
 from services.payouts import chart, faults
-from services.payouts.domain.addresses import decode_address
 from services.payouts.domain.batching import DUST_LIMITS
 from services.payouts.peers import Peers, network_name
 from services.payouts.repository import allocations as repo
 from services.payouts.repository import ledger_views
 from services.payouts.uow import unit_of_work
+from shared.bitcoin_address import decode_address
 from shared.db import Database
 from shared.errors import DomainError, InvalidArgument
 from shared.logging import get_logger

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.payouts.domain.addresses import OutputType, decode_address, get_network, validate_address
+from shared.bitcoin_address import OutputType, decode_address, get_network, validate_address
 from shared.errors import InvalidArgument
 
 VALID = [

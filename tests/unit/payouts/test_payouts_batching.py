@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.payouts.domain.addresses import OutputType
 from services.payouts.domain.batching import (
     DUST_LIMITS,
     HeldReason,
@@ -19,6 +18,7 @@ from services.payouts.domain.batching import (
     plan_batches,
 )
 from services.payouts.domain.coins import Coin, fee_and_change, plan_fee_bump, select_coins
+from shared.bitcoin_address import OutputType
 from shared.errors import FailedPrecondition, InvalidArgument
 
 NET = "bitcoinlib_test"

@@ -14,8 +14,8 @@ from bitcoinlib.mnemonic import Mnemonic
 from services.payouts.bitcoin import PayoutWallet, SignedTransaction, transaction_facts, validate_address
 from services.payouts.bitcoin.keys import AccountKeys
 from services.payouts.bitcoin.transactions import RBF_SEQUENCE
-from services.payouts.domain.addresses import OutputType, get_network
 from services.payouts.domain.batching import DUST_LIMITS, estimate_vsize
+from shared.bitcoin_address import OutputType, get_network
 from shared.errors import FailedPrecondition, InvalidArgument
 
 COIN = 100_000_000
