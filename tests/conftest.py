@@ -11,8 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from shared.testing import PostgresForTests
+
+# CI runs every generated case from a fixed seed, so a red build is reproducible and never a coin toss;
+# locally each run explores new cases (HYPOTHESIS_PROFILE=ci to replay CI's).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -160,7 +160,7 @@ def test_any_generated_bad_upload_is_refused_naming_the_problem(
         rows = picks()
         ids[rows] = [f"x{i}" for i in range(len(rows))]
     if "duplicate" in kinds:
-        ids[N - 20 : N - 20 + count] = ids[:count]
+        ids[N - 20 : N - 20 + count] = ids[picks()]  # copies of rows no other breakage touches
     if "drop" in kinds:
         keep = np.ones(N, dtype=bool)
         keep[N - 20 + count : N - 20 + 2 * count] = False
