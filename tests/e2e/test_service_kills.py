@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -205,24 +204,11 @@ async def paid_exactly_once(demo: Demo, database_url: str) -> None:
     batches = [b for number in range(1, ROUNDS + 1) for b in p.round_batches(ref(number))]
     assert {b.state for b in batches} <= {po_pb.Batch.STATE_CONFIRMED, po_pb.Batch.STATE_VOIDED}
     confirmed = [b for b in batches if b.state == po_pb.Batch.STATE_CONFIRMED]
-    conn = await asyncpg.connect(database_url)
-    try:
-        signed = await conn.fetch("SELECT txid, raw_tx_hex FROM payouts.batch_transactions")
-    finally:
-        await conn.close()
-    prevouts = await chain.wallet_coins(database_url)
-    for batch in confirmed:
-        prevouts.update(chain.outputs_of(batch.raw_tx_hex))
-    decoded = {row["txid"]: chain.verify(row["raw_tx_hex"], prevouts) for row in signed}
-    final = {b.txid for b in confirmed}
-    spent = [o for txid in final for o in decoded[txid].inputs]
-    assert len(spent) == len(set(spent)), "two confirmed transactions spend the same coin"
-    for txid, tx in decoded.items():
-        assert txid in final or set(tx.inputs) & set(spent), f"{txid} could still confirm: it would pay twice"
+    decoded = await chain.only_confirmed_can_confirm(database_url, [b.raw_tx_hex for b in confirmed])
     owner = {o.address: o.participant_id for b in batches for o in b.outputs}
     on_chain: dict[str, int] = defaultdict(int)
-    for txid in final:
-        for address, amount in decoded[txid].outputs:
+    for tx in decoded.values():
+        for address, amount in tx.outputs:
             if address in owner:
                 on_chain[owner[address]] += amount
     owed: dict[str, int] = defaultdict(int)

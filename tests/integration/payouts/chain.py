@@ -98,3 +98,27 @@ def verify(raw_hex: str, prevouts: dict[tuple[str, int], tuple[int, bytes]]) -> 
         total_in - sum(v for _, v in outputs),
         [v.sequence for v in tx.vin],
     )
+
+
+async def only_confirmed_can_confirm(database_url: str, confirmed_raw: list[str]) -> dict[str, Decoded]:
+    """Every transaction the payouts service ever signed, straight from its table, decoded and verified.
+
+    Asserts that no two confirmed transactions spend the same coin and that every other signed one
+    spends a coin a confirmed one spends (so it can never confirm and pay twice). Returns the confirmed
+    ones, decoded, by txid.
+    """
+    conn = await asyncpg.connect(database_url)
+    try:
+        signed = await conn.fetch("SELECT txid, raw_tx_hex FROM payouts.batch_transactions")
+    finally:
+        await conn.close()
+    prevouts = await wallet_coins(database_url)
+    for raw in confirmed_raw:
+        prevouts.update(outputs_of(raw))
+    decoded = {row["txid"]: verify(row["raw_tx_hex"], prevouts) for row in signed}
+    final = {Transaction.parse(bytes.fromhex(raw)).txid().hex() for raw in confirmed_raw}
+    spent = [o for txid in final for o in decoded[txid].inputs]
+    assert len(spent) == len(set(spent)), "two confirmed transactions spend the same coin"
+    for txid, tx in decoded.items():
+        assert txid in final or set(tx.inputs) & set(spent), f"{txid} could still confirm: it would pay twice"
+    return {txid: decoded[txid] for txid in final}
