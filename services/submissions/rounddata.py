@@ -121,7 +121,7 @@ class RoundView:
             buffer[m] = row[0]
         self.earlier = EarlierSubmissions.from_arrays(
             (*self.earlier.labels, label), self.earlier.sketch_points,
-            *(self.buffers[name][: m + 1] for name in EARLIER_ARRAYS))
+            *(self.buffers[name][: m + 1] for name in EARLIER_ARRAYS), previous=self.earlier)
         self.participants.append(participant_id)
         self.last_seq = seq
 

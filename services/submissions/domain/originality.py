@@ -120,18 +120,36 @@ class EarlierSubmissions:
 
     @classmethod
     def _assemble(
-        cls, labels: tuple[str, ...], sketch_points: int, *arrays: np.ndarray
+        cls, labels: tuple[str, ...], sketch_points: int, *arrays: np.ndarray,
+        previous: EarlierSubmissions | None = None,
     ) -> EarlierSubmissions:
-        """Add the global order of all sketch points, which lets one merge place them in an upload."""
+        """Add the global order of all sketch points, which lets one merge place them in an upload.
+
+        With ``previous`` (whose rows are the first rows of ``arrays``) only the new rows' points are
+        sorted and merged into its order, O(m q) instead of a sort of all m q points; the result is
+        the same as the full stable sort (ties in flat index order, and every new point comes after
+        the earlier ones).
+        """
         parts = dict(zip(_ARRAYS, arrays, strict=True))
         flat = parts["sketch_values"].ravel()
-        order = np.argsort(flat, kind="stable")
-        return cls(labels, sketch_points, **parts, sketch_order=order, sketch_sorted=flat[order])
+        if previous is None or len(previous) == 0:
+            order = np.argsort(flat, kind="stable")
+            return cls(labels, sketch_points, **parts, sketch_order=order, sketch_sorted=flat[order])
+        start = previous.sketch_sorted.size
+        new_order = np.argsort(flat[start:], kind="stable") + start
+        new_sorted = flat[new_order]
+        at = np.searchsorted(previous.sketch_sorted, new_sorted, side="right")
+        return cls(labels, sketch_points, **parts, sketch_order=np.insert(previous.sketch_order, at, new_order),
+                   sketch_sorted=np.insert(previous.sketch_sorted, at, new_sorted))
 
     @classmethod
-    def from_arrays(cls, labels: tuple[str, ...], sketch_points: int, *arrays: np.ndarray) -> EarlierSubmissions:
-        """From already prepared per-row arrays (``EARLIER_ARRAYS`` order), e.g. views of growing buffers."""
-        return cls._assemble(tuple(labels), sketch_points, *arrays)
+    def from_arrays(
+        cls, labels: tuple[str, ...], sketch_points: int, *arrays: np.ndarray,
+        previous: EarlierSubmissions | None = None,
+    ) -> EarlierSubmissions:
+        """From already prepared per-row arrays (``EARLIER_ARRAYS`` order), e.g. views of growing buffers;
+        ``previous``: the set these arrays extend by rows at the end (their sketch order is reused)."""
+        return cls._assemble(tuple(labels), sketch_points, *arrays, previous=previous)
 
     @classmethod
     def empty(cls, n_rows: int, *, sketch_points: int = SKETCH_POINTS) -> EarlierSubmissions:
@@ -159,7 +177,7 @@ class EarlierSubmissions:
             raise InvalidArgument(f"submission has shape {row.shape}; the round has {self.n_rows} rows")
         added = EarlierSubmissions.build([label], row[None, :], sketch_points=self.sketch_points)
         merged = [np.concatenate([getattr(self, name), getattr(added, name)]) for name in _ARRAYS]
-        return EarlierSubmissions._assemble(self.labels + added.labels, self.sketch_points, *merged)
+        return EarlierSubmissions._assemble(self.labels + added.labels, self.sketch_points, *merged, previous=self)
 
 
 def _screen_tolerance(n: int) -> float:
@@ -217,10 +235,11 @@ def ks_screen(predictions: np.ndarray, earlier: EarlierSubmissions) -> KsScreen:
     xs = np.sort(np.asarray(predictions, dtype=np.float32))
     n = xs.size
     m, q = earlier.sketch_values.shape
-    # #x <= each sketch point, by one linear merge: a stable sort of two sorted runs (timsort merges
-    # them; ties put x first, so x equal to a point count as <=); ~4x faster than searchsorted.
-    merged = np.argsort(np.concatenate([xs, earlier.sketch_sorted]), kind="stable")
-    counts = np.flatnonzero(merged >= n) - np.arange(m * q)
+    # #x <= each sketch point: place each x among the sorted points (x <= point j exactly when fewer
+    # than j + 1 points are below x), then count cumulatively. n searches with sorted keys plus one
+    # pass over the m q points; ~6x faster than merging both runs with a stable sort.
+    below = np.searchsorted(earlier.sketch_sorted, xs, side="left")
+    counts = np.cumsum(np.bincount(below, minlength=m * q + 1))[: m * q]
     x_right = np.empty(m * q, dtype=np.int64)
     x_right[earlier.sketch_order] = counts
     x_right = x_right.reshape(m, q)

@@ -171,13 +171,17 @@ def test_full_size_near_copies_against_many_earlier_submissions() -> None:
     assert not result.original and result.pearson_label == "model-2" and "Pearson" in result.reason
 
 
-def test_incremental_set_equals_a_fresh_build() -> None:
-    rng = np.random.default_rng(5)
-    earlier = rng.uniform(0, 1, (4, 300)).astype(np.float32)
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 6), decimals=st.sampled_from([1, 2, 7]))
+def test_incremental_set_equals_a_fresh_build(seed: int, m: int, decimals: int) -> None:
+    """Grown one submission at a time (the sketch order merged, not re-sorted) equals a fresh build,
+    also with many tied values (coarse predictions)."""
+    rng = np.random.default_rng(seed)
+    earlier = np.round(rng.uniform(0, 1, (m, 300)), decimals).astype(np.float32)
     grown = EarlierSubmissions.empty(300)
     for i, row in enumerate(earlier):
         grown = grown.with_submission(f"s{i}", row)
-    fresh = EarlierSubmissions.build([f"s{i}" for i in range(4)], earlier)
+    fresh = EarlierSubmissions.build([f"s{i}" for i in range(m)], earlier)
     assert grown.labels == fresh.labels
     for name in (
         "values",
