@@ -27,6 +27,7 @@ from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
 from shared.errors import Aborted
+from shared.rpc.client import CHANNEL_OPTIONS
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 STEPS = ("close", "resolve", "score", "publish", "allocate", "pay")
@@ -63,13 +64,13 @@ class RoundOutcome:
 
 class Pipeline:
     def __init__(self, addresses: Addresses, api_key: str, *, timeout: float = 600.0, retries: int = 8,
-                 log: Callable[[str], None] = lambda _m: None) -> None:
+                 retry_seconds: float = 120.0, log: Callable[[str], None] = lambda _m: None) -> None:
         self.key = api_key
         self.timeout = timeout
-        self.retries = retries
+        self.retries = retries  # scoring runs started again after a failed one
+        self.retry_seconds = retry_seconds  # how long a call is retried while its service is down
         self.log = log
-        options = [("grpc.max_receive_message_length", 256 << 20)]
-        self.channels = {name: grpc.insecure_channel(getattr(addresses, name), options=options)
+        self.channels = {name: grpc.insecure_channel(getattr(addresses, name), options=CHANNEL_OPTIONS)
                          for name in ("submissions", "scoring", "leaderboard", "payouts")}
         self.submissions = sub_grpc.SubmissionsServiceStub(self.channels["submissions"])
         self.scoring = sc_grpc.ScoringServiceStub(self.channels["scoring"])
@@ -82,16 +83,19 @@ class Pipeline:
             channel.close()
 
     def call(self, fn: Any, request: Any, *, key: str | None = None) -> Any:
-        """A unary call with the operator key (or ``key``), retried while the peer is down (same request id)."""
+        """A unary call with the operator key (or ``key``), retried with the same request id while the
+        service is down or restarting, for up to ``retry_seconds``."""
         metadata = (("authorization", f"Bearer {key or self.key}"),)
-        for attempt in range(self.retries + 1):
+        give_up = time.monotonic() + self.retry_seconds
+        attempt = 0
+        while True:
             try:
                 return fn(request, metadata=metadata, timeout=self.timeout)
             except grpc.RpcError as exc:
-                if exc.code() not in RETRYABLE or attempt == self.retries:
+                if exc.code() not in RETRYABLE or time.monotonic() >= give_up:
                     raise
-                time.sleep(min(5.0, 0.25 * 2**attempt))
-        raise AssertionError("unreachable")
+                time.sleep(min(2.0, 0.25 * 2**attempt))
+                attempt += 1
 
     # --- single steps ----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from services.submissions.domain import files, receipts
 from services.submissions.domain.dataset import Dataset, Split, TargetKind
 from services.submissions.domain.round_files import write_round
 from shared.errors import InvalidArgument, NotFound
+from shared.rpc.client import RECONNECT_OPTIONS
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 CHUNK_ROWS = 8192
@@ -80,7 +81,8 @@ class Client:
         self.api_key = api_key or os.environ.get("CROWDQUANT_API_KEY")
         self.timeout = timeout
         self.retries = retries
-        options = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+        options = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20),
+                   *RECONNECT_OPTIONS]
         self.channel = (grpc.secure_channel(address, credentials, options=options) if credentials
                         else grpc.insecure_channel(address, options=options))
         self.stub = pb_grpc.SubmissionsServiceStub(self.channel)

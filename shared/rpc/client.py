@@ -20,10 +20,18 @@ from shared.rpc.status import from_rpc_error
 
 T = TypeVar("T")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# A restarted peer is reached again within 2 s: gRPC's default reconnect back-off grows to 120 s, and
+# while it waits every call fails at once with UNAVAILABLE, however often the caller retries.
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 60_000),
+    *RECONNECT_OPTIONS,
 ]
 
 

@@ -150,10 +150,10 @@ class PayoutsKiller(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
-                starting = self.rng.random() < 0.3  # sometimes while it starts: migrations, recovery
+                starting = self.rng.random() < 0.25  # sometimes while it starts: migrations, recovery
                 if not starting:
                     self.wait_serving()
-                if self.stopping.wait(self.rng.uniform(0.2, 1.5) if starting else self.rng.uniform(0.0, 1.2)):
+                if self.stopping.wait(self.rng.uniform(0.2, 1.5) if starting else self.rng.uniform(0.1, 2.0)):
                     return
                 self.cluster.kill("payouts")
                 self.kills.append(("starting, " if starting else "") + self.doing())
