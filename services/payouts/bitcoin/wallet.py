@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from bitcoinlib.db import DbKey, DbTransaction, DbTransactionInput, DbTransactionOutput
 from bitcoinlib.keys import HDKey
 from bitcoinlib.services.services import Service
-from bitcoinlib.wallets import Wallet, wallet_exists
+from bitcoinlib.wallets import Wallet, wallet_delete, wallet_exists
 
 from services.payouts.bitcoin.keys import WITNESS_TYPE, AccountKeys
 from services.payouts.bitcoin.transactions import (
@@ -69,22 +69,15 @@ class PayoutWallet:
         self.name = name
         self._keys = AccountKeys(secret, self.network)
         account_public = self._keys.public_account_key()
-        if wallet_exists(name, db_uri=db_uri):
-            self._wallet = Wallet(name, db_uri=db_uri, db_cache_uri=db_cache_uri)
-            if self._wallet.network.name != self.network.bitcoinlib_name:
-                raise FailedPrecondition(
-                    f"wallet {name!r} in the wallet database is on {self._wallet.network.name}, not "
-                    f"{self.network.name}; use another wallet name for this network",
-                    reason="WALLET_MISMATCH",
-                )
-            if self._wallet.main_key.wif != account_public.wif():
-                raise FailedPrecondition(
-                    f"wallet {name!r} in the wallet database was created from a different secret; "
-                    "configure the secret it was created with, or a new wallet name after a rotation",
-                    reason="WALLET_MISMATCH",
-                )
-        else:
-            self._wallet = Wallet.create(
+        wallet = Wallet(name, db_uri=db_uri, db_cache_uri=db_cache_uri) if wallet_exists(name, db_uri=db_uri) else None
+        if wallet is not None and wallet.main_key is None:
+            # bitcoinlib commits a new wallet's row before its main key: a crash in between leaves a
+            # wallet without keys, addresses or coins. Nothing can be lost by making it again.
+            wallet.__exit__(None, None, None)
+            wallet_delete(name, db_uri=db_uri, force=True)
+            wallet = None
+        if wallet is None:
+            wallet = Wallet.create(
                 name,
                 keys=account_public,
                 network=self.network.bitcoinlib_name,
@@ -92,6 +85,19 @@ class PayoutWallet:
                 db_uri=db_uri,
                 db_cache_uri=db_cache_uri,
             )
+        elif wallet.network.name != self.network.bitcoinlib_name:
+            raise FailedPrecondition(
+                f"wallet {name!r} in the wallet database is on {wallet.network.name}, not "
+                f"{self.network.name}; use another wallet name for this network",
+                reason="WALLET_MISMATCH",
+            )
+        elif wallet.main_key.wif != account_public.wif():
+            raise FailedPrecondition(
+                f"wallet {name!r} in the wallet database was created from a different secret; "
+                "configure the secret it was created with, or a new wallet name after a rotation",
+                reason="WALLET_MISMATCH",
+            )
+        self._wallet = wallet
 
     def __repr__(self) -> str:
         return f"PayoutWallet(name={self.name!r}, network={self.network.name!r})"

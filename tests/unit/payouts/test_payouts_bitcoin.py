@@ -290,6 +290,30 @@ def test_reopening_needs_the_same_secret(tmp_path) -> None:
     assert secret not in err.value.message
 
 
+def test_wallet_half_created_by_a_crash_is_created_again(tmp_path) -> None:
+    """bitcoinlib creates a wallet in several commits; a process killed after the first leaves a wallet
+    row without its main key (and so without any address or coin). Opening it must not fail forever."""
+    from bitcoinlib.db import Db, DbKey, DbWallet
+
+    secret = Mnemonic().generate()
+    uri = f"sqlite:///{tmp_path / 'half.sqlite'}"
+    whole = PayoutWallet(secret=secret, db_uri=uri)
+    address = whole.receive_address()
+    whole.close()
+    session = Db(db_uri=uri).session
+    wallet_id = session.query(DbWallet).filter_by(name="crowdquant-payouts").one().id
+    session.query(DbWallet).filter_by(id=wallet_id).update({DbWallet.main_key_id: None})
+    session.query(DbKey).filter_by(wallet_id=wallet_id).delete()
+    session.commit()
+    session.close()
+
+    again = PayoutWallet(secret=secret, db_uri=uri)
+    assert again.receive_address() == address
+    again.fund_test_wallet(1)
+    assert again.balance() > 0
+    again.close()
+
+
 def test_test_funding_and_confirmation_exist_only_on_bitcoinlib_test(tmp_path) -> None:
     wallet = PayoutWallet(
         secret=Mnemonic().generate(), db_uri=f"sqlite:///{tmp_path / 't.sqlite'}", network="testnet"
