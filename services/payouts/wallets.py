@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,22 +46,37 @@ def wallet_db_uri(database_url: str, schema: str = WALLET_SCHEMA) -> str:
 
 
 def _read_or_create_seed(path: Path) -> str:
-    """The generated test-network seed: created once with 0600 permissions, then always read back."""
+    """The generated test-network seed: created once with 0600 permissions, then always read back.
+
+    Written whole to a temporary file first and then linked into place (which fails if another process
+    got there first), so a crash never leaves an empty or partial seed behind.
+    """
     from bitcoinlib.mnemonic import Mnemonic
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(Mnemonic().generate(strength=256) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    log.warning(
-        "payout wallet seed generated for bitcoinlib_test; set CROWDQUANT_WALLET_SECRET for real networks",
-        path=str(path),
-    )
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(Mnemonic().generate(strength=256) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the new name is durable before any wallet is created from it
+        finally:
+            os.close(directory)
+        log.warning(
+            "payout wallet seed generated for bitcoinlib_test; set CROWDQUANT_WALLET_SECRET for real networks",
+            path=str(path),
+        )
+    except FileExistsError:
+        pass  # another process made it first: use theirs
+    finally:
+        temporary.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
