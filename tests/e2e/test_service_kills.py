@@ -32,6 +32,7 @@ from crowdquant.demo.run import TOURNAMENT, Demo
 from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from services.registry import SERVICES
+from shared.rpc.client import RECONNECT_OPTIONS
 from tests.integration.payouts import chain
 
 pytestmark = pytest.mark.slow
@@ -136,7 +137,7 @@ class PayoutsKiller(threading.Thread):
 
     def wait_serving(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.cluster.addr("payouts")) as channel:
+        with grpc.insecure_channel(self.cluster.addr("payouts"), options=RECONNECT_OPTIONS) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while not self.stopping.is_set():
                 try:
