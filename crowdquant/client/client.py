@@ -28,6 +28,7 @@ from services.submissions.domain.dataset import Dataset, Split, TargetKind
 from services.submissions.domain.round_files import write_round
 from shared.errors import InvalidArgument, NotFound
 from shared.rpc.client import RECONNECT_OPTIONS
+from shared.rpc.status import error_info
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 CHUNK_ROWS = 8192
@@ -75,6 +76,19 @@ def as_predictions(predictions: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ids, dtype=str), np.asarray(values, dtype=np.float64)
 
 
+def retry_after(error: grpc.RpcError) -> float | None:
+    """Seconds a RESOURCE_EXHAUSTED answer asks to wait before trying again (its ErrorInfo's
+    ``retry_after_seconds``, at most a minute); None when it does not say."""
+    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    info = error_info(error)
+    try:
+        seconds = float(info.metadata["retry_after_seconds"]) if info is not None else None
+    except (KeyError, ValueError):
+        return None
+    return min(max(seconds, 0.05), 60.0) if seconds is not None else None
+
+
 class Client:
     def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None, *, timeout: float = 60.0,
                  retries: int = 5, credentials: grpc.ChannelCredentials | None = None) -> None:
@@ -102,13 +116,15 @@ class Client:
         return (("authorization", f"Bearer {self.api_key}"),) if self.api_key else ()
 
     def _call(self, fn: Callable[[], Any]) -> Any:
+        """Call, retrying while the service is down and waiting as long as a rate limit says."""
         for attempt in range(self.retries + 1):
             try:
                 return fn()
             except grpc.RpcError as exc:
-                if exc.code() not in RETRYABLE or attempt == self.retries:
+                wait = retry_after(exc)
+                if (exc.code() not in RETRYABLE and wait is None) or attempt == self.retries:
                     raise
-                time.sleep(min(10.0, 0.2 * 2**attempt) * (0.5 + random.random()))
+                time.sleep(wait if wait is not None else min(10.0, 0.2 * 2**attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
     # --- rounds and models -----------------------------------------------------------------

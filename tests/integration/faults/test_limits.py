@@ -56,3 +56,36 @@ async def test_oversize_message_is_resource_exhausted(database_url, keys):
             assert "larger than max" in info.value.details()
     finally:
         await stop_services(running)
+
+
+async def test_client_library_waits_as_the_rate_limit_says(database_url, keys, subs):
+    """The participant client honours the server's retry_after_seconds on UPLOAD_RATE_LIMITED: a burst
+    of uploads past the per-key limit is spread out instead of failing, and each is stored once."""
+    import asyncio
+
+    from crowdquant.client import Client
+    from tests.integration.faults.test_database_outage_during_uploads import SPEC
+    from tests.integration.submissions.conftest import blt_address
+
+    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-rl", tournament_id="ratelimited",
+                                                           target_kind=1), metadata=md(keys.operator))
+    await subs.OpenRound(pb.OpenRoundRequest(request_id="o-rl", tournament_id="ratelimited", generated=SPEC),
+                         metadata=md(keys.operator))
+    running = await start_services(database_url, keys.service, names=["submissions"],
+                                   submissions={"uploads_per_minute": 120, "upload_burst": 1,
+                                                "notify_scoring": False})
+    client = Client(running["submissions"].address, keys.other)
+    try:
+        model = await asyncio.to_thread(client.create_model, "ratelimited", "eager", blt_address(12))
+        data = await asyncio.to_thread(client.fetch_data, "ratelimited")
+        ids = data.dataset.ids[data.dataset.split != 1]
+        rng = np.random.default_rng(1)
+        receipts = []
+        for _ in range(3):  # one token, then one every 0.5 s: the 2nd and 3rd are told to wait
+            values = rng.uniform(0.3, 0.7, len(ids))
+            receipts.append(await asyncio.to_thread(client.submit, "ratelimited", (ids, values),
+                                                    model=model.model_id))
+        assert [r.version for r in receipts] == [1, 2, 3]
+    finally:
+        client.close()
+        await stop_services(running)
