@@ -47,10 +47,22 @@ class Cluster:
     gateway_port: int = 0
 
     def __post_init__(self) -> None:
+        # Each port is free when chosen, but the system may hand the same one out again once it is
+        # released: keep asking until every service of this cluster has its own.
+        taken = set(self.ports.values())
+
+        def distinct() -> int:
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            return port
+
         for name in SERVICES:
-            self.ports.setdefault(name, free_port())
+            if name not in self.ports:
+                self.ports[name] = distinct()
         if self.with_gateway and gateway_available():
-            self.gateway_port = free_port()
+            self.gateway_port = distinct()
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
