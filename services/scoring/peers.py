@@ -126,7 +126,9 @@ class Peers(PeerChannels):
         run fails with UNAVAILABLE and is retried once payouts is back.
         """
         try:
-            resp = await self.unary(self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref), deadline=10)
+            # patient (about 10 s of retries): a restarting payouts should not cost a whole scoring run
+            resp = await self.unary(self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref), deadline=10,
+                                    attempts=7)
         except Unavailable as exc:
             raise Unavailable(f"payouts is unreachable, so the stakes of round {ref.round_number} are unknown; "
                               f"score the round again once payouts is back ({exc.message})") from exc
