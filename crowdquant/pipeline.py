@@ -27,9 +27,8 @@ from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
 from shared.errors import Aborted
-from shared.rpc.client import CHANNEL_OPTIONS
+from shared.rpc.client import CHANNEL_OPTIONS, RETRYABLE
 
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 STEPS = ("close", "resolve", "score", "publish", "allocate", "pay")
 
 

@@ -27,10 +27,9 @@ from services.submissions.domain import files, receipts
 from services.submissions.domain.dataset import Dataset, Split, TargetKind
 from services.submissions.domain.round_files import write_round
 from shared.errors import InvalidArgument, NotFound
-from shared.rpc.client import RECONNECT_OPTIONS
+from shared.rpc.client import RECONNECT_OPTIONS, RETRYABLE
 from shared.rpc.status import error_info
 
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 CHUNK_ROWS = 8192
 
 
