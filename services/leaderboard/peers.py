@@ -126,28 +126,30 @@ class Peers(PeerChannels):
 
     # --- payouts (optional) --------------------------------------------------------------------
 
+    async def _if_payouts_can_tell(self, fn: Any, request: Any, what: str, number: int) -> Any | None:
+        """A payouts call whose answer may be missing: None when it is not there (yet) or payouts is down."""
+        try:
+            return await self._call(fn, request)
+        except DomainError as exc:
+            if _optional(exc):
+                log.debug(f"{what} not available", round=number, reason=exc.reason)
+                return None
+            raise
+
     async def round_stakes(self, tournament_id: str, number: int) -> dict[str, int] | None:
         """Stakes at risk by model; None when payouts cannot tell (yet)."""
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
-        try:
-            response = await self._call(self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref))
-        except DomainError as exc:
-            if _optional(exc):
-                log.debug("stakes not available", round=number, reason=exc.reason)
-                return None
-            raise
-        return {s.model_id: s.stake_satoshis for s in response.stakes}
+        response = await self._if_payouts_can_tell(self.payouts.GetRoundStakes,
+                                                   po_pb.GetRoundStakesRequest(round=ref), "stakes", number)
+        return None if response is None else {s.model_id: s.stake_satoshis for s in response.stakes}
 
     async def allocation(self, tournament_id: str, number: int) -> dict[str, int] | None:
         """Allocated amounts by model (signed: a burn is negative); None when not allocated (yet)."""
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
-        try:
-            response = await self._call(self.payouts.GetAllocation, po_pb.GetAllocationRequest(round=ref))
-        except DomainError as exc:
-            if _optional(exc):
-                log.debug("allocation not available", round=number, reason=exc.reason)
-                return None
-            raise
+        response = await self._if_payouts_can_tell(self.payouts.GetAllocation,
+                                                   po_pb.GetAllocationRequest(round=ref), "allocation", number)
+        if response is None:
+            return None
         amounts: dict[str, int] = {}
         for line in response.allocation.lines:
             amounts[line.model.model_id] = amounts.get(line.model.model_id, 0) + line.amount_satoshis
