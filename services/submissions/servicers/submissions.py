@@ -113,7 +113,7 @@ def sees_private(row_participant: str) -> bool:
 
 class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     def __init__(self, database: Database, keys: uploads.ReceiptKeys,
-                 on_accept: Callable[[pb.UploadPredictionsResponse, np.ndarray], None] | None = None) -> None:
+                 on_accept: Callable[[pb.UploadPredictionsResponse], None] | None = None) -> None:
         self.db = database
         self.keys = keys
         self.cache = RoundCache()
@@ -343,7 +343,7 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
                                       request=header, response_type=pb.UploadPredictionsResponse, action=action,
                                       content=content)
         if self.on_accept is not None and validation:
-            self.on_accept(response, validation[0])
+            self.on_accept(response)
         return response
 
     async def GetSubmission(self, request: pb.GetSubmissionRequest, context: Any):
@@ -402,6 +402,10 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
 
     async def StreamRoundSubmissions(self, request: pb.StreamRoundSubmissionsRequest, context: Any):
         size = chunk_rows(request.chunk_rows)
+        if request.model_id or request.version:
+            async for message in self._stream_one_upload(request, size):
+                yield message
+            return
         row, _, packed = await self._packed(request.round)
         if row.state == "open":
             raise FailedPrecondition("round is OPEN: its submissions stream once it is closed",
@@ -423,6 +427,24 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
                     model_id=sub.model_id, version=sub.version, participant_id=sub.participant_id,
                     submission_id=sub.submission_id, row_offset=start,
                     values=values[start * 4:(start + size) * 4], submission=record if start == 0 else None))
+
+    async def _stream_one_upload(self, request: pb.StreamRoundSubmissionsRequest, size: int):
+        if not request.model_id or request.version < 1:
+            raise InvalidArgument("model_id and version >= 1 go together", metadata={"field": "version"})
+        async with self.db.connect() as conn:
+            row = await handlers.require_round(conn, request.round)
+            sub = await uploads_repo.get_predictions(conn, row.tournament_id, row.round_number, request.model_id,
+                                                     request.version)
+        if sub is None:
+            raise NotFound(f"no accepted upload of model {request.model_id!r} v{request.version} in round "
+                           f"{row.round_number}", metadata={"model_id": request.model_id})
+        values = bytes(sub.predictions)
+        record = uploads.submission_pb(sub, latest=sub.latest)
+        for start in range(0, max(len(values) // 4, 1), size):
+            yield pb.StreamRoundSubmissionsResponse(submission_chunk=pb.SubmissionChunk(
+                model_id=sub.model_id, version=sub.version, participant_id=sub.participant_id,
+                submission_id=sub.submission_id, row_offset=start, values=values[start * 4:(start + size) * 4],
+                submission=record if start == 0 else None))
 
     async def StreamRoundTargets(self, request: pb.StreamRoundTargetsRequest, context: Any):
         size = chunk_rows(request.chunk_rows)
