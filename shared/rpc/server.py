@@ -135,7 +135,9 @@ class RunningService:
 async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_url: str) -> RunningService:
     """Build and start the server; returns once it listens (readiness follows in the background)."""
     options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", min(settings.max_message_bytes,
+                                                getattr(settings, "max_receive_message_bytes", None)
+                                                or settings.max_message_bytes)),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
         ("grpc.keepalive_time_ms", 60_000),
@@ -146,7 +148,9 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_u
     policy = AccessPolicy()
     ctx = ServiceContext(settings=settings, database=database, policy=policy)
     interceptor = RpcInterceptor(policy, None)
-    server = grpc.aio.server(interceptors=[interceptor], options=options, maximum_concurrent_rpcs=1000)
+    # No maximum_concurrent_rpcs: gRPC refuses every call (health checks included) once it is reached.
+    # Long-lived calls are bounded where they are served instead (e.g. upload streams per participant).
+    server = grpc.aio.server(interceptors=[interceptor], options=options)
     service_names, authenticator = await spec.register(server, ctx)
     interceptor.authenticator = authenticator
     health_servicer = health.aio.HealthServicer()
