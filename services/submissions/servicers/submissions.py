@@ -130,6 +130,7 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         self.upload_streams = StreamSlots(per_subject=4, total=64)
         self.upload_idle_seconds = 20.0
         self.upload_deadline_seconds = 300.0
+        self.max_models_per_participant: int | None = None
 
     async def _once(self, conn: Any, rpc: str, request: Any, response_type: type, action: Callable) -> Any:
         return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc=rpc, request=request,
@@ -297,7 +298,8 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         async with self.db.transaction() as conn:
             async def action() -> pb.CreateModelResponse:
                 row = await model_handlers.create_model(conn, caller, request.tournament_id, request.participant_id,
-                                                        request.display_name, request.payout_address)
+                                                        request.display_name, request.payout_address,
+                                                        max_models=self.max_models_per_participant)
                 return pb.CreateModelResponse(model=model_pb(row, True))
 
             return await self._once(conn, "CreateModel", request, pb.CreateModelResponse, action)

@@ -70,6 +70,17 @@ class ServerProcess:
         settings = CommonSettings()
         service_key = await create_key(settings, Role.SERVICE, "", "tests", [], url=self.database_url)
         self.operator = await create_key(settings, Role.OPERATOR, "", "tests", [], url=self.database_url)
+        self._spawn(service_key)
+        assert self.proc is not None
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"submissions exited; see {self.log_path}")
+            if await check_health(self.address, timeout=1.0) == "SERVING":
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("submissions did not become SERVING within 60 s")
+
+    def _spawn(self, service_key: str) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDQUANT_")}
         env.update({"DATABASE_URL": self.database_url, "CROWDQUANT_SERVICE_API_KEY": service_key,
@@ -80,13 +91,6 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "crowdquant.cli.main", "serve", "submissions"],
                                      env=env, stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(600):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"submissions exited; see {self.log_path}")
-            if await check_health(self.address, timeout=1.0) == "SERVING":
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError("submissions did not become SERVING within 60 s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
