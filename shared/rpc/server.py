@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared import pagination
 from shared.config import ConfigError, ServiceSettings
 from shared.db import Database, ensure_database, is_unavailable, migrate
 from shared.logging import get_logger
@@ -143,6 +144,8 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_u
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.http2.max_pings_without_data", 0),
     ]
+    secret = settings.page_token_secret or settings.service_api_key
+    pagination.configure(secret.get_secret_value() if secret else None)
     database = Database(database_url, schema=spec.schema, app_role=spec.app_role,
                         pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout_seconds)
     policy = AccessPolicy()
