@@ -239,16 +239,15 @@ async def seed(database_url: str, cache) -> None:  # type: ignore[no-untyped-def
 
 
 async def main(args: argparse.Namespace) -> int:
-    from crowdquant.cli.bootstrap import create_key
-    from shared.auth import Role
+    from crowdquant.cli.bootstrap import create_service_keys
     from shared.config import CommonSettings
     from shared.testing import PostgresForTests, start_services, stop_services
 
     postgres = PostgresForTests()
     url = await postgres.create_database("bench_gateway")
     try:
-        key = await create_key(CommonSettings(), Role.SERVICE, "", "gateway bench", [], url=url)
-        running = await start_services(url, key, names=["submissions", "leaderboard"])
+        keys = await create_service_keys(CommonSettings(), "gateway bench", url=url)
+        running = await start_services(url, keys, names=["submissions", "leaderboard"])
         try:
             started = time.perf_counter()
             await seed(url, running["leaderboard"].ctx.extras["cache"])

@@ -24,7 +24,7 @@ import asyncpg
 import grpc
 import numpy as np
 
-from crowdquant.cli.bootstrap import create_key
+from crowdquant.cli.bootstrap import create_key, create_service_keys
 from crowdquant.cli.cluster import Cluster
 from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
@@ -48,9 +48,9 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
     pg = PostgresForTests()
     url = await pg.create_database("load")
     settings = CommonSettings()
-    service_key = await create_key(settings, Role.SERVICE, "", "load", [], url=url)
+    service_keys = await create_service_keys(settings, "load", url=url)
     operator = await create_key(settings, Role.OPERATOR, "", "load", [], url=url)
-    cluster = Cluster(database_url=url, service_key=service_key, log_dir=Path(tempfile.mkdtemp(prefix="cqload")),
+    cluster = Cluster(database_url=url, service_keys=service_keys, log_dir=Path(tempfile.mkdtemp(prefix="cqload")),
                       with_gateway=readers > 0)
     result: dict = {}
     try:
@@ -67,7 +67,7 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
                                        metadata=md(operator))).round
         ids: list[str] = []
         async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
-                                               metadata=md(service_key)):
+                                               metadata=md(service_keys["scoring"])):
             ids += m.chunk.ids.decode().split("\n")
         from bitcoinlib.keys import HDKey
 

@@ -19,7 +19,7 @@ import asyncpg
 import grpc
 import numpy as np
 
-from crowdquant.cli.bootstrap import create_key
+from crowdquant.cli.bootstrap import create_key, create_service_keys
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
 from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
@@ -57,9 +57,9 @@ async def main(earlier: int, samples: int, seconds: float) -> None:
     pg = PostgresForTests()
     url = await pg.create_database("bench")
     settings = CommonSettings()
-    service_key = await create_key(settings, Role.SERVICE, "", "bench", [], url=url)
+    service_keys = await create_service_keys(settings, "bench", url=url)
     operator = await create_key(settings, Role.OPERATOR, "", "bench", [], url=url)
-    running = await start_services(url, service_key, names=["submissions"],
+    running = await start_services(url, service_keys, names=["submissions"],
                                    submissions={"notify_scoring": False})
     pool = await asyncpg.create_pool(to_plain_url(url), min_size=2, max_size=10)
     await pool.execute("CREATE TABLE bench_echo (id bigserial PRIMARY KEY, ids bytea, predictions bytea)")
@@ -80,7 +80,7 @@ async def main(earlier: int, samples: int, seconds: float) -> None:
                                        metadata=md(operator))).round
         ids: list[str] = []
         async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
-                                               metadata=md(service_key)):
+                                               metadata=md(service_keys["scoring"])):
             ids += m.chunk.ids.decode().split("\n")
         print(f"round: {len(ids):,} tournament rows")
         from bitcoinlib.keys import HDKey

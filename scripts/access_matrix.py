@@ -1,8 +1,10 @@
 """Write docs/access-matrix.md from the services' access rules (``--check`` fails when it is stale).
 
-One row per RPC (and per public HTTP route), one column per kind of caller. A participant cell
-says "own" where a participant may act only on its own resources: then "another participant"
-is denied (PERMISSION_DENIED, or NOT_FOUND where even existence is private).
+One row per RPC (and per public HTTP route), one column per kind of caller: each role, and each
+service's own identity (a service may call only what it needs). A participant cell says "own"
+where a participant may act only on its own resources: then "another participant" is denied
+(PERMISSION_DENIED, or NOT_FOUND where even existence is private). A public RPC (anonymous
+allowed) is open to every caller.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from services.payouts.access import LEDGER_AUDIT, PAYOUTS
 from services.scoring.access import SCORING
 from services.submissions.servicers.identity import ACCESS as IDENTITY
 from services.submissions.servicers.submissions import ACCESS as SUBMISSIONS
-from shared.auth import ANONYMOUS, Role
+from shared.auth import ANONYMOUS, Role, ServiceName
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "access-matrix.md"
 SERVICES = [
@@ -40,12 +42,13 @@ UNTIL = {"GetSubmission": "the round resolves", "ListSubmissions": "the round re
 ONCE = {"ListRoundScores": "published", "GetMetaModel": "published"}
 HTTP_ROUTES = ["GET /", "GET /models/{model_id}", "GET /api/v1/rounds", "GET /api/v1/leaderboard",
                "GET /api/v1/reputation", "GET /api/v1/models/{model_id}", "GET /healthz", "GET /metrics"]
-COLUMNS = ["anonymous", "participant (owner)", "another participant", "operator", "auditor", "service"]
+COLUMNS = ["anonymous", "participant (owner)", "another participant", "operator", "auditor",
+           *(f"{name} service" for name in ServiceName)]
 
 
 def cells(rpc: str, roles: set[str]) -> list[str]:
-    def yes(role: str) -> str:
-        return "allow" if role in roles else "deny"
+    def yes(identity: str) -> str:
+        return "allow" if identity in roles or ANONYMOUS in roles else "deny"
 
     participant = other = yes(Role.PARTICIPANT)
     if participant == "allow" and rpc in OWN:
@@ -54,7 +57,8 @@ def cells(rpc: str, roles: set[str]) -> list[str]:
         other = f"deny until {UNTIL[rpc]}"
     elif participant == "allow" and rpc in ONCE:
         participant = other = f"allow once {ONCE[rpc]}"
-    return [yes(ANONYMOUS), participant, other, yes(Role.OPERATOR), yes(Role.AUDITOR), yes(Role.SERVICE)]
+    return [yes(ANONYMOUS), participant, other, yes(Role.OPERATOR), yes(Role.AUDITOR),
+            *(yes(name.identity) for name in ServiceName)]
 
 
 def render() -> str:
@@ -66,7 +70,7 @@ def render() -> str:
     for service, rules in SERVICES:
         short = service.rsplit(".", 1)[-1]
         for rpc in sorted(rules):
-            lines.append(f"| `{short}.{rpc}` | " + " | ".join(cells(rpc, set(rules[rpc]))) + " |")
+            lines.append(f"| `{short}.{rpc}` | " + " | ".join(cells(rpc, {str(r) for r in rules[rpc]})) + " |")
     for route in HTTP_ROUTES:
         lines.append(f"| `{route}` (gateway) | " + " | ".join(["allow"] * len(COLUMNS)) + " |")
     return "\n".join(lines) + "\n"

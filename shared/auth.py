@@ -29,6 +29,30 @@ class Role(StrEnum):
 
 ANONYMOUS = "anonymous"
 
+
+class ServiceName(StrEnum):
+    """The services that call each other; each has its own ``service`` key naming it."""
+
+    SUBMISSIONS = "submissions"
+    SCORING = "scoring"
+    LEADERBOARD = "leaderboard"
+    PAYOUTS = "payouts"
+
+    @property
+    def identity(self) -> str:
+        """How access rules name this service: ``service:<name>``."""
+        return f"{Role.SERVICE}:{self.value}"
+
+
+def describe_identity(identity: str) -> str:
+    """``service:scoring`` -> ``the scoring service``, ``operator`` -> ``role operator`` (error messages)."""
+    role, _, name = identity.partition(":")
+    if role == Role.SERVICE and name:
+        return f"the {name} service"
+    if identity == Role.SERVICE:
+        return "a service key naming no service"
+    return f"role {identity}"
+
 DEFAULT_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.PARTICIPANT: ("read", "upload", "stake"),
     Role.OPERATOR: ("read", "admin"),
@@ -44,17 +68,31 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key, its role, the participant it belongs to (if any) and its scopes."""
+    """Who is calling: the key, its role, the participant or service it belongs to (if any), its scopes."""
 
     key_id: str
     role: Role
     participant_id: str = ""
     scopes: tuple[str, ...] = field(default_factory=tuple)
+    service_name: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What access rules match: the role, or ``service:<name>`` for a service's own key.
+
+        A ``service`` key that names no service (made before services had their own keys) matches
+        no rule: every service now calls with its own key and may call only what it needs.
+        """
+        if self.role is Role.SERVICE and self.service_name:
+            return f"{Role.SERVICE}:{self.service_name}"
+        return str(self.role)
 
     @property
     def subject(self) -> str:
-        """The idempotency scope: a participant's requests never collide with another's."""
-        return f"participant:{self.participant_id}" if self.participant_id else f"role:{self.role}"
+        """The idempotency scope: a participant's (or a service's) requests never collide with another's."""
+        if self.participant_id:
+            return f"participant:{self.participant_id}"
+        return self.identity if self.service_name else f"role:{self.role}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +141,22 @@ def check_scopes(role: Role, scopes: list[str] | tuple[str, ...]) -> tuple[str, 
             metadata={"field": "scopes"},
         )
     return tuple(dict.fromkeys(scopes))
+
+
+def check_service_name(role: Role, service_name: str) -> str:
+    """A ``service`` key must name one service; other roles name none."""
+    if role is not Role.SERVICE:
+        if service_name:
+            raise InvalidArgument(f"service_name must be empty for a {role} key", metadata={"field": "service_name"})
+        return ""
+    names = ", ".join(n.value for n in ServiceName)
+    if not service_name:
+        raise InvalidArgument(f"service_name is required for a service key: one of {names}",
+                              metadata={"field": "service_name"})
+    if service_name not in {n.value for n in ServiceName}:
+        raise InvalidArgument(f"service_name: unknown service {service_name[:40]!r}; one of {names}",
+                              metadata={"field": "service_name"})
+    return service_name
 
 
 def key_from_metadata(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:

@@ -10,7 +10,7 @@ import os
 import secrets
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,15 +60,18 @@ class PostgresForTests:
             self._server.cleanup()
 
 
-async def start_services(database_url: str, service_key: str, names: Iterable[str] = SERVICES,
+async def start_services(database_url: str, service_keys: Mapping[str, str], names: Iterable[str] = SERVICES,
                          **overrides: Any) -> dict[str, RunningService]:
-    """Start real servers in this process on free loopback ports, wired to each other."""
+    """Start real servers in this process on free loopback ports, wired to each other.
+
+    Each service calls its peers with its own key, ``service_keys[name]`` (``create_service_keys``).
+    """
     names = [n for n in SERVICES if n in set(names)]
     running: dict[str, RunningService] = {}
     for name in names:
         spec, cls = load(name)
         peers = {f"{other}_addr": svc.address for other, svc in running.items()}
-        settings = load_settings(cls, port=0, grpc_host="127.0.0.1", service_api_key=service_key,
+        settings = load_settings(cls, port=0, grpc_host="127.0.0.1", service_api_key=service_keys[name],
                                  health_interval_seconds=0.5, grace_seconds=0.5,
                                  **{**peers, **overrides.get(name, {})})
         running[name] = await start_service(spec, settings, database_url)

@@ -1,7 +1,9 @@
 """Run every service as its own process on loopback ports (the demo, end-to-end tests).
 
-Each child is ``python -m crowdquant.cli.main serve <name>`` with the same database and keys.
-Logs go to ``<log_dir>/<name>.log``; children get SIGTERM on stop and SIGKILL after a grace period.
+Each child is ``python -m crowdquant.cli.main serve <name>``. A service gets the database and
+its own key only (``service_keys[name]``); the gateway gets neither: it calls only the
+leaderboard's public reads, anonymously. Logs go to ``<log_dir>/<name>.log``; children get
+SIGTERM on stop and SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def gateway_available() -> bool:
 @dataclass
 class Cluster:
     database_url: str
-    service_key: str
+    service_keys: dict[str, str]
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
@@ -67,17 +69,15 @@ class Cluster:
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
-    def child_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDQUANT_")}
-        env.update({
-            "DATABASE_URL": self.database_url,
-            "CROWDQUANT_SERVICE_API_KEY": self.service_key,
-            "CROWDQUANT_GRPC_HOST": "127.0.0.1",
-            "PYTHONUNBUFFERED": "1",
-        })
-        for name in SERVICES:
-            env[f"CROWDQUANT_{name.upper()}_PORT"] = str(self.ports[name])
-            env[f"CROWDQUANT_{name.upper()}_ADDR"] = self.addr(name)
+    def child_env(self, name: str) -> dict[str, str]:
+        """The environment of child ``name``: only its own secrets (none for the gateway)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CROWDQUANT_", "DATABASE_URL"))}
+        env.update({"CROWDQUANT_GRPC_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
+        if name in SERVICES:
+            env.update({"DATABASE_URL": self.database_url, "CROWDQUANT_SERVICE_API_KEY": self.service_keys[name]})
+        for peer in SERVICES:
+            env[f"CROWDQUANT_{peer.upper()}_PORT"] = str(self.ports[peer])
+            env[f"CROWDQUANT_{peer.upper()}_ADDR"] = self.addr(peer)
         if self.gateway_port:
             env["CROWDQUANT_GATEWAY_PORT"] = str(self.gateway_port)
             env["CROWDQUANT_GATEWAY_HOST"] = "127.0.0.1"
@@ -89,7 +89,7 @@ class Cluster:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "crowdquant.cli.main", "serve", name],
-            env=self.child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.child_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
 

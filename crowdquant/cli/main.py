@@ -121,6 +121,8 @@ def keys_create(
     participant: str = typer.Option("", help="participant id (for participant keys)"),
     description: str = typer.Option("", help="what the key is for"),
     scope: list[str] = typer.Option([], help="scopes (default: the role's)"),
+    service: str = typer.Option("", help="for a service key: the service that uses it "
+                                         "(submissions | scoring | leaderboard | payouts)"),
 ) -> None:
     """Create a key directly in the database (bootstrap of the first operator key). Printed once."""
     from crowdquant.cli.bootstrap import create_key
@@ -130,7 +132,8 @@ def keys_create(
         role_value = Role(role)
     except ValueError:
         fail(f"--role must be one of {', '.join(r.value for r in Role)}", 2)
-    key = asyncio.run(create_key(load_settings(CommonSettings), role_value, participant, description, scope))
+    key = asyncio.run(create_key(load_settings(CommonSettings), role_value, participant, description, scope,
+                                 service_name=service))
     sys.stdout.write(key + "\n")
 
 

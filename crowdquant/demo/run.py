@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crowdquant.cli.bootstrap import create_key
+from crowdquant.cli.bootstrap import create_key, create_service_keys
 from crowdquant.cli.cluster import Cluster
 from crowdquant.client import Client
 from crowdquant.common.v1 import common_pb2
@@ -101,9 +101,9 @@ class Demo:
 
     def start(self) -> None:
         settings = CommonSettings()
-        service_key = asyncio.run(create_key(settings, Role.SERVICE, "", "demo services", [], url=self.url))
+        service_keys = asyncio.run(create_service_keys(settings, "demo", url=self.url))
         self.operator = asyncio.run(create_key(settings, Role.OPERATOR, "", "demo operator", [], url=self.url))
-        self.cluster = Cluster(database_url=self.url, service_key=service_key, log_dir=self.data_dir / "logs",
+        self.cluster = Cluster(database_url=self.url, service_keys=service_keys, log_dir=self.data_dir / "logs",
                                with_gateway=True, env={"CROWDQUANT_DATA_DIR": str(self.data_dir.resolve())})
         with self.console.status("starting the services"):
             self.cluster.start_all()

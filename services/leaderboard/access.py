@@ -1,9 +1,9 @@
-"""Who may call which LeaderboardService RPC: reads are public, publishing is the operator's."""
+"""Who may call which LeaderboardService RPC: reads are public (anyone, any key), publishing is the operator's."""
 
 from shared.auth import ANONYMOUS, Role
 
-P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
-READ = {ANONYMOUS, P, O, A, S}
+P, O, A = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR
+READ = {ANONYMOUS, P, O, A}
 LEADERBOARD = {
     "PublishRound": {O},
     "GetRoundLeaderboard": READ,

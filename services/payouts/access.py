@@ -1,21 +1,22 @@
 """Who may call which payouts and ledger-audit RPC (ownership is checked in the handlers).
 
-Only operators move money; auditors only read; participants see their own records. The service role
-(other crowdquant services) reads round stakes (scoring) and allocations (the leaderboard).
+Only operators move money; auditors only read; participants see their own records. Of the other
+services, scoring reads round stakes and the leaderboard reads round stakes and allocations.
 """
 
-from shared.auth import Role
+from shared.auth import Role, ServiceName
 
-P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
+P, O, A = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR
+_, SCORING, LEADERBOARD, _ = (name.identity for name in ServiceName)
 PAYOUTS = {
     "RecordDeposit": {O},
     "GetParticipantBalance": {P, O, A},
     "SetStake": {P},
-    "GetStake": {P, O, A, S},
+    "GetStake": {P, O, A},
     "ListStakes": {P, O, A},
-    "GetRoundStakes": {O, S},
+    "GetRoundStakes": {O, SCORING, LEADERBOARD},
     "AllocateRound": {O},
-    "GetAllocation": {P, O, A, S},
+    "GetAllocation": {P, O, A, LEADERBOARD},
     "CreateBatch": {O},
     "GetBatch": {O, A},
     "ListBatches": {O, A},

@@ -1,15 +1,21 @@
-"""Who may call which ScoringService RPC (ownership is checked in the handlers)."""
+"""Who may call which ScoringService RPC (ownership is checked in the handlers).
 
-from shared.auth import Role
+Service identities appear only where that service calls: the leaderboard reads scores, the meta
+model and the public (Ladder) scores, payouts reads round scores, and only submissions reports
+uploads to the Ladder (ScoreValidation).
+"""
 
-P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
+from shared.auth import Role, ServiceName
+
+P, O, A = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR
+SUBMISSIONS, _, LEADERBOARD, PAYOUTS = (name.identity for name in ServiceName)
 SCORING = {
     "ScoreRound": {O},
-    "GetScoringRun": {O, S},
+    "GetScoringRun": {O},
     "CancelScoringRun": {O},
-    "GetScores": {P, O, A, S},
-    "ListRoundScores": {P, O, A, S},
-    "GetMetaModel": {P, O, A, S},
-    "ScoreValidation": {S},
-    "GetPublicScores": {P, O, A, S},
+    "GetScores": {P, O, A},
+    "ListRoundScores": {P, O, A, LEADERBOARD, PAYOUTS},
+    "GetMetaModel": {P, O, A, LEADERBOARD},
+    "ScoreValidation": {SUBMISSIONS},
+    "GetPublicScores": {P, O, A, LEADERBOARD},
 }

@@ -26,4 +26,5 @@ api_keys = Table(
     Column("secret_hash", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("service_name", Text, nullable=True),
 )

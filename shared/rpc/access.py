@@ -1,16 +1,20 @@
-"""Which roles may call which RPC. Unlisted methods are denied; health and reflection are public."""
+"""Who may call which RPC. Unlisted methods are denied; health and reflection are public.
+
+A rule is a set of identities: roles (``participant``, ``operator``, ``auditor``), ``anonymous``
+for a public method (then anyone may call it, with or without a key), and one service's own
+identity, ``ServiceName.X.identity`` (``service:scoring``): each internal call is open only to the
+services that make it, never to every service key.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from shared.auth import ANONYMOUS, Role
+from shared.auth import ANONYMOUS, Principal, describe_identity
 from shared.errors import PermissionDenied
 
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
                    "/grpc.reflection.v1.ServerReflection/")
-ANYONE = frozenset({ANONYMOUS, *Role})
-AUTHENTICATED = frozenset(Role)
 
 
 class AccessPolicy:
@@ -18,8 +22,8 @@ class AccessPolicy:
         self._rules: dict[str, frozenset[str]] = {}
 
     def add(self, service_full_name: str, rules: Mapping[str, Iterable[str]]) -> None:
-        for rpc, roles in rules.items():
-            self._rules[f"/{service_full_name}/{rpc}"] = frozenset(roles)
+        for rpc, identities in rules.items():
+            self._rules[f"/{service_full_name}/{rpc}"] = frozenset(str(i) for i in identities)
 
     def is_public(self, method: str) -> bool:
         return method.startswith(PUBLIC_SERVICES) or ANONYMOUS in self._rules.get(method, ())
@@ -27,12 +31,16 @@ class AccessPolicy:
     def allowed(self, method: str) -> frozenset[str]:
         return self._rules.get(method, frozenset())
 
-    def check(self, method: str, role: str) -> None:
+    def permits(self, method: str, identity: str) -> bool:
         allowed = self.allowed(method)
-        if role not in allowed:
+        return ANONYMOUS in allowed or identity in allowed
+
+    def check(self, method: str, who: Principal) -> None:
+        if not self.permits(method, who.identity):
             rpc = method.rsplit("/", 1)[-1]
-            roles = ", ".join(sorted(r for r in allowed if r != ANONYMOUS)) or "no role"
-            raise PermissionDenied(f"role {role} may not call {rpc}; allowed: {roles}")
+            names = ", ".join(describe_identity(i) for i in sorted(self.allowed(method))) or "nobody"
+            raise PermissionDenied(f"{describe_identity(who.identity)} may not call {rpc}; allowed: {names}",
+                                   metadata={"allowed": ",".join(sorted(self.allowed(method)))})
 
     def methods(self) -> dict[str, frozenset[str]]:
         return dict(self._rules)

@@ -98,9 +98,9 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         if self.authenticator is None:
             raise Unauthenticated("this server cannot check API keys", reason="NO_AUTHENTICATOR")
         principal = await self.authenticator.authenticate(key, context.peer() or "")
-        self.policy.check(method, principal.role)
+        self.policy.check(method, principal)
         current_principal.set(principal)
-        structlog.contextvars.bind_contextvars(key_id=principal.key_id, role=str(principal.role))
+        structlog.contextvars.bind_contextvars(key_id=principal.key_id, role=principal.identity)
 
     @asynccontextmanager
     async def _call(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:

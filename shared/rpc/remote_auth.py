@@ -15,7 +15,10 @@ from shared.rpc.convert import role_from_proto
 
 
 def remote_authenticator(settings: CommonSettings) -> tuple[CachingAuthenticator, grpc.aio.Channel]:
-    """A cached authenticator backed by ``IdentityService.Authenticate`` (with this service's key)."""
+    """A cached authenticator backed by ``IdentityService.Authenticate`` (with this service's own key).
+
+    The cache keeps the whole principal, the service name of a service key included.
+    """
     channel = open_channel(settings.submissions_addr)
     stub = pb_grpc.IdentityServiceStub(channel)
     service_key = settings.service_api_key.get_secret_value() if settings.service_api_key else None
@@ -30,7 +33,7 @@ def remote_authenticator(settings: CommonSettings) -> tuple[CachingAuthenticator
             raise Unauthenticated(exc.message, reason=exc.reason) from None
         p = response.principal
         return Principal(key_id=p.key_id, role=role_from_proto(p.role), participant_id=p.participant_id,
-                         scopes=tuple(p.scopes))
+                         scopes=tuple(p.scopes), service_name=p.service_name)
 
     return CachingAuthenticator(verify, ttl=settings.auth_cache_seconds), channel
 

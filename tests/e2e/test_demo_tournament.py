@@ -71,7 +71,7 @@ def test_small_demo_pays_everyone_exactly_once(postgres, tmp_path: Path):
                 assert abs(value - expected[model_id]) < 1e-9
         assert paid_outputs > 0
         # no secret and no payload in any log line or in what the demo printed
-        secrets = {demo.operator, demo.cluster.service_key} | {pl.key for pl in demo.players}
+        secrets = {demo.operator, *demo.cluster.service_keys.values()} | {pl.key for pl in demo.players}
         secrets |= {s.split(".", 1)[1] for s in set(secrets)}
         seed_files = list(tmp_path.rglob("wallet-seed"))
         assert seed_files, "the payouts service keeps its generated seed under the data folder"

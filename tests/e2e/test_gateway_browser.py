@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from crowdquant.cli.bootstrap import create_key
+from crowdquant.cli.bootstrap import create_service_keys
 from services.gateway.app import create_app
 from services.gateway.server import uvicorn_config
 from services.gateway.settings import GatewaySettings
 from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source
 from services.leaderboard.domain.metrics import Metric, Score
 from services.leaderboard.handlers.publish import store_round
-from shared.auth import Role
 from shared.config import CommonSettings
 from shared.db import Database
 from shared.testing import start_services, stop_services
@@ -94,8 +93,8 @@ def playwright_api(chromium):
 @pytest.fixture(scope="module")
 async def site(database_url, playwright_api):
     """The leaderboard (with submissions for its peers) and the gateway under a real uvicorn."""
-    key = await create_key(CommonSettings(), Role.SERVICE, "", "browser test", [], url=database_url)
-    running = await start_services(database_url, key, names=["submissions", "leaderboard"])
+    keys = await create_service_keys(CommonSettings(), "browser test", url=database_url)
+    running = await start_services(database_url, keys, names=["submissions", "leaderboard"])
     database = Database(database_url, schema="leaderboard", pool_size=1)
     try:
         for board in published_rounds():

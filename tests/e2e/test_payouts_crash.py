@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from crowdquant.cli.bootstrap import create_key
+from crowdquant.cli.bootstrap import create_key, create_service_keys
 from crowdquant.cli.cluster import Cluster
 from crowdquant.payouts.v1 import ledger_audit_service_pb2 as au_pb
 from crowdquant.payouts.v1 import ledger_audit_service_pb2_grpc as au_grpc
@@ -153,13 +153,13 @@ class Harness:
 @pytest.fixture
 async def harness(database_url, tmp_path):
     settings = CommonSettings()
-    service_key = await create_key(settings, Role.SERVICE, "", "crash", [], url=database_url)
+    service_keys = await create_service_keys(settings, "crash", url=database_url)
     operator = await create_key(settings, Role.OPERATOR, "", "crash", [], url=database_url)
     auditor = await create_key(settings, Role.AUDITOR, "", "crash", [], url=database_url)
-    running = await start_services(database_url, service_key, names=("submissions", "scoring"))
+    running = await start_services(database_url, service_keys, names=("submissions", "scoring"))
     cluster = Cluster(
         database_url,
-        service_key,
+        service_keys,
         tmp_path / "logs",
         env={"CROWDQUANT_DATA_DIR": str(tmp_path / "data"), "CROWDQUANT_LOG_LEVEL": "info"},
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import grpc
 import pytest_asyncio
 
-from crowdquant.cli.bootstrap import create_key
+from crowdquant.cli.bootstrap import create_key, create_service_keys
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
 from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from shared.auth import Role
@@ -21,7 +21,7 @@ from shared.testing import start_services, stop_services
 class Keys:
     operator: str
     auditor: str
-    service: str
+    services: dict[str, str]  # each service's own key, by service name
     participant: str
     participant_id: str
     other: str
@@ -34,13 +34,12 @@ def md(key: str | None) -> tuple[tuple[str, str], ...]:
 
 @pytest_asyncio.fixture(scope="module")
 async def services(database_url: str) -> AsyncIterator[dict[str, RunningService]]:
-    settings = CommonSettings()
-    service_key = await create_key(settings, Role.SERVICE, "", "tests", [], url=database_url)
+    service_keys = await create_service_keys(CommonSettings(), "tests", url=database_url)
     # the default per-key upload rate would throttle the tests' hundreds of uploads
-    running = await start_services(database_url, service_key,
+    running = await start_services(database_url, service_keys,
                                    submissions={"uploads_per_minute": 100_000, "upload_burst": 10_000})
     for svc in running.values():
-        svc.ctx.extras["service_key"] = service_key
+        svc.ctx.extras["service_keys"] = service_keys
     yield running
     await stop_services(running)
 
@@ -60,7 +59,7 @@ async def keys(services: dict[str, RunningService], database_url: str) -> Keys:
             ids.append(resp.participant.participant_id)
     participant = await create_key(settings, Role.PARTICIPANT, ids[0], "tests", [], url=database_url)
     other = await create_key(settings, Role.PARTICIPANT, ids[1], "tests", [], url=database_url)
-    return Keys(operator=operator, auditor=auditor, service=services["submissions"].ctx.extras["service_key"],
+    return Keys(operator=operator, auditor=auditor, services=services["submissions"].ctx.extras["service_keys"],
                 participant=participant, participant_id=ids[0], other=other, other_id=ids[1])
 
 

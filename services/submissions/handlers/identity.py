@@ -8,7 +8,7 @@ import unicodedata
 from typing import Any
 
 from services.submissions.repository import identity as repo
-from shared.auth import Principal, Role, check_scopes, generate_key, secret_matches, split_key
+from shared.auth import Principal, Role, check_scopes, check_service_name, generate_key, secret_matches, split_key
 from shared.db import Database
 from shared.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated
 
@@ -48,8 +48,9 @@ async def require_participant_row(conn: Any, participant_id: str) -> Any:
 
 
 async def create_key(conn: Any, caller: Principal | None, participant_id: str, role: Role,
-                     scopes: list[str], description: str, max_keys: int | None = None) -> tuple[Any, str]:
-    """Issue a key; returns its row and the full key (shown once).
+                     scopes: list[str], description: str, max_keys: int | None = None,
+                     service_name: str = "") -> tuple[Any, str]:
+    """Issue a key; returns its row and the full key (shown once). A service key names its service.
 
     A participant holds at most ``max_keys`` active keys: keys cost nothing to make, and every
     per-key allowance (upload rate, failed-authentication budget) would otherwise multiply.
@@ -69,13 +70,14 @@ async def create_key(conn: Any, caller: Principal | None, participant_id: str, r
                     reason="API_KEY_LIMIT", metadata={"limit": str(max_keys)})
     elif participant_id:
         raise InvalidArgument(f"participant_id must be empty for a {role} key", metadata={"field": "participant_id"})
+    service_name = check_service_name(role, service_name)
     if len(description) > 200:
         raise InvalidArgument("description must be at most 200 characters", metadata={"field": "description"})
     new = await asyncio.to_thread(generate_key)
     row = await repo.insert_key(
         conn, key_id=new.key_id, participant_id=participant_id or None, role=str(role),
         scopes=list(check_scopes(role, scopes)), description=description, salt=new.salt,
-        secret_hash=new.secret_hash,
+        secret_hash=new.secret_hash, service_name=service_name or None,
     )
     return row, new.full
 
@@ -91,7 +93,7 @@ async def require_key_row(conn: Any, key_id: str, caller: Principal) -> Any:
 
 def principal_of(row: Any) -> Principal:
     return Principal(key_id=row.key_id, role=Role(row.role), participant_id=row.participant_id or "",
-                     scopes=tuple(row.scopes))
+                     scopes=tuple(row.scopes), service_name=row.service_name or "")
 
 
 async def verify_key(database: Database, api_key: str) -> Principal:

@@ -11,7 +11,7 @@ from crowdquant.submissions.v1 import identity_service_pb2_grpc as pb_grpc
 from services.submissions.handlers import identity as handlers
 from services.submissions.models import SCHEMA
 from services.submissions.repository import identity as repo
-from shared.auth import Role
+from shared.auth import Role, ServiceName
 from shared.db import Database
 from shared.errors import InvalidArgument
 from shared.idempotency import run_once
@@ -21,15 +21,17 @@ from shared.rpc.context import principal, require_participant
 from shared.rpc.convert import role_from_proto, role_to_proto, timestamp
 
 SERVICE = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
-P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
+P, O, A = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR
+_, SCORING, LEADERBOARD, PAYOUTS = (name.identity for name in ServiceName)
 ACCESS = {
     "CreateParticipant": {O},
-    "GetParticipant": {P, O, A, S},
-    "ListParticipants": {O, A, S},
+    "GetParticipant": {P, O, A, PAYOUTS},
+    "ListParticipants": {O, A, LEADERBOARD},
     "CreateApiKey": {P, O},
     "ListApiKeys": {P, O},
     "RevokeApiKey": {P, O},
-    "Authenticate": {S},
+    # the services that check their callers' keys with submissions (which checks its own locally)
+    "Authenticate": {SCORING, LEADERBOARD, PAYOUTS},
 }
 
 
@@ -44,6 +46,7 @@ def api_key_pb(row: Any) -> pb.ApiKey:
         role=role_to_proto(Role(row.role)), scopes=list(row.scopes), description=row.description,
         create_time=timestamp(row.created_at), revoke_time=timestamp(row.revoked_at),
         state=pb.ApiKey.STATE_REVOKED if row.revoked_at else pb.ApiKey.STATE_ACTIVE,
+        service_name=row.service_name or "",
     )
 
 
@@ -85,7 +88,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             async def action() -> pb.CreateApiKeyResponse:
                 row, full = await handlers.create_key(conn, caller, request.participant_id, role,
                                                       list(request.scopes), request.description,
-                                                      max_keys=self.max_keys_per_participant)
+                                                      max_keys=self.max_keys_per_participant,
+                                                      service_name=request.service_name)
                 return pb.CreateApiKeyResponse(api_key=api_key_pb(row), secret=full)
 
             def without_secret(resp: pb.CreateApiKeyResponse) -> pb.CreateApiKeyResponse:
@@ -127,6 +131,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         who = await self.authenticator.authenticate(request.api_key, context.peer() or "")
         return pb.AuthenticateResponse(
             principal=pb.Principal(key_id=who.key_id, role=role_to_proto(who.role),
-                                   participant_id=who.participant_id, scopes=list(who.scopes)),
+                                   participant_id=who.participant_id, scopes=list(who.scopes),
+                                   service_name=who.service_name),
             cache_ttl_seconds=self.cache_ttl,
         )

@@ -24,7 +24,7 @@ from services.submissions.repository import models as models_repo
 from services.submissions.repository import rounds as repo
 from services.submissions.repository import uploads as uploads_repo
 from services.submissions.rounddata import F32, PackedRound, RoundCache, era_labels, pack_strings
-from shared.auth import ANONYMOUS, Role
+from shared.auth import ANONYMOUS, Role, ServiceName
 from shared.db import Database
 from shared.errors import (
     DeadlineExceeded,
@@ -41,18 +41,24 @@ from shared.rpc.convert import timestamp
 from shared.rpc.ratelimit import StreamSlots, TokenBuckets
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SubmissionsService"].full_name
-P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
-READ = {P, O, A, S}
+P, O, A = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR
+_, SCORING, LEADERBOARD, PAYOUTS = (name.identity for name in ServiceName)
+PEOPLE = {P, O, A}
+# Each service identity is listed only where that service calls (services/*/peers.py): the hidden
+# targets of a round go to scoring alone, whatever the round's state.
 ACCESS = {
-    "CreateTournament": {O}, "GetTournament": READ, "ListTournaments": READ,
+    "CreateTournament": {O}, "GetTournament": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS},
+    "ListTournaments": {*PEOPLE, LEADERBOARD},
     "UploadDataset": {O}, "OpenRound": {O}, "CloseRound": {O}, "ResolveRound": {O},
-    "MarkRoundScored": {S, O}, "MarkRoundPaid": {S, O},
-    "GetRound": READ, "ListRounds": READ, "GetRoundCommitment": READ,
-    "DownloadRoundData": {P, O, S}, "DownloadTargets": READ,
-    "CreateModel": {P, O}, "GetModel": READ, "ListModels": READ, "UpdateModelPayoutAddress": {P, O},
-    "UploadPredictions": {P}, "GetSubmission": READ, "ListSubmissions": READ,
-    "GetReceiptPublicKey": {ANONYMOUS, *READ},
-    "StreamRoundSubmissions": {S, O}, "StreamRoundTargets": {S},
+    "MarkRoundScored": {O, SCORING}, "MarkRoundPaid": {O, PAYOUTS},
+    "GetRound": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS}, "ListRounds": {*PEOPLE, PAYOUTS},
+    "GetRoundCommitment": PEOPLE,
+    "DownloadRoundData": {P, O}, "DownloadTargets": PEOPLE,
+    "CreateModel": {P, O}, "GetModel": {*PEOPLE, PAYOUTS}, "ListModels": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS},
+    "UpdateModelPayoutAddress": {P, O},
+    "UploadPredictions": {P}, "GetSubmission": {*PEOPLE, PAYOUTS}, "ListSubmissions": {*PEOPLE, PAYOUTS},
+    "GetReceiptPublicKey": {ANONYMOUS, *PEOPLE},
+    "StreamRoundSubmissions": {O, SCORING}, "StreamRoundTargets": {SCORING},
 }
 DEFAULT_CHUNK_ROWS = 10_000
 MAX_CHUNK_ROWS = 100_000
@@ -93,7 +99,7 @@ def round_pb(row: Any) -> pb.Round:
     if row.generated_spec is not None:
         out.generated.ParseFromString(bytes(row.generated_spec))
         who = optional_principal()
-        if who is None or who.role not in (Role.OPERATOR, Role.SERVICE):
+        if who is None or who.role is not Role.OPERATOR:
             out.generated.ClearField("seed")  # the seed regenerates the hidden targets: operators only
     return out
 
@@ -498,6 +504,10 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     async def StreamRoundTargets(self, request: pb.StreamRoundTargetsRequest, context: Any):
         size = chunk_rows(request.chunk_rows)
         row, _, packed = await self._packed(request.round)
+        if not row.revealed and principal().identity != SCORING:
+            # the access rule already says so; kept here too, so widening the rule can't leak hidden targets
+            raise PermissionDenied("the hidden targets of a round that has not resolved go to the scoring "
+                                   "service only")
         targets = packed.targets.copy()
         if not row.revealed:
             targets[packed.splits == Split.LIVE] = np.nan

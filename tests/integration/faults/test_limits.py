@@ -14,7 +14,7 @@ from tests.integration.submissions.conftest import upload_requests
 
 
 async def test_upload_rate_limit_per_key(database_url, keys):
-    running = await start_services(database_url, keys.service, names=["submissions"],
+    running = await start_services(database_url, keys.services, names=["submissions"],
                                    submissions={"uploads_per_minute": 0.001, "upload_burst": 2,
                                                 "notify_scoring": False})
     try:
@@ -39,7 +39,7 @@ async def test_upload_rate_limit_per_key(database_url, keys):
 
 
 async def test_oversize_message_is_resource_exhausted(database_url, keys):
-    running = await start_services(database_url, keys.service, names=["submissions"],
+    running = await start_services(database_url, keys.services, names=["submissions"],
                                    submissions={"max_message_bytes": 1024 * 1024, "notify_scoring": False})
     try:
         async with grpc.aio.insecure_channel(running["submissions"].address,
@@ -70,7 +70,7 @@ async def test_client_library_waits_as_the_rate_limit_says(database_url, keys, s
                                                            target_kind=1), metadata=md(keys.operator))
     await subs.OpenRound(pb.OpenRoundRequest(request_id="o-rl", tournament_id="ratelimited", generated=SPEC),
                          metadata=md(keys.operator))
-    running = await start_services(database_url, keys.service, names=["submissions"],
+    running = await start_services(database_url, keys.services, names=["submissions"],
                                    submissions={"uploads_per_minute": 120, "upload_burst": 1,
                                                 "notify_scoring": False})
     client = Client(running["submissions"].address, keys.other)

@@ -175,7 +175,7 @@ async def test_revoked_key_stops_working_on_other_services(database_url, keys):
     """A remote service caches authentications briefly; after the TTL a revoked key is refused."""
     from shared.testing import start_services, stop_services
 
-    running = await start_services(database_url, keys.service, names=["submissions", "scoring"],
+    running = await start_services(database_url, keys.services, names=["submissions", "scoring"],
                                    scoring={"auth_cache_seconds": 0.2})
     try:
         async with grpc.aio.insecure_channel(running["submissions"].address) as ch1, \

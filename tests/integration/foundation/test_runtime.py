@@ -67,7 +67,7 @@ async def test_database_outage_turns_health_not_serving_and_back(database_url, k
     proxy = TcpProxy(database_url)
     await proxy.start()
     await proxy.cut()
-    running = await start_services(proxy.url(), keys.service, names=["submissions"])
+    running = await start_services(proxy.url(), keys.services, names=["submissions"])
     addr = running["submissions"].address
     try:
         assert await health_status(addr) == health_pb2.HealthCheckResponse.NOT_SERVING

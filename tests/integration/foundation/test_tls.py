@@ -17,7 +17,7 @@ from tests.integration.conftest import md
 async def test_services_speak_tls_only_and_authenticate_each_other_over_it(database_url, keys, tmp_path):
     cert, key = self_signed_certificate(tmp_path)
     tls = {"tls_cert_file": cert, "tls_key_file": key, "tls_ca_file": cert}
-    running = await start_services(database_url, keys.service, names=["submissions", "scoring"],
+    running = await start_services(database_url, keys.services, names=["submissions", "scoring"],
                                    submissions=tls, scoring=tls)
     try:
         credentials = grpc.ssl_channel_credentials(cert.read_bytes())

@@ -10,10 +10,9 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from crowdquant.cli.bootstrap import create_key
+from crowdquant.cli.bootstrap import create_service_keys
 from crowdquant.payouts.v1 import ledger_audit_service_pb2_grpc as audit_grpc
 from crowdquant.payouts.v1 import payouts_service_pb2_grpc as po_grpc
-from shared.auth import Role
 from shared.config import CommonSettings
 from shared.rpc.server import RunningService
 from shared.testing import start_services, stop_services
@@ -24,10 +23,10 @@ from tests.integration.payouts.scenario import Stubs, stubs_on
 async def services(database_url: str, tmp_path_factory) -> AsyncIterator[dict[str, RunningService]]:
     """Overrides the shared fixture: payouts keeps its generated wallet seed in a temporary data folder."""
     data_dir = tmp_path_factory.mktemp("payouts-data")
-    service_key = await create_key(CommonSettings(), Role.SERVICE, "", "tests", [], url=database_url)
-    running = await start_services(database_url, service_key, payouts={"data_dir": data_dir})
+    service_keys = await create_service_keys(CommonSettings(), "tests", url=database_url)
+    running = await start_services(database_url, service_keys, payouts={"data_dir": data_dir})
     for svc in running.values():
-        svc.ctx.extras["service_key"] = service_key
+        svc.ctx.extras["service_keys"] = service_keys
     yield running
     await stop_services(running)
 

@@ -279,7 +279,8 @@ async def test_auditor_only_reads(payouts, audit, keys, paid):
     assert (
         await denied(audit.GetTrialBalance(au_pb.GetTrialBalanceRequest())) == grpc.StatusCode.UNAUTHENTICATED
     )
-    allocation = await payouts.GetAllocation(po_pb.GetAllocationRequest(round=ref), metadata=md(keys.service))
+    allocation = await payouts.GetAllocation(po_pb.GetAllocationRequest(round=ref),
+                                             metadata=md(keys.services["leaderboard"]))
     assert allocation.allocation.policy == common_pb2.PAYOUT_POLICY_POOL
     mine = await payouts.GetAllocation(
         po_pb.GetAllocationRequest(round=ref), metadata=md(t.players["noise"].key)

@@ -33,7 +33,8 @@ MODULES = {"IdentityService": id_pb, "SubmissionsService": pb, "ScoringService":
            "LedgerAuditService": ledger_audit_service_pb2}
 HOSTS = {"IdentityService": "submissions", "SubmissionsService": "submissions", "ScoringService": "scoring",
          "LeaderboardService": "leaderboard", "PayoutsService": "payouts", "LedgerAuditService": "payouts"}
-CALLERS = ["anonymous", "owner", "other", "operator", "auditor", "service"]
+SERVICE_CALLERS = ["submissions", "scoring", "leaderboard", "payouts"]  # each service's own identity
+CALLERS = ["anonymous", "owner", "other", "operator", "auditor", *SERVICE_CALLERS]
 SPEC = pb.GeneratedDatasetSpec(seed=31, n_train=300, n_validation=400, n_live=200, n_features=4,
                                n_training_eras=3, n_tournament_eras=4)
 
@@ -69,7 +70,8 @@ async def world(subs, keys, services):
                                                           display_name="acl-alice", payout_address=blt_address(50)),
                                     metadata=md(keys.participant))).model
     ids = []
-    async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=scored.round), metadata=md(keys.service)):
+    async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=scored.round),
+                                           metadata=md(keys.services["scoring"])):
         ids += m.chunk.ids.decode().split("\n")
     values = np.random.default_rng(1).uniform(0.3, 0.7, len(ids))
     await subs.UploadPredictions(upload_requests(pb.UploadHeader(request_id="u-acl-1", round=scored.round,
@@ -85,7 +87,8 @@ async def world(subs, keys, services):
     opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-acl-2", tournament_id="acl", generated=SPEC),
                                    metadata=op)).round
     ids2 = []
-    async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round), metadata=md(keys.service)):
+    async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
+                                           metadata=md(keys.services["scoring"])):
         ids2 += m.chunk.ids.decode().split("\n")
     await subs.UploadPredictions(upload_requests(pb.UploadHeader(request_id="u-acl-2", round=opened.round,
                                                                  model_id=model.model_id), ids2, values[:len(ids2)]),
@@ -170,7 +173,8 @@ async def call(channel, service: str, rpc: str, descriptor, request, metadata, w
 
 async def test_every_cell(services, keys, world):
     caller_md = {"anonymous": (), "owner": md(keys.participant), "other": md(keys.other),
-                 "operator": md(keys.operator), "auditor": md(keys.auditor), "service": md(keys.service)}
+                 "operator": md(keys.operator), "auditor": md(keys.auditor),
+                 **{name: md(keys.services[name]) for name in SERVICE_CALLERS}}
     failures = []
     checked = 0
     channels = {name: grpc.aio.insecure_channel(svc.address) for name, svc in services.items()}
@@ -191,5 +195,5 @@ async def test_every_cell(services, keys, world):
     finally:
         for channel in channels.values():
             await channel.close()
-    assert checked >= 6 * 70
+    assert checked >= len(CALLERS) * 70
     assert not failures, "\n".join(failures)

@@ -220,7 +220,7 @@ async def test_explicit_matching_targets_are_accepted(subs, keys, tournament, se
     # the operator knows the generated targets: read them through the service stream scoring uses
     ids, vals = [], []
     async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
-                                           metadata=md(keys.service)):
+                                           metadata=md(keys.services["scoring"])):
         ids += m.chunk.ids.decode().split("\n")
         vals.append(np.frombuffer(m.chunk.targets, dtype="<f4"))
     vals = np.concatenate(vals)
