@@ -474,15 +474,22 @@ def test_each_pod_gets_only_its_secrets(app: str) -> None:
         "scoring": {"DATABASE_URL", "CROWDQUANT_SERVICE_API_KEY"},
         "leaderboard": {"DATABASE_URL", "CROWDQUANT_SERVICE_API_KEY"},
         "payouts": {"DATABASE_URL", "CROWDQUANT_SERVICE_API_KEY", "CROWDQUANT_WALLET_SECRET"},
-        "gateway": {"CROWDQUANT_SERVICE_API_KEY"},
+        "gateway": set(),  # anonymous to the leaderboard: no key, no database
         "migrate": {"DATABASE_URL"},
         "pipeline": {"CROWDQUANT_OPERATOR_API_KEY"},
     }[app]
     (container,) = dict(_pod_templates())[app]["spec"]["containers"]
-    from_secret = {env["name"] for env in container["env"] if "secretKeyRef" in env.get("valueFrom", {})}
+    from_secret = {env["name"] for env in container.get("env", []) if "secretKeyRef" in env.get("valueFrom", {})}
     assert from_secret == expected
     compose_files = [name for name in COMPOSE["services"][app]["environment"] if name.endswith("_FILE")]
     assert {name.removesuffix("_FILE") for name in compose_files} == expected
+    # each service calls its peers with its own key (its own identity), never a shared one
+    if "CROWDQUANT_SERVICE_API_KEY" in expected:
+        (ref,) = [env["valueFrom"]["secretKeyRef"]["key"] for env in container["env"]
+                  if env["name"] == "CROWDQUANT_SERVICE_API_KEY"]
+        assert ref == f"{app}_api_key"
+        environment = COMPOSE["services"][app]["environment"]
+        assert environment["CROWDQUANT_SERVICE_API_KEY_FILE"] == f"/run/secrets/{app}_api_key"
 
 
 # ---------------------------------------------------------------------------------------------------
