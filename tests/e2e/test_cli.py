@@ -40,6 +40,11 @@ def test_keys_create_prints_the_key_once_and_never_logs_it(database_url):
     assert key not in result.stderr
     bad = run(["keys", "create", "--role", "wizard"], {"DATABASE_URL": database_url})
     assert bad.returncode == 2 and "--role" in bad.stderr
+    nameless = run(["keys", "create", "--role", "service"], {"DATABASE_URL": database_url})
+    assert nameless.returncode != 0 and "service_name is required" in nameless.stderr
+    assert "Traceback" not in nameless.stderr
+    scoring = run(["keys", "create", "--role", "service", "--service", "scoring"], {"DATABASE_URL": database_url})
+    assert scoring.returncode == 0 and scoring.stdout.strip().splitlines()[-1].startswith("k_"), scoring.stderr
 
 
 def test_unknown_service_is_refused():
