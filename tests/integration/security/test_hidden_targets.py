@@ -101,7 +101,8 @@ class Attacker:
         # what submissions asks of scoring after every upload (asked here too, so the test needn't wait)
         judged = await self.scoring.ScoreValidation(sc_pb.ScoreValidationRequest(
             request_id=f"v-{submission.submission_id}", round=self.ref, model_id=model_id,
-            version=submission.version, content_sha256=submission.content_sha256), metadata=md(self.keys.service))
+            version=submission.version, content_sha256=submission.content_sha256),
+            metadata=md(self.keys.services["submissions"]))
         return judged.public_score
 
 
@@ -182,7 +183,7 @@ async def test_scoring_judges_only_a_stored_upload_with_its_hash(subs, scoring, 
     ]
     for request, code in cases:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await scoring.ScoreValidation(request, metadata=md(keys.service))
+            await scoring.ScoreValidation(request, metadata=md(keys.services["submissions"]))
         assert info.value.code() == code, info.value.details()
     assert await table_checksums(url, ("scoring",)) == before
 

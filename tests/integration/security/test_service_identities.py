@@ -70,8 +70,8 @@ async def open_round(subs, keys):
 def push_score(submission: pb.Submission) -> sc_pb.ScoreValidationRequest:
     """What a forger sends: a Ladder score for a stored upload (hash and all), as submissions would."""
     return sc_pb.ScoreValidationRequest(request_id=f"forged:{submission.submission_id}", round=submission.round,
-                                        model_id=submission.model_id, participant_id=submission.participant_id,
-                                        version=submission.version, content_sha256=submission.content_sha256)
+                                        model_id=submission.model_id, version=submission.version,
+                                        content_sha256=submission.content_sha256)
 
 
 async def test_only_scoring_streams_the_hidden_targets_of_an_open_round(subs, keys, open_round):
