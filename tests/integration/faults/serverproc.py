@@ -68,7 +68,8 @@ class ServerProcess:
 
     async def start(self) -> None:
         settings = CommonSettings()
-        service_key = await create_key(settings, Role.SERVICE, "", "tests", [], url=self.database_url)
+        service_key = await create_key(settings, Role.SERVICE, "", "tests", [], url=self.database_url,
+                                       service_name="submissions")
         self.operator = await create_key(settings, Role.OPERATOR, "", "tests", [], url=self.database_url)
         self._spawn(service_key)
         assert self.proc is not None
