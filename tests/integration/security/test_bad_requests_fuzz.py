@@ -186,9 +186,23 @@ async def test_truncated_and_cancelled_upload_streams_store_nothing(services, ke
             await subs.UploadPredictions(stream(), metadata=md(keys.participant))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
 
-    # cancelled mid-stream by the client
+    # cancelled mid-stream by the client, after a header the server accepted (so it waits for chunks)
+    from crowdquant.common.v1 import common_pb2
+    from tests.integration.submissions.conftest import SMALL, blt_address
+
+    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-cx", tournament_id="cx",
+                                                           target_kind=common_pb2.TARGET_KIND_BINARY),
+                                metadata=md(keys.operator))
+    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-cx", tournament_id="cx", generated=SMALL),
+                                   metadata=md(keys.operator))).round
+    model = (await subs.CreateModel(pb.CreateModelRequest(request_id="m-cx", tournament_id="cx", display_name="cx",
+                                                          payout_address=blt_address(9)),
+                                    metadata=md(keys.participant))).model
+    before = await table_checksums(database_url, ["submissions"])
+
     async def slow():
-        yield pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="cx", model_id="m_x"))
+        yield pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="cx", model_id=model.model_id,
+                                                                 round=opened.round))
         await asyncio.sleep(30)
         yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(ids=b"a", values=b"\0\0\0\0"))
 
