@@ -132,8 +132,6 @@ class Demo:
             target_kind=common_pb2.TARGET_KIND_BINARY, network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST,
             rules=sub_pb.TournamentRules(
                 upload=sub_pb.UploadRules(max_uploads_per_model_per_round=PROBES + 3, min_std=-1),
-                # logistic models share a distribution shape; only near-identical ones count as similar
-                originality=sub_pb.OriginalityRules(similar_ks_statistic=0.002),
                 payout=sub_pb.PayoutRules(policy=common_pb2.PAYOUT_POLICY_POOL,
                                           pool=common_pb2.PoolParameters(pool_satoshis=POOL_SATOSHIS),
                                           require_originality=True))))

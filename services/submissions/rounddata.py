@@ -95,7 +95,7 @@ class RoundView:
     validation_targets: np.ndarray
     features: np.ndarray
     earlier: EarlierSubmissions
-    participants: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # the model of each earlier submission
     last_seq: int = 0
     clusters: dict[int, np.ndarray] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -113,7 +113,7 @@ class RoundView:
 
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def add(self, seq: int, label: str, participant_id: str, predictions: np.ndarray) -> None:
+    def add(self, seq: int, label: str, model_id: str, predictions: np.ndarray) -> None:
         """Append one accepted submission; amortised O(n) per add (buffers grow by doubling)."""
         if seq <= self.last_seq:
             return
@@ -132,7 +132,7 @@ class RoundView:
         self.earlier = EarlierSubmissions.from_arrays(
             (*self.earlier.labels, label), self.earlier.sketch_points,
             *(self.buffers[name][: m + 1] for name in EARLIER_ARRAYS), previous=self.earlier)
-        self.participants.append(participant_id)
+        self.models.append(model_id)
         self.last_seq = seq
 
 

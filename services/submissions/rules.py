@@ -47,6 +47,8 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
                                             default=0.005)
     orig.similar_ks_statistic = _fraction(orig.similar_ks_statistic, "originality.similar_ks_statistic",
                                           default=0.03)
+    orig.max_abs_rank_correlation = _fraction(orig.max_abs_rank_correlation, "originality.max_abs_rank_correlation",
+                                              default=0.95)
     if orig.similar_submissions_limit < 0:
         raise _bad("originality.similar_submissions_limit", "must be >= 1")
     orig.similar_submissions_limit = orig.similar_submissions_limit or 1
@@ -103,4 +105,4 @@ def originality_rule(rules: pb.TournamentRules):  # type: ignore[no-untyped-def]
 
     o = rules.originality
     return OriginalityRule(o.max_abs_pearson, o.duplicate_ks_statistic, o.similar_ks_statistic,
-                           o.similar_submissions_limit)
+                           o.similar_submissions_limit, o.max_abs_rank_correlation, o.ks_pass)

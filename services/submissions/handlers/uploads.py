@@ -105,7 +105,7 @@ def apply_mode(mode: int, passed: bool, result: pb.CheckResult, what: str) -> pb
     return result
 
 
-def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, participant_id: str,
+def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, model_id: str,
                binary: bool) -> tuple[np.ndarray, pb.Submission]:
     """The numeric part (thread): align and validate, then originality, concordance, consistency."""
     rule = ValueRule(0.0 if rules.upload.open_interval else None,
@@ -116,12 +116,17 @@ def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, parti
     if o.mode == pb.CHECK_MODE_OFF:
         checks.originality.CopyFrom(SKIPPED)
     else:
-        own = np.asarray([p == participant_id for p in view.participants], dtype=bool)
+        # Only earlier versions of this model are left out: a participant's other models count, so a
+        # second model copying the first is flagged (and the first keeps its eligibility).
+        same_model = np.asarray([m == model_id for m in view.models], dtype=bool)
         result = check_originality(aligned, view.earlier, tournament_rules.originality_rule(rules),
-                                   exclude=own if own.any() else None)
-        value = abs(result.pearson) if result.pearson is not None else (result.ks or 0.0)
+                                   exclude=same_model if same_model.any() else None)
+        value, _ = result.statistic
+        threshold = {"spearman": o.max_abs_rank_correlation, "ks": o.duplicate_ks_statistic
+                     if result.ks is not None and result.ks < o.duplicate_ks_statistic
+                     else o.similar_ks_statistic}.get(result.decided_by, o.max_abs_pearson)
         checks.originality.CopyFrom(apply_mode(o.mode, result.original,
-                                               check_result(0, result.reason, value, o.max_abs_pearson),
+                                               check_result(0, result.reason, value, threshold),
                                                "originality"))
     c = rules.concordance
     both = (view.splits == Split.LIVE).any() and (view.splits == Split.VALIDATION).any()
@@ -154,7 +159,7 @@ def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, parti
 def add_rows(view: RoundView, rows: list[Any]) -> None:
     for row in rows:
         values = np.frombuffer(bytes(row.predictions), dtype=F32)
-        view.add(row.seq, f"{row.model_id} v{row.version}", row.participant_id, values)
+        view.add(row.seq, f"{row.model_id} v{row.version}", row.model_id, values)
 
 
 async def round_view(conn: Any, cache: RoundCache, tournament_id: str, round_number: int) -> RoundView:
@@ -218,7 +223,7 @@ async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Pr
             f"the limit resets when round {round_row.round_number + 1} opens",
             reason="UPLOAD_LIMIT", metadata={"limit": str(limit), "round_number": str(round_row.round_number)})
     view = await round_view(conn, cache, round_row.tournament_id, round_row.round_number)
-    aligned, checks = await asyncio.to_thread(run_checks, view, upload, rules, model.participant_id,
+    aligned, checks = await asyncio.to_thread(run_checks, view, upload, rules, model.model_id,
                                               tournament.target_kind == "binary")
     version = accepted + 1
     sha = content.content_sha256(aligned)

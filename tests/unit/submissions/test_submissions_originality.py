@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.stats import ks_2samp, pearsonr
+from scipy.stats import ks_2samp, pearsonr, spearmanr
 
 from services.submissions.domain.ks import ks_statistic
 from services.submissions.domain.originality import (
@@ -22,7 +22,8 @@ from services.submissions.domain.originality import (
 )
 from shared.errors import InvalidArgument
 
-RULE = OriginalityRule()
+RULE = OriginalityRule.of_2017()  # the scipy loop below is the 2017 code
+DEFAULT = OriginalityRule()
 
 
 def reference(
@@ -103,7 +104,7 @@ def test_flags_match_the_scipy_reference(
     if any(_near(r, (RULE.max_abs_pearson,), 1e-9) for r in rs if r == r):
         return
     prepared = EarlierSubmissions.build(labels, earlier, sketch_points=points)
-    result = check_originality(x, prepared, exclude=exclude)
+    result = check_originality(x, prepared, RULE, exclude=exclude)
     assert result.original is expected, (result, rs, ks)
     assert result.compared == len(others)
     if result.ks is not None:  # the KS pass ran: the named submission really is the closest, exactly
@@ -165,9 +166,9 @@ def test_full_size_near_copies_against_many_earlier_submissions() -> None:
     near_copy = np.clip(earlier[2] + rng.normal(0, 1e-4, n), 0, 1).astype(np.float32)
     for upload in (near_copy, rng.normal(0.5, 0.08, n).astype(np.float32), base.astype(np.float32)):
         expected, _rs, _ks = reference(upload, earlier)
-        result = check_originality(upload, prepared)
+        result = check_originality(upload, prepared, RULE)
         assert result.original is expected
-    result = check_originality(near_copy, prepared)
+    result = check_originality(near_copy, prepared, RULE)
     assert not result.original and result.pearson_label == "model-2" and "Pearson" in result.reason
 
 
@@ -187,6 +188,7 @@ def test_incremental_set_equals_a_fresh_build(seed: int, m: int, decimals: int) 
         "values",
         "sorted_values",
         "unit",
+        "rank_unit",
         "sketch_values",
         "sketch_right",
         "sketch_left",
@@ -200,18 +202,18 @@ def test_incremental_set_equals_a_fresh_build(seed: int, m: int, decimals: int) 
 
 def test_first_submission_is_original_and_reasons_read_well() -> None:
     x = np.linspace(0.4, 0.6, 100).astype(np.float32)
-    first = check_originality(x, EarlierSubmissions.empty(100))
+    first = check_originality(x, EarlierSubmissions.empty(100), RULE)
     assert first.original and "no earlier submission" in first.reason
     rng = np.random.default_rng(2)
     other = rng.uniform(0.1, 0.9, 100).astype(np.float32)
-    result = check_originality(x, EarlierSubmissions.build(["alice/model"], other[None, :]))
+    result = check_originality(x, EarlierSubmissions.build(["alice/model"], other[None, :]), RULE)
     assert result.original and result.reason.startswith("original: highest |Pearson|")
     assert result.ks == pytest.approx(ks_statistic(x, other))
-    duplicate = check_originality(x, EarlierSubmissions.build(["bob/model"], x[None, :]))
+    duplicate = check_originality(x, EarlierSubmissions.build(["bob/model"], x[None, :]), RULE)
     assert (
         not duplicate.original and "bob/model" in duplicate.reason and "|Pearson| 1.0000" in duplicate.reason
     )
-    shuffled = check_originality(x, EarlierSubmissions.build(["carol"], rng.permutation(x)[None, :]))
+    shuffled = check_originality(x, EarlierSubmissions.build(["carol"], rng.permutation(x)[None, :]), RULE)
     assert not shuffled.original and "KS 0.00000 with earlier submission carol" in shuffled.reason
     assert "a duplicate" in shuffled.reason
 
@@ -221,7 +223,7 @@ def test_relaxed_rule_and_bad_input() -> None:
     x = rng.uniform(0, 1, 500).astype(np.float32)
     same_distribution = rng.uniform(0, 1, 500).astype(np.float32)
     prepared = EarlierSubmissions.build(["a"], same_distribution[None, :])
-    assert not check_originality(x, prepared).original or ks_statistic(x, same_distribution) > 0.03
+    assert not check_originality(x, prepared, RULE).original or ks_statistic(x, same_distribution) > 0.03
     lenient = OriginalityRule(
         duplicate_ks_statistic=0.0, similar_ks_statistic=0.0, similar_submissions_limit=2
     )
@@ -232,3 +234,47 @@ def test_relaxed_rule_and_bad_input() -> None:
         EarlierSubmissions.build(["a"], np.array([[0.1, np.nan]]))
     with pytest.raises(InvalidArgument, match="2 labels for 1"):
         EarlierSubmissions.build(["a", "b"], np.array([[0.1, 0.2]]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=rounds(), data=st.data())
+def test_default_rule_matches_pearson_and_spearman_from_scipy(
+    case: tuple[np.ndarray, np.ndarray], data: st.DataObject
+) -> None:
+    """The default: |Pearson| > 0.95 or |Spearman| > 0.95 with any compared submission; no KS pass."""
+    x, earlier = case
+    exclude = np.array(data.draw(st.lists(st.booleans(), min_size=len(earlier), max_size=len(earlier))))
+    others = earlier[~exclude].astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rs = [float(pearsonr(x.astype(np.float64), e)[0]) for e in others]
+        rhos = [float(spearmanr(x.astype(np.float64), e)[0]) for e in others]
+    if any(_near(v, (0.95,), 1e-9) for v in rs + rhos if v == v):
+        return
+    expected = not any(abs(v) > 0.95 for v in rs + rhos if v == v)
+    labels = [f"s{i}" for i in range(len(earlier))]
+    result = check_originality(x, EarlierSubmissions.build(labels, earlier), DEFAULT, exclude=exclude)
+    assert result.original is expected, (result, rs, rhos)
+    assert result.ks is None  # the KS pass is off by default
+    finite = [abs(v) for v in rhos if v == v]
+    if result.rank_correlation is not None and result.decided_by != "pearson":
+        assert abs(result.rank_correlation) == pytest.approx(max(finite), abs=1e-9)
+
+
+def test_default_rule_flags_a_monotone_transform_and_passes_same_distributions() -> None:
+    """A copy bent by a monotone map keeps its ranks (so its CORR and MMC): Spearman flags it where
+    Pearson does not; an independent model with the same distribution (KS tiny) passes."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    source = (0.5 + rng.normal(0, 0.03, n)).astype(np.float32)
+    bent = (0.5 + (source.astype(np.float64) - 0.5) ** 3 * 400).astype(np.float32)
+    prepared = EarlierSubmissions.build(["m_source v1"], source[None, :])
+    assert abs(pearsonr(source, bent)[0]) < 0.95
+    result = check_originality(bent, prepared, DEFAULT)
+    assert not result.original and result.decided_by == "spearman"
+    assert "|Spearman| 1.0000 with earlier submission m_source v1" in result.reason
+    assert result.statistic == (pytest.approx(1.0), "m_source v1")
+    twin = (0.5 + rng.normal(0, 0.03, n)).astype(np.float32)  # same distribution, independent
+    assert ks_statistic(twin, source) < 0.03
+    assert not check_originality(twin, prepared, RULE).original  # 2017 flags it
+    assert check_originality(twin, prepared, DEFAULT).original  # the default does not
