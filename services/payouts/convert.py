@@ -7,7 +7,7 @@ from typing import Any
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.payouts.v1 import payouts_service_pb2 as pb
-from services.payouts.handlers.allocation import POLICY_ENUMS, AllocationView, fraction_value
+from services.payouts.handlers.allocation import POLICY_ENUMS, AllocationView, ReasonDetail, fraction_value
 from services.payouts.handlers.balances import Balances
 from services.payouts.handlers.history import BatchView
 from services.payouts.handlers.planning import HeldPayout
@@ -52,6 +52,24 @@ def _double(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
+def zero_payout_pb(line: Any, carried: ReasonDetail | None) -> common_pb2.PayoutReason | None:
+    """The stored reason of a line paying nothing, or the read-time one of a balance carried over."""
+    if carried is not None:
+        return common_pb2.PayoutReason(
+            code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{carried.code.value}"),
+            detail=carried.detail, value=carried.value or 0.0, threshold=carried.threshold or 0.0,
+        )
+    if not line.reason_code:
+        return None
+    return common_pb2.PayoutReason(
+        code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{line.reason_code}"),
+        detail=line.reason,
+        value=_double(line.reason_value) if line.reason_value is not None else 0.0,
+        threshold=line.reason_threshold or 0.0,
+        other_submission=line.reason_subject,
+    )
+
+
 def allocation_pb(view: AllocationView, participant_id: str | None = None) -> pb.Allocation:
     row = view.row
     lines = [line for line in view.lines if participant_id is None or line.participant_id == participant_id]
@@ -73,7 +91,8 @@ def allocation_pb(view: AllocationView, participant_id: str | None = None) -> pb
                 amount_satoshis=int(line.amount),
                 stake_satoshis=int(line.stake),
                 eligible=line.eligible,
-                ineligible_reason=line.reason,
+                ineligible_reason="" if line.eligible else line.reason,
+                zero_payout=zero_payout_pb(line, view.carried.get(line.model_id)),
             )
             for line in lines
         ],

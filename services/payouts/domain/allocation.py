@@ -10,8 +10,11 @@ so every amount below is computed exactly and rounded once, by a stated rule:
   payout_factor = min(1, threshold / total at risk). The result is rounded toward zero, so the platform
   never pays more than the formula and a burn never takes more than c (5%) of the stake.
 
-A model that is not original, or fails consistency/concordance where the tournament requires them, is
-not eligible: it gets 0 and the reason is kept on its line for the participant and the auditor.
+Where the tournament requires a check (originality, consistency, concordance), one rule applies to all
+three: only a PASSED check is eligible; FLAGGED is ``NOT_ORIGINAL``/``INCONSISTENT``/``NOT_CONCORDANT``,
+and an unchecked result (SKIPPED, missing) is ``*_UNCHECKED``: money is not paid on an unknown.
+Every line whose amount is not positive carries a ``ZeroPayoutReason``, so a participant (and the
+public board) can tell why a model got nothing.
 """
 
 from __future__ import annotations
@@ -42,19 +45,45 @@ class ContributionSource(StrEnum):
     """Leave-one-out gain: how much the meta model loses without this model."""
 
 
-class IneligibleReason(StrEnum):
+class ZeroPayoutReason(StrEnum):
+    """Why a model's payout is 0 (or negative: a burn), one machine-readable code per cause."""
+
     NOT_ORIGINAL = "NOT_ORIGINAL"
+    """Flagged by the originality check (a near copy of an earlier submission)."""
+    ORIGINALITY_UNCHECKED = "ORIGINALITY_UNCHECKED"
+    """Originality is required and was not checked (check off, or no result)."""
     INCONSISTENT = "INCONSISTENT"
+    CONSISTENCY_UNCHECKED = "CONSISTENCY_UNCHECKED"
     NOT_CONCORDANT = "NOT_CONCORDANT"
+    CONCORDANCE_UNCHECKED = "CONCORDANCE_UNCHECKED"
     MISSING_SCORE = "MISSING_SCORE"
+    """No value for a metric the policy pays on (e.g. constant predictions have no CORR)."""
+    NOT_STAKED = "NOT_STAKED"
+    """Stake policy: nothing at stake, so nothing to pay or burn."""
+    NON_POSITIVE_CONTRIBUTION = "NON_POSITIVE_CONTRIBUTION"
+    """The score the policy pays on is <= 0 (pool: no share; stake: a burn or nothing)."""
+    ROUNDED_TO_ZERO = "ROUNDED_TO_ZERO"
+    """A positive score whose exact amount is under one satoshi."""
+    BELOW_DUST_CARRIED = "BELOW_DUST_CARRIED"
+    """Allocated, but the model's payable balance is under its address's dust limit: it is carried to a
+    later batch (set when read, not when allocated: it depends on the balance and the batches)."""
+
+
+IneligibleReason = ZeroPayoutReason  # the reasons that make a model ineligible are the first seven
+
+_CHECK_REASONS = {
+    "original": (ZeroPayoutReason.NOT_ORIGINAL, ZeroPayoutReason.ORIGINALITY_UNCHECKED),
+    "consistent": (ZeroPayoutReason.INCONSISTENT, ZeroPayoutReason.CONSISTENCY_UNCHECKED),
+    "concordant": (ZeroPayoutReason.NOT_CONCORDANT, ZeroPayoutReason.CONCORDANCE_UNCHECKED),
+}
 
 
 @dataclass(frozen=True)
 class ModelResult:
     """What allocation needs to know about one model in one round.
 
-    ``consistent``/``concordant`` are None when not checked; where the tournament requires a check, an
-    unchecked model is treated as failing it (money is not paid on an unknown).
+    ``original``/``consistent``/``concordant`` are True (passed), False (flagged) or None (not
+    checked); where the tournament requires a check, only True is eligible.
     """
 
     model_id: str
@@ -63,7 +92,7 @@ class ModelResult:
     mmc: float | None = None
     loo: float | None = None
     stake: Satoshis = 0
-    original: bool = True
+    original: bool | None = None
     consistent: bool | None = None
     concordant: bool | None = None
 
@@ -72,6 +101,7 @@ class ModelResult:
 class EligibilityRules:
     require_consistency: bool = False
     require_concordance: bool = False
+    require_originality: bool = False
 
 
 def _fraction(value: Number, name: str) -> Fraction:
@@ -149,7 +179,8 @@ class AllocationLine:
     rate: Fraction
     amount: Satoshis
     eligible: bool
-    reason: IneligibleReason | None
+    reason: ZeroPayoutReason | None  # why not eligible (None: eligible)
+    zero_reason: ZeroPayoutReason | None = None  # why the amount is not positive (None: paid)
 
 
 @dataclass(frozen=True)
@@ -201,14 +232,39 @@ def _check(results: Sequence[ModelResult]) -> None:
             _score(getattr(r, name), name, r.model_id)  # an infinite score is a scoring bug: refuse it
 
 
-def _ineligible(r: ModelResult, rules: EligibilityRules) -> IneligibleReason | None:
-    if not r.original:
-        return IneligibleReason.NOT_ORIGINAL
-    if rules.require_consistency and r.consistent is not True:
-        return IneligibleReason.INCONSISTENT
-    if rules.require_concordance and r.concordant is not True:
-        return IneligibleReason.NOT_CONCORDANT
+def _ineligible(r: ModelResult, rules: EligibilityRules) -> ZeroPayoutReason | None:
+    """The first required check that did not pass: flagged or unchecked, the same rule for every check."""
+    required = {
+        "original": rules.require_originality,
+        "consistent": rules.require_consistency,
+        "concordant": rules.require_concordance,
+    }
+    for name, (flagged, unchecked) in _CHECK_REASONS.items():
+        if not required[name]:
+            continue
+        outcome = getattr(r, name)
+        if outcome is False:
+            return flagged
+        if outcome is not True:
+            return unchecked
     return None
+
+
+def zero_payout_reason(
+    reason: ZeroPayoutReason | None, score: Fraction | None, amount: int, stake: int, policy: PolicyName
+) -> ZeroPayoutReason | None:
+    """Why an allocated amount is not positive: ineligible, not staked, non-positive score or rounding."""
+    if amount > 0:
+        return None
+    if reason is not None:
+        return reason
+    if score is None:
+        return ZeroPayoutReason.MISSING_SCORE
+    if policy is PolicyName.STAKE and stake == 0:
+        return ZeroPayoutReason.NOT_STAKED
+    if score <= 0:
+        return ZeroPayoutReason.NON_POSITIVE_CONTRIBUTION
+    return ZeroPayoutReason.ROUNDED_TO_ZERO
 
 
 def _weighted(terms: Sequence[tuple[Fraction, float | None, str]], model_id: str) -> Fraction | None:
@@ -225,7 +281,12 @@ def _weighted(terms: Sequence[tuple[Fraction, float | None, str]], model_id: str
 
 
 def _line(
-    r: ModelResult, score: Fraction | None, rate: Fraction, amount: int, reason: IneligibleReason | None
+    r: ModelResult,
+    score: Fraction | None,
+    rate: Fraction,
+    amount: int,
+    reason: ZeroPayoutReason | None,
+    policy: PolicyName,
 ) -> AllocationLine:
     return AllocationLine(
         r.model_id,
@@ -239,6 +300,7 @@ def _line(
         amount,
         reason is None,
         reason,
+        zero_payout_reason(reason, score, amount, int(r.stake), policy),
     )
 
 
@@ -246,13 +308,13 @@ def allocate_pool(results: Sequence[ModelResult], policy: PoolPolicy) -> Allocat
     """Split ``policy.pool`` among eligible models in proportion to their positive contribution."""
     _check(results)
     source_weight, corr_weight = Fraction(policy.source_weight), Fraction(policy.corr_weight)
-    scored: list[tuple[ModelResult, Fraction | None, IneligibleReason | None]] = []
+    scored: list[tuple[ModelResult, Fraction | None, ZeroPayoutReason | None]] = []
     for r in results:
         source_value = r.mmc if policy.source is ContributionSource.MMC else r.loo
         score = _weighted(
             [(source_weight, source_value, policy.source.value), (corr_weight, r.corr, "corr")], r.model_id
         )
-        reason = _ineligible(r, policy.rules) or (IneligibleReason.MISSING_SCORE if score is None else None)
+        reason = _ineligible(r, policy.rules) or (ZeroPayoutReason.MISSING_SCORE if score is None else None)
         scored.append((r, score, reason))
     weights = [
         max(score, Fraction(0)) if reason is None and score is not None else Fraction(0)
@@ -261,7 +323,7 @@ def allocate_pool(results: Sequence[ModelResult], policy: PoolPolicy) -> Allocat
     positive = sum(weights, Fraction(0))
     amounts = largest_remainder_split(policy.pool, weights) if positive > 0 else [0] * len(scored)
     lines = tuple(
-        _line(r, score, weight / positive if positive > 0 else Fraction(0), amount, reason)
+        _line(r, score, weight / positive if positive > 0 else Fraction(0), amount, reason, PolicyName.POOL)
         for (r, score, reason), weight, amount in zip(scored, weights, amounts, strict=True)
     )
     return Allocation(PolicyName.POOL, lines, pool=policy.pool)
@@ -272,20 +334,20 @@ def allocate_stake(results: Sequence[ModelResult], policy: StakePolicy) -> Alloc
     _check(results)
     corr_weight, mmc_weight = Fraction(policy.corr_weight), Fraction(policy.mmc_weight)
     clip = Fraction(policy.clip)
-    scored: list[tuple[ModelResult, Fraction | None, IneligibleReason | None]] = []
+    scored: list[tuple[ModelResult, Fraction | None, ZeroPayoutReason | None]] = []
     for r in results:
         score = _weighted([(corr_weight, r.corr, "corr"), (mmc_weight, r.mmc, "mmc")], r.model_id)
-        reason = _ineligible(r, policy.rules) or (IneligibleReason.MISSING_SCORE if score is None else None)
+        reason = _ineligible(r, policy.rules) or (ZeroPayoutReason.MISSING_SCORE if score is None else None)
         scored.append((r, score, reason))
     at_risk = sum(int(r.stake) for r, _, reason in scored if reason is None)
     payout_factor = min(Fraction(1), Fraction(policy.threshold, at_risk)) if at_risk else Fraction(1)
     lines = []
     for r, score, reason in scored:
         if reason is not None or score is None:
-            lines.append(_line(r, score, Fraction(0), 0, reason))
+            lines.append(_line(r, score, Fraction(0), 0, reason, PolicyName.STAKE))
             continue
         rate = max(-clip, min(clip, payout_factor * score))
-        lines.append(_line(r, score, rate, int(int(r.stake) * rate), None))  # int() truncates toward zero
+        lines.append(_line(r, score, rate, int(int(r.stake) * rate), None, PolicyName.STAKE))  # int() truncates
     return Allocation(PolicyName.STAKE, tuple(lines), payout_factor=payout_factor)
 
 

@@ -16,7 +16,8 @@ eligible, quoting the submission's own check result.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -25,29 +26,29 @@ from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from services.payouts import chart, faults, ids, ledger
 from services.payouts.domain import allocation as policy_rules
-from services.payouts.peers import Peers
+from services.payouts.domain.batching import DUST_LIMITS
+from services.payouts.peers import Peers, network_name
 from services.payouts.repository import allocations as repo
 from services.payouts.repository import batches as batch_repo
 from services.payouts.repository import ledger_views
 from services.payouts.uow import unit_of_work
+from shared.bitcoin_address import decode_address
 from shared.db import Database
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound
 
 POLICY_NAMES = {common_pb2.PAYOUT_POLICY_POOL: "pool", common_pb2.PAYOUT_POLICY_STAKE: "stake"}
 POLICY_ENUMS = {name: value for value, name in POLICY_NAMES.items()}
 _PAYABLE_STATES = (sub_pb.Round.STATE_SCORED, sub_pb.Round.STATE_PAID)
-_CHECK_LABELS = {
-    policy_rules.IneligibleReason.NOT_ORIGINAL: ("not original", "originality"),
-    policy_rules.IneligibleReason.INCONSISTENT: ("not consistent", "consistency"),
-    policy_rules.IneligibleReason.NOT_CONCORDANT: ("not concordant", "concordance"),
+Reason = policy_rules.ZeroPayoutReason
+_CHECKS = {  # reason -> (label, the submission's check, flagged or unchecked)
+    Reason.NOT_ORIGINAL: ("not original", "originality", True),
+    Reason.ORIGINALITY_UNCHECKED: ("originality unchecked", "originality", False),
+    Reason.INCONSISTENT: ("not consistent", "consistency", True),
+    Reason.CONSISTENCY_UNCHECKED: ("consistency unchecked", "consistency", False),
+    Reason.NOT_CONCORDANT: ("not concordant", "concordance", True),
+    Reason.CONCORDANCE_UNCHECKED: ("concordance unchecked", "concordance", False),
 }
-
-
-@dataclass
-class AllocationView:
-    row: Any
-    lines: list[Any]
-    rules: sub_pb.PayoutRules
+_OTHER_SUBMISSION = re.compile(r"with earlier submission (\S+ v\d+)")
 
 
 def require_ref(ref: common_pb2.RoundRef) -> None:
@@ -79,21 +80,70 @@ def _check(result: sub_pb.CheckResult) -> bool | None:
     return None
 
 
-def _reason(reason: policy_rules.IneligibleReason | None, submission: sub_pb.Submission | None) -> str:
-    if reason is None:
-        return ""
-    if reason is policy_rules.IneligibleReason.MISSING_SCORE:
-        return "no score for the policy's metric (e.g. constant predictions have no CORR)"
-    label, field_name = _CHECK_LABELS[reason]
-    detail = getattr(submission, field_name).reason if submission is not None else ""
-    if not detail:
-        return f"{label}: the {field_name} check did not pass (required by the tournament)"
-    return detail if detail.startswith(label) else f"{label}: {detail}"
+@dataclass(frozen=True)
+class ReasonDetail:
+    """A zero payout's code with a sentence and, where there is one, the deciding statistic."""
+
+    code: policy_rules.ZeroPayoutReason
+    detail: str
+    value: float | None = None
+    threshold: float | None = None
+    other_submission: str = ""
+
+
+def explain(line: policy_rules.AllocationLine, submission: sub_pb.Submission | None) -> ReasonDetail | None:
+    """Why a line pays nothing, quoting the submission's own check result where a check decided."""
+    code = line.zero_reason
+    if code is None:
+        return None
+    if code in _CHECKS:
+        label, field_name, flagged = _CHECKS[code]
+        check = getattr(submission, field_name) if submission is not None else None
+        text = check.reason if check is not None else ""
+        if not flagged:
+            why = f"the {field_name} check was not run ({text})" if text else f"no {field_name} result"
+            return ReasonDetail(code, f"{label}: {why}; the tournament requires it, so nothing is paid on an unknown")
+        if not text:
+            return ReasonDetail(code, f"{label}: the {field_name} check did not pass (required by the tournament)")
+        found = _OTHER_SUBMISSION.search(text)
+        return ReasonDetail(
+            code, text if text.startswith(label) else f"{label}: {text}", check.value, check.threshold,
+            found.group(1) if found else "",
+        )
+    score = float(line.score) if line.score is not None else None
+    if code is Reason.MISSING_SCORE:
+        return ReasonDetail(code, "no score for the policy's metric (e.g. constant predictions have no CORR)")
+    if code is Reason.NOT_STAKED:
+        return ReasonDetail(code, "not staked: the stake policy pays (or burns) only a stake at risk", 0.0)
+    if code is Reason.NON_POSITIVE_CONTRIBUTION:
+        return ReasonDetail(code, f"contribution {score:.6g} is not positive", score, 0.0)
+    return ReasonDetail(code, f"contribution {score:.3g} is worth less than 1 sat", score)
+
+
+@dataclass
+class AllocationView:
+    row: Any
+    lines: list[Any]
+    rules: sub_pb.PayoutRules
+    carried: dict[str, ReasonDetail] = field(default_factory=dict)  # model id -> below dust, carried over
+
+
+def carried_over(amount: int, owed: int, dust_limit: int) -> ReasonDetail:
+    """A paid line whose balance waits under the dust limit (read time: it depends on the batches)."""
+    return ReasonDetail(
+        Reason.BELOW_DUST_CARRIED,
+        f"{amount:,} sat allocated; the payable balance of {owed:,} sat is below the dust limit of "
+        f"{dust_limit:,} sat, so it is carried to the next batch",
+        float(owed),
+        float(dust_limit),
+    )
 
 
 def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolicy | policy_rules.StakePolicy:
     eligibility = policy_rules.EligibilityRules(
-        require_consistency=rules.require_consistency, require_concordance=rules.require_concordance
+        require_consistency=rules.require_consistency,
+        require_concordance=rules.require_concordance,
+        require_originality=rules.require_originality,
     )
     if name == "pool":
         pool = rules.pool
@@ -131,9 +181,6 @@ def results(
     out = []
     for s in scores:
         submission = submissions.get(s.model.model_id)
-        original = True
-        if rules.require_originality and submission is not None:
-            original = _check(submission.originality) is not False
         out.append(
             policy_rules.ModelResult(
                 model_id=s.model.model_id,
@@ -142,7 +189,7 @@ def results(
                 mmc=_mean(s, "mmc"),
                 loo=s.leave_one_out_gain if math.isfinite(s.leave_one_out_gain) else None,
                 stake=stakes.get(s.model.model_id, 0),
-                original=original,
+                original=_check(submission.originality) if submission is not None else None,
                 consistent=_check(submission.consistency) if submission is not None else None,
                 concordant=_check(submission.concordance) if submission is not None else None,
             )
@@ -174,8 +221,10 @@ def _line_rows(
     submissions: dict[str, sub_pb.Submission],
 ) -> list[dict[str, Any]]:
     names = {s.model.model_id: s.model.display_name for s in scores}
-    return [
-        {
+    rows: list[dict[str, Any]] = []
+    for line in result.lines:
+        why = explain(line, submissions.get(line.model_id))
+        rows.append({
             "model_id": line.model_id,
             "participant_id": line.participant_id,
             "display_name": names.get(line.model_id, ""),
@@ -186,10 +235,13 @@ def _line_rows(
             "stake": line.stake,
             "amount": line.amount,
             "eligible": line.eligible,
-            "reason": _reason(line.reason, submissions.get(line.model_id)),
-        }
-        for line in result.lines
-    ]
+            "reason": why.detail if why else "",
+            "reason_code": why.code.value if why else "",
+            "reason_value": why.value if why else None,
+            "reason_threshold": why.threshold if why else None,
+            "reason_subject": why.other_submission if why else "",
+        })
+    return rows
 
 
 async def load(
@@ -223,6 +275,7 @@ async def allocate_round(
     rules.policy = POLICY_ENUMS[name]
     existing = await load(database, ref.tournament_id, ref.round_number, name)
     if existing is not None:
+        existing.carried = await carried_lines(database, peers, existing)
         return existing
     scores = [s async for s in peers.round_scores(ref)]
     submissions = await peers.latest_submissions(ref)
@@ -273,6 +326,7 @@ async def allocate_round(
     faults.reach("allocation.recorded")
     view = await load(database, ref.tournament_id, ref.round_number, name)
     assert view is not None
+    view.carried = await carried_lines(database, peers, view)
     return view
 
 
@@ -307,9 +361,36 @@ async def get_allocation(
     else:
         name = policy_name(0, (await peers.tournament(ref.tournament_id)).rules.payout)
     view = await load(database, ref.tournament_id, ref.round_number, name)
+    if view is not None:
+        view.carried = await carried_lines(database, peers, view)
     if view is None:
         raise NotFound(
             f"round {ref.round_number} of {ref.tournament_id} has no {name} allocation yet",
             metadata={"round": f"{ref.tournament_id}/{ref.round_number}", "policy": name},
         )
     return view
+
+
+async def carried_lines(database: Database, peers: Peers, view: AllocationView) -> dict[str, ReasonDetail]:
+    """Positive lines no batch covers whose model's payable balance is under its address's dust limit."""
+    if not any(line.amount > 0 for line in view.lines):
+        return {}
+    async with database.connect() as conn:
+        waiting = [s for s in await repo.line_states(conn, view.row.allocation_id) if s.state == "waiting"]
+        codes = [chart.payable(s.participant_id, s.model_id) for s in waiting]
+        balances = await ledger_views.balances(conn, codes)
+    network = None
+    carried: dict[str, ReasonDetail] = {}
+    for state, code in zip(waiting, codes, strict=True):
+        owed = -balances.get(code, 0)
+        if not 0 < owed < max(DUST_LIMITS.values()):
+            continue
+        if network is None:
+            network = network_name((await peers.tournament(view.row.tournament_id)).network)
+        try:
+            kind = decode_address((await peers.model(state.model_id)).payout_address, network).output_type
+        except InvalidArgument:
+            continue  # an address that cannot be paid is held for another reason, not dust
+        if owed < DUST_LIMITS[kind]:
+            carried[state.model_id] = carried_over(int(state.amount), owed, DUST_LIMITS[kind])
+    return carried

@@ -26,6 +26,10 @@ LINE_COLUMNS = (
     "amount",
     "eligible",
     "reason",
+    "reason_code",
+    "reason_value",
+    "reason_threshold",
+    "reason_subject",
 )
 
 

@@ -18,6 +18,7 @@ from services.payouts.domain.allocation import (
     PolicyName,
     PoolPolicy,
     StakePolicy,
+    ZeroPayoutReason,
     allocate,
     allocate_pool,
     allocate_stake,
@@ -43,7 +44,7 @@ def model_results(draw, max_size: int = 12) -> list[ModelResult]:
             mmc=draw(score),
             loo=draw(score),
             stake=draw(st.one_of(st.just(0), st.integers(min_value=0, max_value=10**13))),
-            original=draw(st.booleans() | st.just(True)),
+            original=draw(flag),
             consistent=draw(flag),
             concordant=draw(flag),
         )
@@ -51,7 +52,13 @@ def model_results(draw, max_size: int = 12) -> list[ModelResult]:
     ]
 
 
-rules = st.builds(EligibilityRules, require_consistency=st.booleans(), require_concordance=st.booleans())
+ORIGINALITY = EligibilityRules(require_originality=True)
+rules = st.builds(
+    EligibilityRules,
+    require_consistency=st.booleans(),
+    require_concordance=st.booleans(),
+    require_originality=st.booleans(),
+)
 weights = st.one_of(st.just(0), st.just(1), st.fractions(min_value=-2, max_value=3, max_denominator=100))
 
 
@@ -74,7 +81,7 @@ def random_results(rng: random.Random) -> list[ModelResult]:
             mmc=_random_score(rng),
             loo=_random_score(rng),
             stake=rng.choice([0, rng.randrange(0, 10 ** rng.randrange(1, 14))]),
-            original=rng.random() > 0.1,
+            original=rng.choice([None, True, True, False]),
             consistent=rng.choice([None, True, True, False]),
             concordant=rng.choice([None, True, True, False]),
         )
@@ -140,31 +147,32 @@ def test_pool_invariants_over_ten_thousand_seeded_rounds() -> None:
             rng.choice(list(ContributionSource)),
             rng.choice([1, 0, Fraction(rng.randrange(-5, 6), 4)]),
             rng.choice([0, 1, Fraction(rng.randrange(-5, 6), 4)]),
-            EligibilityRules(rng.random() < 0.3, rng.random() < 0.3),
+            EligibilityRules(rng.random() < 0.3, rng.random() < 0.3, rng.random() < 0.5),
         )
         check_pool(random_results(rng), policy)
 
 
 def test_pool_splits_by_positive_mmc_and_records_reasons() -> None:
     results = [
-        ModelResult("a", "alice", corr=0.01, mmc=0.25),
-        ModelResult("b", "bob", corr=0.02, mmc=0.125),
-        ModelResult("c", "carol", corr=0.05, mmc=-0.02),
+        ModelResult("a", "alice", corr=0.01, mmc=0.25, original=True),
+        ModelResult("b", "bob", corr=0.02, mmc=0.125, original=True),
+        ModelResult("c", "carol", corr=0.05, mmc=-0.02, original=True),
         ModelResult("d", "dave", corr=0.05, mmc=0.5, original=False),
-        ModelResult("e", "erin", corr=0.05, mmc=None),
-        ModelResult("f", "frank", corr=0.05, mmc=0.625, consistent=False),
+        ModelResult("e", "erin", corr=0.05, mmc=None, original=True),
+        ModelResult("f", "frank", corr=0.05, mmc=0.625, consistent=False, original=True),
     ]
     allocation = allocate_pool(
-        results, PoolPolicy(1_000_000, rules=EligibilityRules(require_consistency=True))
+        results,
+        PoolPolicy(1_000_000, rules=EligibilityRules(require_consistency=True, require_originality=True)),
     )
     by_model = {line.model_id: line for line in allocation.lines}
     # consistency is required, and a/b were never checked, so only models that passed could be paid
-    assert by_model["a"].reason is IneligibleReason.INCONSISTENT
+    assert by_model["a"].reason is IneligibleReason.CONSISTENCY_UNCHECKED
     assert by_model["d"].reason is IneligibleReason.NOT_ORIGINAL
     assert by_model["f"].reason is IneligibleReason.INCONSISTENT
     assert allocation.total_paid == 0 and allocation.unallocated == 1_000_000
 
-    allocation = allocate_pool(results, PoolPolicy(1_000_000))
+    allocation = allocate_pool(results, PoolPolicy(1_000_000, rules=EligibilityRules(require_originality=True)))
     by_model = {line.model_id: line for line in allocation.lines}
     assert by_model["a"].amount == 250_000  # 0.25 / (0.25 + 0.125 + 0.625) of the pool
     assert by_model["b"].amount == 125_000
@@ -248,19 +256,19 @@ def test_stake_invariants_over_ten_thousand_seeded_rounds() -> None:
             rng.randrange(1, 10 ** rng.randrange(1, 15)),
             rng.choice([Fraction(1, 2), 0, Fraction(rng.randrange(-8, 9), 4)]),
             rng.choice([2, 0, Fraction(rng.randrange(-8, 9), 2)]),
-            rules=EligibilityRules(rng.random() < 0.3, rng.random() < 0.3),
+            rules=EligibilityRules(rng.random() < 0.3, rng.random() < 0.3, rng.random() < 0.5),
         )
         check_stake(random_results(rng), policy)
 
 
 def test_stake_hand_computed_example() -> None:
     results = [
-        ModelResult("a", "alice", corr=0.02, mmc=0.01, stake=100_000_000),  # 0.5*.02 + 2*.01 = 0.03
-        ModelResult("b", "bob", corr=0.5, mmc=0.5, stake=100_000_000),  # clipped to +5%
-        ModelResult("c", "carol", corr=-0.5, mmc=-0.5, stake=100_000_000),  # clipped to -5%
+        ModelResult("a", "alice", corr=0.02, mmc=0.01, stake=100_000_000, original=True),  # 0.5*.02 + 2*.01 = 0.03
+        ModelResult("b", "bob", corr=0.5, mmc=0.5, stake=100_000_000, original=True),  # clipped to +5%
+        ModelResult("c", "carol", corr=-0.5, mmc=-0.5, stake=100_000_000, original=True),  # clipped to -5%
         ModelResult("d", "dave", corr=0.1, mmc=0.1, stake=100_000_000, original=False),
     ]
-    allocation = allocate_stake(results, StakePolicy(threshold=10**12))
+    allocation = allocate_stake(results, StakePolicy(threshold=10**12, rules=ORIGINALITY))
     assert allocation.payout_factor == 1
     assert [line.amount for line in allocation.lines] == [3_000_000, 5_000_000, -5_000_000, 0]
     assert allocation.total_paid == 8_000_000 and allocation.total_burned == 5_000_000
@@ -269,11 +277,11 @@ def test_stake_hand_computed_example() -> None:
 
 def test_stake_payout_factor_scales_when_too_much_is_at_risk() -> None:
     results = [
-        ModelResult("a", "alice", corr=0.0, mmc=0.01, stake=3_000),
-        ModelResult("b", "bob", corr=0.0, mmc=0.01, stake=1_000),
+        ModelResult("a", "alice", corr=0.0, mmc=0.01, stake=3_000, original=True),
+        ModelResult("b", "bob", corr=0.0, mmc=0.01, stake=1_000, original=True),
         ModelResult("c", "carol", corr=0.0, mmc=0.01, stake=5_000, original=False),  # not at risk
     ]
-    allocation = allocate_stake(results, StakePolicy(threshold=2_000))
+    allocation = allocate_stake(results, StakePolicy(threshold=2_000, rules=ORIGINALITY))
     assert allocation.payout_factor == Fraction(1, 2)  # 2,000 / 4,000 at risk
     # 3,000 x 0.5 x 2 x 0.01 = 30 exactly in decimal; the float 0.01 is a hair above 0.01
     assert [line.amount for line in allocation.lines] == [30, 10, 0]
@@ -320,3 +328,63 @@ def test_bad_policies_are_refused() -> None:
         PoolPolicy(100, source="fnc")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
         allocate([], object())  # type: ignore[arg-type]
+
+
+# --- zero payout reasons and failing closed ----------------------------------------------------------
+
+
+def test_every_required_check_fails_closed_the_same_way() -> None:
+    """Flagged -> NOT_X, unchecked (None) -> X_UNCHECKED, for originality exactly as for the others."""
+    every = EligibilityRules(require_consistency=True, require_concordance=True, require_originality=True)
+    cases = {
+        "flagged-o": (dict(original=False, consistent=True, concordant=True), ZeroPayoutReason.NOT_ORIGINAL),
+        "unknown-o": (dict(original=None, consistent=True, concordant=True), ZeroPayoutReason.ORIGINALITY_UNCHECKED),
+        "flagged-c": (dict(original=True, consistent=False, concordant=True), ZeroPayoutReason.INCONSISTENT),
+        "unknown-c": (dict(original=True, consistent=None, concordant=True), ZeroPayoutReason.CONSISTENCY_UNCHECKED),
+        "flagged-k": (dict(original=True, consistent=True, concordant=False), ZeroPayoutReason.NOT_CONCORDANT),
+        "unknown-k": (dict(original=True, consistent=True, concordant=None), ZeroPayoutReason.CONCORDANCE_UNCHECKED),
+        "passed": (dict(original=True, consistent=True, concordant=True), None),
+    }
+    results = [ModelResult(m, m, corr=0.1, mmc=0.1, stake=1_000, **flags) for m, (flags, _) in cases.items()]
+    for policy in (PoolPolicy(1_000, rules=every), StakePolicy(10**9, rules=every)):
+        by_model = {line.model_id: line for line in allocate(results, policy).lines}
+        for model, (_, reason) in cases.items():
+            assert by_model[model].reason is reason, model
+            assert by_model[model].zero_reason is reason, model
+            assert (by_model[model].amount > 0) is (reason is None), model
+    # not required: an unknown check does not matter
+    lax = allocate_pool(results, PoolPolicy(700))
+    assert all(line.eligible and line.amount == 100 for line in lax.lines)
+
+
+def test_every_line_paying_nothing_has_a_reason() -> None:
+    results = [
+        ModelResult("paid", "p", corr=0.1, mmc=0.1, stake=1_000, original=True),
+        ModelResult("unstaked", "p", corr=0.1, mmc=0.1, stake=0, original=True),
+        ModelResult("negative", "p", corr=-0.1, mmc=-0.1, stake=1_000, original=True),
+        ModelResult("tiny", "p", corr=0.0, mmc=1e-9, stake=1_000, original=True),
+        ModelResult("constant", "p", corr=None, mmc=None, stake=1_000, original=True),
+        ModelResult("copy", "p", corr=0.1, mmc=0.1, stake=1_000, original=False),
+    ]
+    stake = {line.model_id: line for line in allocate_stake(results, StakePolicy(10**9, rules=ORIGINALITY)).lines}
+    assert stake["paid"].zero_reason is None and stake["paid"].amount > 0
+    assert stake["unstaked"].zero_reason is ZeroPayoutReason.NOT_STAKED
+    assert stake["negative"].zero_reason is ZeroPayoutReason.NON_POSITIVE_CONTRIBUTION
+    assert stake["negative"].amount < 0  # a burn carries its reason too
+    assert stake["tiny"].zero_reason is ZeroPayoutReason.ROUNDED_TO_ZERO and stake["tiny"].amount == 0
+    assert stake["constant"].zero_reason is ZeroPayoutReason.MISSING_SCORE
+    assert stake["copy"].zero_reason is ZeroPayoutReason.NOT_ORIGINAL
+    pool = {line.model_id: line for line in allocate_pool(results, PoolPolicy(1_000, rules=ORIGINALITY)).lines}
+    assert pool["unstaked"].zero_reason is None and pool["unstaked"].amount > 0  # the pool pays unstaked models
+    assert pool["negative"].zero_reason is ZeroPayoutReason.NON_POSITIVE_CONTRIBUTION
+    assert pool["tiny"].zero_reason is ZeroPayoutReason.ROUNDED_TO_ZERO
+
+
+@settings(max_examples=200, deadline=None)
+@given(results=model_results(), pool=st.integers(min_value=0, max_value=10**9), eligibility=rules)
+def test_a_line_has_a_zero_reason_exactly_when_it_pays_nothing(results, pool, eligibility) -> None:
+    for policy in (PoolPolicy(pool, rules=eligibility), StakePolicy(10**9, rules=eligibility)):
+        for line in allocate(results, policy).lines:
+            assert (line.zero_reason is None) is (line.amount > 0)
+            if not line.eligible:
+                assert line.zero_reason is line.reason
