@@ -62,6 +62,35 @@ def round_status(tournament: str = TOURNAMENT, number: str = ROUND, api_key: str
     _show_round(_pipeline(api_key).round(_ref(tournament, round_number(number))))
 
 
+def zero_payout_text(reason: common_pb2.PayoutReason) -> str:
+    """A zero payout's reason for people: "NOT_ORIGINAL: not original: |Pearson| 0.9999 with ..."."""
+    code = common_pb2.ZeroPayoutReason.Name(reason.code).removeprefix("ZERO_PAYOUT_REASON_")
+    return f"{code}: {reason.detail}" if reason.detail else code
+
+
+def allocation_table(allocation) -> Table:  # type: ignore[no-untyped-def]
+    """Each model's amount and, beside a 0 (or a burn, or a balance carried under the dust limit), why."""
+    table = Table(title=f"round {allocation.round.round_number} allocation: {allocation.total_satoshis:,} sat")
+    for column in ("model", "stake (sat)", "contribution", "amount (sat)", "why"):
+        table.add_column(column, justify="left" if column in ("model", "why") else "right")
+    for line in sorted(allocation.lines, key=lambda x: (-x.amount_satoshis, x.model.display_name)):
+        why = zero_payout_text(line.zero_payout) if line.HasField("zero_payout") else ""
+        table.add_row(line.model.display_name or line.model.model_id, f"{line.stake_satoshis:,}",
+                      f"{line.contribution:.6g}", f"{line.amount_satoshis:,}", why)
+    return table
+
+
+@round_app.command("allocation")
+@friendly
+def round_allocation(tournament: str = TOURNAMENT, number: str = ROUND, api_key: str = KEY) -> None:
+    """A round's allocation: every model's amount, and why a model got nothing."""
+    from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
+
+    p = _pipeline(api_key)
+    ref = p.round(_ref(tournament, round_number(number))).round
+    console.print(allocation_table(p.call(p.payouts.GetAllocation, po_pb.GetAllocationRequest(round=ref)).allocation))
+
+
 def _step(name: str):  # type: ignore[no-untyped-def]
     @friendly
     def command(tournament: str = TOURNAMENT, number: str = ROUND, api_key: str = KEY) -> None:
@@ -70,6 +99,8 @@ def _step(name: str):  # type: ignore[no-untyped-def]
         action = {"close": p.close_round, "resolve": p.resolve, "score": p.score, "publish": p.publish,
                   "allocate": p.allocate, "pay": p.pay}[name]
         result = action(ref)
+        if name == "allocate":
+            result = allocation_table(result)
         console.print(result if not isinstance(result, list) else "\n".join(str(b) for b in result))
 
     command.__doc__ = f"The {name} step of a round (idempotent)."

@@ -73,6 +73,11 @@ def address(seed: bytes) -> str:
     return HDKey(seed, network="bitcoinlib_test", witness_type="segwit").address()
 
 
+def reason_words(reason: common_pb2.PayoutReason) -> str:
+    """NOT_ORIGINAL -> "not original": the short form shown beside a 0 payout."""
+    return common_pb2.ZeroPayoutReason.Name(reason.code).removeprefix("ZERO_PAYOUT_REASON_").lower().replace("_", " ")
+
+
 def fmt(value: float, digits: int = 5) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else "-"
 
@@ -240,14 +245,20 @@ class Demo:
         p = self.pipeline
         assert p is not None
         board = p.call(p.leaderboard.GetRoundLeaderboard, lb_pb.GetRoundLeaderboardRequest(round=ref, page_size=10))
+        lines = {x.model.model_id: x for x in outcome.allocation.lines} if outcome.allocation is not None else {}
         table = Table(title=f"round {ref.round_number} leaderboard, top 10 by "
                             f"{common_pb2.Metric.Name(board.metric).removeprefix('METRIC_').lower()}")
-        for column in ("rank", "model", "value", "95% interval", "tied", "payout (sat)"):
-            table.add_column(column, justify="right" if column != "model" else "left")
+        for column in ("rank", "model", "value", "95% interval", "tied", "payout (sat)", "why 0"):
+            table.add_column(column, justify="left" if column in ("model", "why 0") else "right")
         for e in board.entries:
             tied = "≈" if e.tied_with_previous or e.tied_with_next else ""
             interval = f"{fmt(e.ci_low)} … {fmt(e.ci_high)}"
-            table.add_row(str(e.rank), e.model_display_name, fmt(e.value), interval, tied, f"{e.payout_satoshis:,}")
+            line = lines.get(e.model_id)
+            reason = line.zero_payout if line is not None and line.HasField("zero_payout") else (
+                e.zero_payout if e.HasField("zero_payout") else None)
+            amount = line.amount_satoshis if line is not None else e.payout_satoshis
+            table.add_row(str(e.rank), e.model_display_name, fmt(e.value), interval, tied, f"{amount:,}",
+                          reason_words(reason) if reason is not None else "")
         self.console.print(table)
         meta = p.call(p.scoring.GetMetaModel, sc_pb.GetMetaModelRequest(round=ref)).meta_model
         policy = common_pb2.MetaModelPolicy.Name(meta.policy).removeprefix("META_MODEL_POLICY_").lower()
@@ -257,10 +268,16 @@ class Demo:
         if outcome.allocation is not None:
             a = outcome.allocation
             flagged = [line for line in a.lines if not line.eligible]
-            paid = sum(1 for x in a.lines if x.amount_satoshis)
-            example = f" (e.g. {flagged[0].ineligible_reason})" if flagged else ""
-            self.console.print(f"allocation: {a.total_satoshis:,} sat to {paid} models; {len(flagged)} not "
-                               f"eligible{example}")
+            paid = sum(1 for x in a.lines if x.amount_satoshis > 0)
+            self.console.print(f"allocation: {a.total_satoshis:,} sat to {paid} models; {len(flagged)} not eligible")
+            examples: dict[int, tuple[int, str]] = {}
+            for x in a.lines:
+                if x.HasField("zero_payout"):
+                    count, detail = examples.get(x.zero_payout.code, (0, x.zero_payout.detail))
+                    examples[x.zero_payout.code] = (count + 1, detail)
+            for code, (count, detail) in sorted(examples.items(), key=lambda kv: -kv[1][0]):
+                words = reason_words(common_pb2.PayoutReason(code=code))
+                self.console.print(f"  paid 0 — {words}: {count} model(s), e.g. {detail}")
         for batch in outcome.batches:
             state = po_pb.Batch.State.Name(batch.state).removeprefix("STATE_")
             self.console.print(f"batch {batch.batch_id}: txid {batch.txid} — {len(batch.outputs)} payees, "

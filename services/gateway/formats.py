@@ -52,3 +52,8 @@ def when(rfc3339: str | None) -> str:
     if not rfc3339:
         return ""
     return rfc3339[:10] + " " + rfc3339[11:16] + " UTC"
+
+
+def zero_payout(code: str) -> str:
+    """A zero payout's reason code in words: NOT_ORIGINAL -> "not original"."""
+    return code.lower().replace("_", " ")

@@ -46,6 +46,12 @@ def round_summary(r: pb.LeaderboardRound) -> dict[str, Any]:
     }
 
 
+def zero_payout(reason: common_pb2.PayoutReason) -> dict[str, Any]:
+    """Why a payout is 0: the code without its prefix (e.g. "NOT_ORIGINAL") and the sentence."""
+    code = common_pb2.ZeroPayoutReason.Name(reason.code).removeprefix("ZERO_PAYOUT_REASON_")
+    return {"code": code, "detail": reason.detail}
+
+
 def board(resp: pb.GetRoundLeaderboardResponse) -> dict[str, Any]:
     return {
         "round": round_summary(resp.round_info), "metric": METRICS.get(resp.metric),
@@ -57,6 +63,7 @@ def board(resp: pb.GetRoundLeaderboardResponse) -> dict[str, Any]:
             "ci_low": number(e.ci_low), "ci_high": number(e.ci_high), "tied_with_previous": e.tied_with_previous,
             "tied_with_next": e.tied_with_next, "stake_satoshis": e.stake_satoshis,
             "payout_satoshis": e.payout_satoshis, "metrics": metric_values(e.metrics),
+            "zero_payout": zero_payout(e.zero_payout) if e.HasField("zero_payout") else None,
         } for e in resp.entries],
         "next_page_token": resp.next_page_token,
     }

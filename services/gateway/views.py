@@ -127,7 +127,11 @@ def board_page(board: dict[str, Any], rounds: list[dict[str, Any]], tournament: 
             cells.append(_num(x["stake_satoshis"], formats.count(x["stake_satoshis"]), "num opt"))
             payout = x["payout_satoshis"]
             css = "num pos" if payout > 0 else "num neg" if payout < 0 else "num muted"
-            cells.append(_num(payout, formats.count(payout, signed=True) if info["payouts_known"] else "—", css))
+            why = x.get("zero_payout")
+            note = (f'<span class="ci reason" title="{e(why["detail"])}">{e(formats.zero_payout(why["code"]))}</span>'
+                    if why and info["payouts_known"] else "")
+            cells.append(_num(payout, (formats.count(payout, signed=True) if info["payouts_known"] else "—") + note,
+                              css))
         rows.append(f"<tr>{''.join(cells)}</tr>")
     if not rows:
         rows.append(f'<tr><td colspan="{len(heads)}" class="empty">No scores yet in this round.</td></tr>')

@@ -73,7 +73,10 @@ def entry_pb(standing: Standing) -> pb.LeaderboardEntry:
         participant_display_name=r.participant_display_name, value=standing.score.value,
         ci_low=standing.score.ci_low, ci_high=standing.score.ci_high,
         tied_with_previous=standing.tied_with_previous, tied_with_next=standing.tied_with_next,
-        stake_satoshis=r.stake_satoshis, payout_satoshis=r.payout_satoshis, metrics=metric_values(r.scores))
+        stake_satoshis=r.stake_satoshis, payout_satoshis=r.payout_satoshis, metrics=metric_values(r.scores),
+        zero_payout=common_pb2.PayoutReason(
+            code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{r.payout_reason}"), detail=r.payout_detail,
+        ) if r.payout_reason else None)
 
 
 def key_to_position(key: SortKey) -> list[object]:

@@ -20,6 +20,7 @@ from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
+from services.leaderboard.domain.boards import Payout
 from shared.config import CommonSettings
 from shared.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied, Unavailable
 from shared.logging import get_logger
@@ -143,15 +144,19 @@ class Peers(PeerChannels):
                                                    po_pb.GetRoundStakesRequest(round=ref), "stakes", number)
         return None if response is None else {s.model_id: s.stake_satoshis for s in response.stakes}
 
-    async def allocation(self, tournament_id: str, number: int) -> dict[str, int] | None:
-        """Allocated amounts by model (signed: a burn is negative); None when not allocated (yet)."""
+    async def allocation(self, tournament_id: str, number: int) -> dict[str, Payout] | None:
+        """Allocated amounts by model (signed: a burn is negative) with the reason of a zero payout;
+        None when not allocated (yet)."""
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
         response = await self._if_payouts_can_tell(self.payouts.GetAllocation,
                                                    po_pb.GetAllocationRequest(round=ref), "allocation", number)
         if response is None:
             return None
-        amounts: dict[str, int] = {}
+        payouts: dict[str, Payout] = {}
         for line in response.allocation.lines:
-            amounts[line.model.model_id] = amounts.get(line.model.model_id, 0) + line.amount_satoshis
-        return amounts
+            reason = line.zero_payout
+            code = common_pb2.ZeroPayoutReason.Name(reason.code).removeprefix("ZERO_PAYOUT_REASON_")
+            payouts[line.model.model_id] = Payout(
+                line.amount_satoshis, "" if code == "UNSPECIFIED" else code, reason.detail)
+        return payouts
 

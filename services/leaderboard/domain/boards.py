@@ -27,6 +27,15 @@ class Source(StrEnum):
 
 
 @dataclass(frozen=True)
+class Payout:
+    """A model's allocated amount in a round and, when it pays nothing, why."""
+
+    amount: int
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class ModelResult:
     """One model's public result in one round."""
 
@@ -36,6 +45,8 @@ class ModelResult:
     scores: Mapping[Metric, Score]
     stake_satoshis: int = 0
     payout_satoshis: int = 0
+    payout_reason: str = ""  # why the payout is 0 (a ZeroPayoutReason name, e.g. "NOT_ORIGINAL"); "" = paid
+    payout_detail: str = ""  # the same for people
 
     def score(self, metric: Metric) -> Score:
         return self.scores.get(metric) or Score(NAN)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.leaderboard.convert import scores_from_proto
 from services.leaderboard.directory import Directory
-from services.leaderboard.domain.boards import ModelResult, RankedBoard, RoundBoard, Source
+from services.leaderboard.domain.boards import ModelResult, Payout, RankedBoard, RoundBoard, Source
 from services.leaderboard.domain.metrics import METRIC_ORDER, main_metric
 from services.leaderboard.peers import Peers
 from services.leaderboard.repository import rounds as repo
@@ -50,8 +50,9 @@ async def collect_round(peers: Peers, directory: Directory, tournament_id: str, 
         model_id = s.model.model_id
         model_name, participant_name = names[model_id]
         stake = stakes.get(model_id, 0) if stakes is not None else s.stake_satoshis
+        payout = (payouts or {}).get(model_id, Payout(0))
         results.append(ModelResult(model_id, s.model.display_name or model_name, participant_name,
-                                   scores_from_proto(s), stake, (payouts or {}).get(model_id, 0)))
+                                   scores_from_proto(s), stake, payout.amount, payout.reason, payout.detail))
     present = {m for r in results for m in r.scores}
     metrics = tuple(m for m in METRIC_ORDER if m in present)
     main = main_metric(graded)

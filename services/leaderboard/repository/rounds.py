@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source
+from services.leaderboard.domain.boards import ModelResult, Payout, RoundBoard, Source
 from services.leaderboard.domain.metrics import METRIC_ORDER, Metric, Score
 
 ENTRY_COLUMNS = ", ".join(f"{m}_mean, {m}_ci_low, {m}_ci_high" for m in METRIC_ORDER)
@@ -61,7 +61,8 @@ async def save_round(conn: AsyncConnection, board: RoundBoard, main_ranks: Mappi
         row: dict[str, Any] = {
             "t": board.tournament_id, "r": board.round_number, "model": result.model_id,
             "model_name": result.model_display_name, "participant_name": result.participant_display_name,
-            "rank": main_ranks[result.model_id], "stake": result.stake_satoshis, "payout": result.payout_satoshis}
+            "rank": main_ranks[result.model_id], "stake": result.stake_satoshis, "payout": result.payout_satoshis,
+            "reason": result.payout_reason, "detail": result.payout_detail}
         for metric in METRIC_ORDER:
             score = result.scores.get(metric) if metric in board.metrics else None
             row[f"{metric}_mean"] = None if score is None else score.value
@@ -71,29 +72,32 @@ async def save_round(conn: AsyncConnection, board: RoundBoard, main_ranks: Mappi
     if rows:
         await conn.execute(text(
             "INSERT INTO leaderboard.entries (tournament_id, round_number, model_id, model_display_name, "
-            f"participant_display_name, main_rank, stake_satoshis, payout_satoshis, {ENTRY_COLUMNS}) "
-            f"VALUES (:t, :r, :model, :model_name, :participant_name, :rank, :stake, :payout, {ENTRY_PARAMS})"),
+            f"participant_display_name, main_rank, stake_satoshis, payout_satoshis, payout_reason, payout_detail, "
+            f"{ENTRY_COLUMNS}) VALUES (:t, :r, :model, :model_name, :participant_name, :rank, :stake, :payout, "
+            f":reason, :detail, {ENTRY_PARAMS})"),
             rows)
     return published_at
 
 
-async def set_payouts(conn: AsyncConnection, tournament_id: str, number: int, amounts: Mapping[str, int]) -> bool:
+async def set_payouts(conn: AsyncConnection, tournament_id: str, number: int, payouts: Mapping[str, Payout]) -> bool:
     """Record a round's allocation; False when the round is not published or already up to date."""
     locked = (await conn.execute(text(
         "SELECT payouts_known FROM leaderboard.rounds WHERE tournament_id = :t AND round_number = :r FOR UPDATE"),
         {"t": tournament_id, "r": number})).first()
     if locked is None:
         return False
-    current = {row.model_id: row.payout_satoshis for row in (await conn.execute(text(
-        "SELECT model_id, payout_satoshis FROM leaderboard.entries WHERE tournament_id = :t AND round_number = :r"),
-        {"t": tournament_id, "r": number})).all()}
-    wanted = {m: int(amounts.get(m, 0)) for m in current}
+    current = {row.model_id: Payout(row.payout_satoshis, row.payout_reason, row.payout_detail)
+               for row in (await conn.execute(text(
+                   "SELECT model_id, payout_satoshis, payout_reason, payout_detail FROM leaderboard.entries "
+                   "WHERE tournament_id = :t AND round_number = :r"), {"t": tournament_id, "r": number})).all()}
+    wanted = {m: payouts.get(m, Payout(0)) for m in current}
     if locked.payouts_known and wanted == current:
         return False
-    changed = [{"t": tournament_id, "r": number, "m": m, "p": p} for m, p in wanted.items() if current[m] != p]
+    changed = [{"t": tournament_id, "r": number, "m": m, "p": p.amount, "reason": p.reason, "detail": p.detail}
+               for m, p in wanted.items() if current[m] != p]
     if changed:
         await conn.execute(text(
-            "UPDATE leaderboard.entries SET payout_satoshis = :p "
+            "UPDATE leaderboard.entries SET payout_satoshis = :p, payout_reason = :reason, payout_detail = :detail "
             "WHERE tournament_id = :t AND round_number = :r AND model_id = :m"), changed)
     await conn.execute(text(
         "UPDATE leaderboard.rounds SET payouts_known = true, updated_at = now() "
@@ -116,7 +120,7 @@ def _result(row: Any, metrics: tuple[Metric, ...]) -> ModelResult:
         if mean is not None:
             scores[metric] = Score(mean, getattr(row, f"{metric}_ci_low"), getattr(row, f"{metric}_ci_high"))
     return ModelResult(row.model_id, row.model_display_name, row.participant_display_name, scores,
-                       row.stake_satoshis, row.payout_satoshis)
+                       row.stake_satoshis, row.payout_satoshis, row.payout_reason, row.payout_detail)
 
 
 async def load_rounds(conn: AsyncConnection) -> list[RoundBoard]:

@@ -4,6 +4,7 @@ JSON API, ETag/304, Cache-Control, CORS, rate limiting, errors, pages, health an
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -228,3 +229,24 @@ async def test_open_round_page_shows_the_ladder_board(http, services, subs, keys
     assert "Stake" not in page.text and "No scores yet in this round" in page.text
     rounds = (await http.get("/api/v1/rounds", params={"tournament": "gwopen"})).json()["rounds"]
     assert [(r["round_number"], r["source"]) for r in rounds] == [(1, "validation")]
+
+
+async def test_a_zero_payout_shows_its_reason_in_the_page_and_the_json(services, seeded, database_url):
+    board = live_board("lbwhy", 1, [("w1", 0.03, 0.02, 0.04, 0.01, 1000, 700),
+                                    ("w2", 0.02, 0.01, 0.03, 0.01, 1000, 0)], payouts_known=True)
+    copied = replace(board.results[1], payout_reason="NOT_ORIGINAL",
+                     payout_detail="not original: |Pearson| 0.9999 with earlier submission w1 v1 (> 0.95)")
+    await seed(database_url, replace(board, results=(board.results[0], copied)))
+    await seeded.sync()
+    async with gateway(services) as http:
+        api = (await http.get("/api/v1/leaderboard", params={"tournament": "lbwhy"})).json()
+        by_model = {x["model_id"]: x for x in api["entries"]}
+        assert by_model["w1"]["zero_payout"] is None and by_model["w1"]["payout_satoshis"] == 700
+        assert by_model["w2"]["zero_payout"] == {
+            "code": "NOT_ORIGINAL",
+            "detail": "not original: |Pearson| 0.9999 with earlier submission w1 v1 (> 0.95)",
+        }
+        html = (await http.get("/", params={"tournament": "lbwhy"})).text
+        row = next(r for r in html.split("<tr>") if 'href="/models/w2"' in r)
+        title = "not original: |Pearson| 0.9999 with earlier submission w1 v1 (&gt; 0.95)"
+        assert f'<span class="ci reason" title="{title}">not original</span>' in row

@@ -9,6 +9,7 @@ import pytest
 from crowdquant.common.v1 import common_pb2
 from crowdquant.leaderboard.v1 import leaderboard_service_pb2 as pb
 from services.leaderboard.cache import BoardCache
+from services.leaderboard.domain.boards import Payout
 from services.leaderboard.repository import rounds as rounds_repo
 from shared.db import Database
 from tests.integration.conftest import md
@@ -186,13 +187,19 @@ async def test_late_payouts_are_recorded_once(lb, services, database_url, seeded
     try:
         async with database.transaction() as conn:
             assert ("lbpay", 1) in await rounds_repo.rounds_awaiting_payouts(conn, 100)
-            assert await rounds_repo.set_payouts(conn, "lbpay", 1, {"x": 700, "y": -40, "zz": 5})
+            burn = Payout(-40, "NON_POSITIVE_CONTRIBUTION", "contribution -0.01 is not positive")
+            assert await rounds_repo.set_payouts(conn, "lbpay", 1, {"x": Payout(700), "y": burn, "zz": Payout(5)})
         async with database.transaction() as conn:
-            assert not await rounds_repo.set_payouts(conn, "lbpay", 1, {"x": 700, "y": -40})
+            assert not await rounds_repo.set_payouts(conn, "lbpay", 1, {"x": Payout(700), "y": burn})
             await rounds_repo.bump_version(conn)
     finally:
         await database.dispose()
     await services["leaderboard"].ctx.extras["cache"].sync()
     board = await lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(1, "lbpay")))
     assert {e.model_id: e.payout_satoshis for e in board.entries} == {"x": 700, "y": -40}
+    by_model = {e.model_id: e for e in board.entries}
+    assert not by_model["x"].HasField("zero_payout")
+    reason = by_model["y"].zero_payout
+    assert reason.code == common_pb2.ZERO_PAYOUT_REASON_NON_POSITIVE_CONTRIBUTION
+    assert reason.detail == "contribution -0.01 is not positive"
     assert board.round_info.payouts_known and board.round_info.total_payout_satoshis == 660
