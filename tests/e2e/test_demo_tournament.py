@@ -57,6 +57,13 @@ def test_small_demo_pays_everyone_exactly_once(postgres, tmp_path: Path):
                 assert batch.fee_satoshis > 0  # input amounts are checked by Reconcile against the wallet
             # exactly once: nobody is paid more or less than allocated (all amounts are far above dust)
             assert dict(paid) == dict(owed)
+            # every model paid nothing says why; the copycat is flagged as a copy, naming what it copies
+            copycats = {pl.model_id for pl in demo.players if pl.profile.kind == "copy"}
+            for line in allocation.lines:
+                assert line.HasField("zero_payout") is (line.amount_satoshis <= 0), line
+                if line.model.model_id in copycats:
+                    assert line.zero_payout.code == common_pb2.ZERO_PAYOUT_REASON_NOT_ORIGINAL
+                    assert line.zero_payout.other_submission and line.zero_payout.value > 0.95
             # the public board over HTTP matches the scores over gRPC
             port = demo.cluster.gateway_port
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/leaderboard?tournament={TOURNAMENT}"
@@ -70,6 +77,8 @@ def test_small_demo_pays_everyone_exactly_once(postgres, tmp_path: Path):
             for model_id, value in shown.items():
                 assert abs(value - expected[model_id]) < 1e-9
         assert paid_outputs > 0
+        printed = (tmp_path / "out.txt").read_text()
+        assert "why 0" in printed and "paid 0 — not original: " in printed
         # no secret and no payload in any log line or in what the demo printed
         secrets = {demo.operator, *demo.cluster.service_keys.values()} | {pl.key for pl in demo.players}
         secrets |= {s.split(".", 1)[1] for s in set(secrets)}
