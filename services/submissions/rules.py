@@ -78,6 +78,8 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
     sc.confidence_level = _fraction(sc.confidence_level, "scoring.confidence_level", default=0.95, high=0.999)
 
     pay = out.payout
+    if not pay.HasField("require_originality"):
+        pay.require_originality = True  # copies gain nothing unless a tournament says otherwise
     if pay.policy == common_pb2.PAYOUT_POLICY_UNSPECIFIED:
         pay.policy = common_pb2.PAYOUT_POLICY_POOL
     if pay.pool.pool_satoshis < 0:

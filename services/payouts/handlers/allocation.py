@@ -143,7 +143,8 @@ def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolic
     eligibility = policy_rules.EligibilityRules(
         require_consistency=rules.require_consistency,
         require_concordance=rules.require_concordance,
-        require_originality=rules.require_originality,
+        # rules stored before the field existed have it unset: originality is required then too
+        require_originality=rules.require_originality if rules.HasField("require_originality") else True,
     )
     if name == "pool":
         pool = rules.pool

@@ -53,7 +53,7 @@ def predictions(feats: np.ndarray, splits: np.ndarray, targets: np.ndarray) -> d
 
 @pytest.fixture(scope="module")
 async def cast(stubs):
-    rules = scenario.rules(policy=common_pb2.PAYOUT_POLICY_POOL, pool=POOL, require_originality=True)
+    rules = scenario.rules(policy=common_pb2.PAYOUT_POLICY_POOL, pool=POOL)  # originality required by default
     t = await scenario.tournament(stubs, T, kinds=PLAYERS, tournament_rules=rules, address_seed=60)
     await scenario.deposit_and_stake(stubs, t, STAKES, 1_000_000)
     selfish = t.players["selfish"]

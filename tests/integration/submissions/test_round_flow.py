@@ -52,6 +52,7 @@ async def test_tournament_defaults_and_errors(subs, keys, tournament):
     assert tournament.rules.originality.max_abs_pearson == pytest.approx(0.95)
     assert tournament.rules.originality.max_abs_rank_correlation == pytest.approx(0.95)
     assert not tournament.rules.originality.ks_pass  # the 2017 KS pass is opt-in (see the README)
+    assert tournament.rules.payout.require_originality  # copies gain nothing unless a tournament opts out
     await expect(grpc.StatusCode.PERMISSION_DENIED, subs.CreateTournament(pb.CreateTournamentRequest(
         request_id="x", tournament_id="y", target_kind=1), metadata=md(keys.participant)))
     await expect(grpc.StatusCode.INVALID_ARGUMENT, subs.CreateTournament(pb.CreateTournamentRequest(
