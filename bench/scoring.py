@@ -1,6 +1,6 @@
 """Benchmark of crowdquant's CORR + MMC against numerai-tools and against a float32 argsort bound.
 
-Usage: python bench/scoring.py [--models 300] [--rows 36072] [--big] [--repeats 3]
+Usage: python bench/scoring.py [--models 200] [--rows 36072] [--big] [--repeats 3]
 
 One run, one data set (n_models submissions x n_rows float32, binary targets as in the 2016 data, the
 stake-weighted meta model of the submissions themselves):
@@ -164,7 +164,7 @@ def run_comparison(n_models: int, n_rows: int, repeats: int, slice_size: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=300)
+    parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--rows", type=int, default=36072)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--slice", type=int, default=100, help="submissions per interleaved timing slice")

@@ -96,14 +96,13 @@ class GroupCommit:
             group, self._queue = self._queue[: self._max_group], self._queue[self._max_group :]
             try:
                 outcomes = await self._commit([request.draft for request in group])
-            except BaseException as exc:  # cancelled, or a bug: no caller may wait forever
+            except asyncio.CancelledError:  # shutting down: no caller may wait forever
+                for request in group + self._queue:
+                    request.future.cancel()
+                self._queue = []
+                raise
+            except Exception as exc:  # a bug: every caller of the group hears of it
                 outcomes = [exc] * len(group)
-                if not isinstance(exc, Exception):
-                    for request in group + self._queue:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                    self._queue = []
-                    raise
             for request, outcome in zip(group, outcomes, strict=True):
                 if request.future.done():  # its caller was cancelled; the entry stands all the same
                     continue
@@ -131,7 +130,14 @@ class GroupCommit:
         for draft in drafts:
             original = distinct[slot[draft.id]]
             outcome = written[draft.id]
-            outcomes.append(outcome if original is draft else _repeat_outcome(draft, original, outcome))
+            if original is not draft:
+                if isinstance(outcome, BaseException) and not same_request(
+                    draft, original.content_hash, original.effective_at
+                ):
+                    outcome = await self._commit_alone(draft)  # nothing holds its id: it stands alone
+                else:
+                    outcome = _repeat_outcome(draft, original, outcome)
+            outcomes.append(outcome)
         return outcomes
 
     async def _commit_alone(self, draft: EntryDraft) -> Outcome:
@@ -163,7 +169,8 @@ def _repeat_outcome(repeat: EntryDraft, original: EntryDraft, outcome: Outcome) 
     """What a second request for an id gets when the first one in the same group had ``outcome``.
 
     As if it had come just after: an identical request gets the same entry back (not created by it), a
-    different one is refused; a refused first request refuses its identical repeat the same way.
+    different one is refused; a refused first request refuses its identical repeat the same way (a
+    different request for the id of a refused one is written on its own by the caller).
     """
     stored_hash = original.content_hash
     stored_effective = original.effective_at

@@ -142,6 +142,19 @@ async def test_idempotent_retry_inside_a_group(ledger_db):
     await _chain_ok(ledger_db.app_engine)
 
 
+async def test_an_id_whose_first_request_was_refused_is_free_for_another_in_the_same_group(ledger_db):
+    codes = await _chart(ledger_db.app_engine, funds=100)
+    group = GroupCommit(ledger_db.app_engine)
+    entry_id = ledger.new_entry_id()
+    too_big = transfer(entry_id, "move", debit=codes["alice"], credit=codes["wallet"], amount=500)
+    fits = transfer(entry_id, "move", debit=codes["alice"], credit=codes["wallet"], amount=50)
+    refused, written, again = await _post_together(group, [too_big, fits, fits])
+    assert isinstance(refused, ledger.LimitExceeded)
+    assert written.created and not again.created and again.recorded_at == written.recorded_at
+    assert (await _balances(ledger_db.app_engine, codes))["alice"] == 50
+    await _chain_ok(ledger_db.app_engine)
+
+
 async def test_a_malformed_entry_is_refused_before_it_joins_a_group(ledger_db):
     group = GroupCommit(ledger_db.app_engine)
     unbalanced = EntrySpec(ledger.new_entry_id(), "move", (PostingSpec("a:b", 5), PostingSpec("a:c", -4)))
