@@ -2,8 +2,9 @@
 
 Usage: python bench/scoring.py [--models 200] [--rows 36072] [--big] [--repeats 3]
 
-One run, one data set (n_models submissions x n_rows float32, binary targets as in the 2016 data, the
-stake-weighted meta model of the submissions themselves):
+One run, three data sets (n_models submissions x n_rows float32, binary targets as in the 2016 data,
+the stake-weighted meta model of the submissions themselves; the same predictions unrounded, rounded to
+3 and rounded to 5 decimals):
 
 * numerai-tools: ``numerai_corr`` + ``correlation_contribution`` on the DataFrame of all submissions;
 * crowdquant: ``corr_mmc`` on the float32 matrix;

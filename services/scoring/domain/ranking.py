@@ -46,9 +46,10 @@ _CACHE_ELEMENTS = 1 << 17
 """Values sorted at a time: ~1 MB of 64-bit keys plus their orders, about what a core's L2 holds."""
 _Ints = NDArray[np.intp]
 _F64 = NDArray[np.float64]
-_RUNS_WHEN_TIED_SHARE = 1 / 16
+_DENSE_WHEN_TIED_SHARE = 1 / 8
 """A block whose adjacent sorted values are equal this often or more gets dense codes, not sparse ties:
-the sparse correction costs several indexed passes per tied value, dense codes a few per value."""
+the sparse correction costs several indexed passes per tied value, dense codes a few per value; they
+cost the same at about 1 in 8 (measured on 36,072 rows), predictions rounded to 5 decimals have 1 in 5."""
 
 
 def _frozen(array: NDArray) -> NDArray:
@@ -258,7 +259,7 @@ def sort_block(block: NDArray[np.floating]) -> SortedBlock:
         order, same_as_next = _sort_float32(np.ascontiguousarray(block))
     else:
         order, same_as_next = _sort_generic(block)
-    if same_as_next.size and np.count_nonzero(same_as_next) >= _RUNS_WHEN_TIED_SHARE * same_as_next.size:
+    if same_as_next.size and np.count_nonzero(same_as_next) >= _DENSE_WHEN_TIED_SHARE * same_as_next.size:
         empty = np.empty(0, dtype=np.intp)
         return SortedBlock(order, empty, empty, empty, codes=_dense_codes(same_as_next))
     tie_rows, tie_cols, tie_codes = _tie_groups(same_as_next)

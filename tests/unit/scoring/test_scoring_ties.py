@@ -17,7 +17,7 @@ from services.scoring.domain.metrics import corr_mmc
 from services.scoring.domain.ranking import gauss_tables, gaussian_rank_block, sort_block
 
 TOLERANCE = 1e-9
-FORMS = {"dense": 0.0, "sparse": np.inf, "chosen": ranking._RUNS_WHEN_TIED_SHARE}
+FORMS = {"dense": 0.0, "sparse": np.inf, "chosen": ranking._DENSE_WHEN_TIED_SHARE}
 """Share of tied neighbours from which a block gets dense codes: always, never, and as shipped."""
 
 roundings = st.sampled_from([None, 1, 2, 3, 4, 5])
@@ -55,7 +55,7 @@ def test_average_ranks_equal_scipy_rankdata_with_many_ties(
     form: str, n: int, decimals: list[int | None], seed: int
 ) -> None:
     block = _block(np.random.default_rng(seed), decimals, n)
-    with patch.object(ranking, "_RUNS_WHEN_TIED_SHARE", FORMS[form]):
+    with patch.object(ranking, "_DENSE_WHEN_TIED_SHARE", FORMS[form]):
         ranks = _average_ranks(block)
         gaussian = gaussian_rank_block(block)
     expected = rankdata(block, method="average", axis=1)
@@ -84,7 +84,7 @@ def test_corr_and_mmc_match_numerai_tools_on_rounded_predictions(
         ref_corr, ref_mmc = numerai_reference(predictions, targets, meta, ids)
     except AssertionError:  # numerai-tools refuses some inputs (e.g. a constant submission)
         assume(False)
-    with patch.object(ranking, "_RUNS_WHEN_TIED_SHARE", FORMS[form]):
+    with patch.object(ranking, "_DENSE_WHEN_TIED_SHARE", FORMS[form]):
         corr, mmc = corr_mmc(predictions, targets, meta)
     np.testing.assert_allclose(corr, ref_corr, rtol=0, atol=TOLERANCE, equal_nan=True)
     np.testing.assert_allclose(mmc, ref_mmc, rtol=0, atol=TOLERANCE, equal_nan=True)
