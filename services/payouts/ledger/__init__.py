@@ -29,6 +29,11 @@ Idempotency
     with different content it raises ALREADY_EXISTS, also for a repeat inside one batch. A concurrent
     writer of the same id is waited for (``ON CONFLICT DO NOTHING``) and then compared the same way.
 
+Group commit (``group_commit.py``)
+    ``GroupCommit.post`` writes one entry on its own, coalescing concurrent callers into one
+    transaction (one WAL flush and one chain append per group) with a savepoint each, so a refused
+    entry fails alone with its own error and idempotency holds per entry id.
+
 Two-phase transfers (``pending.py``, after TigerBeetle's pending/post/void)
     ``reserve`` writes a ``pending.reserve`` entry moving the amount from the debit account into a
     holding account (so the debit account's limit applies at once) and a ``ledger_pending`` row in
@@ -68,6 +73,7 @@ from services.payouts.ledger.domain import (
     transfer,
 )
 from services.payouts.ledger.entries import EntryFilter, export_entries_csv, get_entry, list_entries
+from services.payouts.ledger.group_commit import GroupCommit
 from services.payouts.ledger.pending import (
     Reservation,
     Settlement,
@@ -89,6 +95,7 @@ __all__ = [
     "AccountType",
     "EntryFilter",
     "EntrySpec",
+    "GroupCommit",
     "IdempotencyConflict",
     "LimitExceeded",
     "PendingState",

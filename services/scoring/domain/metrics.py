@@ -122,24 +122,6 @@ def _row_set(targets: _F64, corr_centre: float, meta: _F64, binary: bool) -> _Ro
     )
 
 
-def _sorted_dot(
-    vector: _F64, order: NDArray, untied: _F64, table: _F64, ties: tuple[NDArray, NDArray, NDArray]
-) -> _F64:
-    """For every submission, sum over sorted positions j of table[code_j] * vector[order_j].
-
-    The untied part is one matrix-vector product; tie groups add a sparse correction.
-    """
-    gathered = np.take(vector, order)
-    # einsum, not BLAS: tiny matrix-vector products handed to a threaded BLAS leave its worker threads
-    # spinning and slow the next sort down on small machines.
-    result = np.einsum("ij,j->i", gathered, untied)
-    rows, cols, codes = ties
-    if rows.size:
-        delta = (table[codes] - untied[cols]) * gathered[rows, cols]
-        result += np.bincount(rows, weights=delta, minlength=result.size)
-    return result
-
-
 def _block_scores(
     block: NDArray, rows: _RowSet | None, wanted: Collection[str], eps: float
 ) -> dict[str, _F64]:
@@ -152,25 +134,22 @@ def _block_scores(
     tables = rows.tables
     if "corr" in wanted or "mmc" in wanted or ("auc" in wanted and rows.labels is not None):
         ranked = sort_block(block)
-        order = ranked.order
-        ties = (ranked.tie_rows, ranked.tie_cols, ranked.tie_codes)
         if "corr" in wanted:
-            num = _sorted_dot(rows.corr_target, order, tables.gauss_pow_untied, tables.gauss_pow, ties)
-            q_sum = np.full(k, tables.gauss_pow_untied_sum)
-            q_sumsq = np.full(k, tables.gauss_pow_untied_sumsq)
-            if ranked.tie_rows.size:
-                tied_q = tables.gauss_pow[ranked.tie_codes]
-                untied_q = tables.gauss_pow_untied[ranked.tie_cols]
-                q_sum += np.bincount(ranked.tie_rows, weights=tied_q - untied_q, minlength=k)
-                q_sumsq += np.bincount(ranked.tie_rows, weights=tied_q**2 - untied_q**2, minlength=k)
+            num = ranked.dot(rows.corr_target, tables.gauss_pow_untied, tables.gauss_pow)
+            q_sum, q_sumsq = ranked.moments(
+                tables.gauss_pow,
+                tables.gauss_pow_untied,
+                tables.gauss_pow_untied_sum,
+                tables.gauss_pow_untied_sumsq,
+            )
             q_ss = q_sumsq - q_sum**2 / rows.n
             with np.errstate(invalid="ignore", divide="ignore"):
                 out["corr"] = num / np.sqrt(q_ss * rows.corr_target_ss)
         if "mmc" in wanted:
-            out["mmc"] = _sorted_dot(rows.mmc_target, order, tables.gauss_untied, tables.gauss, ties) / rows.n
+            out["mmc"] = ranked.dot(rows.mmc_target, tables.gauss_untied, tables.gauss) / rows.n
         if "auc" in wanted and rows.labels is not None:
             codes_table = np.arange(2 * rows.n, dtype=np.float64)
-            rank_sum = 0.5 * _sorted_dot(rows.labels, order, tables.codes_untied, codes_table, ties)
+            rank_sum = 0.5 * ranked.dot(rows.labels, tables.codes_untied, codes_table)
             n_pos, n_neg = rows.n_pos, rows.n - rows.n_pos
             with np.errstate(invalid="ignore", divide="ignore"):
                 auc = (rank_sum + 0.5 * n_pos - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
