@@ -9,8 +9,9 @@ one, whatever the request id. Its money moves in one balanced ledger entry (also
   burns are debited from the model's ``staked`` account and credited to ``platform:burned``.
 
 CORR and MMC are the per-era means of the round's live eras (what scoring reports as each model's
-round score); the leave-one-out gain is the learned stacker's. Each line keeps why a model was not
-eligible, quoting the submission's own check result.
+round score); the leave-one-out gain is the learned stacker's. Consistency, where required, is also
+a resolved live-era figure from scoring (never an upload check: it needs the hidden targets). Each
+line keeps why a model was not eligible, quoting the check result or the resolved figure.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ POLICY_ENUMS = {name: value for value, name in POLICY_NAMES.items()}
 _PAYABLE_STATES = (sub_pb.Round.STATE_SCORED, sub_pb.Round.STATE_PAID)
 _CHECK_LABELS = {
     policy_rules.IneligibleReason.NOT_ORIGINAL: ("not original", "originality"),
-    policy_rules.IneligibleReason.INCONSISTENT: ("not consistent", "consistency"),
     policy_rules.IneligibleReason.NOT_CONCORDANT: ("not concordant", "concordance"),
 }
 
@@ -79,11 +79,40 @@ def _check(result: sub_pb.CheckResult) -> bool | None:
     return None
 
 
-def _reason(reason: policy_rules.IneligibleReason | None, submission: sub_pb.Submission | None) -> str:
+def resolved_consistency(scores: sc_pb.ModelScores, rules: sub_pb.ConsistencyRules) -> bool | None:
+    """The 2017 rule judged at resolve: share of live eras whose logloss beats the benchmark >= the minimum.
+
+    The share is scoring's logloss consistency over the round's live eras (against the tournament's
+    consistency.benchmark_logloss). None when not judged: the rule is OFF, or there is no logloss
+    (graded targets); a tournament that requires consistency then treats the model as failing it.
+    """
+    if rules.mode == sub_pb.CHECK_MODE_OFF or not scores.HasField("logloss"):
+        return None
+    share = scores.logloss.consistency
+    if not math.isfinite(share):
+        return None
+    return share >= rules.min_consistency
+
+
+def _consistency_detail(scores: sc_pb.ModelScores | None, rules: sub_pb.ConsistencyRules) -> str:
+    if scores is None or resolved_consistency(scores, rules) is None:
+        return "not consistent: no resolved live-era consistency (required by the tournament)"
+    return (f"not consistent: logloss beat {rules.benchmark_logloss:.4f} in {scores.logloss.consistency:.0%} of "
+            f"the live eras (needs {rules.min_consistency:.0%})")
+
+
+def _reason(
+    reason: policy_rules.IneligibleReason | None,
+    submission: sub_pb.Submission | None,
+    scores: sc_pb.ModelScores | None,
+    consistency: sub_pb.ConsistencyRules,
+) -> str:
     if reason is None:
         return ""
     if reason is policy_rules.IneligibleReason.MISSING_SCORE:
         return "no score for the policy's metric (e.g. constant predictions have no CORR)"
+    if reason is policy_rules.IneligibleReason.INCONSISTENT:
+        return _consistency_detail(scores, consistency)
     label, field_name = _CHECK_LABELS[reason]
     detail = getattr(submission, field_name).reason if submission is not None else ""
     if not detail:
@@ -127,6 +156,7 @@ def results(
     submissions: dict[str, sub_pb.Submission],
     stakes: dict[str, int],
     rules: sub_pb.PayoutRules,
+    consistency: sub_pb.ConsistencyRules,
 ) -> list[policy_rules.ModelResult]:
     out = []
     for s in scores:
@@ -143,7 +173,7 @@ def results(
                 loo=s.leave_one_out_gain if math.isfinite(s.leave_one_out_gain) else None,
                 stake=stakes.get(s.model.model_id, 0),
                 original=original,
-                consistent=_check(submission.consistency) if submission is not None else None,
+                consistent=resolved_consistency(s, consistency),
                 concordant=_check(submission.concordance) if submission is not None else None,
             )
         )
@@ -172,8 +202,10 @@ def _line_rows(
     result: policy_rules.Allocation,
     scores: list[sc_pb.ModelScores],
     submissions: dict[str, sub_pb.Submission],
+    consistency: sub_pb.ConsistencyRules,
 ) -> list[dict[str, Any]]:
     names = {s.model.model_id: s.model.display_name for s in scores}
+    by_model = {s.model.model_id: s for s in scores}
     return [
         {
             "model_id": line.model_id,
@@ -186,7 +218,7 @@ def _line_rows(
             "stake": line.stake,
             "amount": line.amount,
             "eligible": line.eligible,
-            "reason": _reason(line.reason, submissions.get(line.model_id)),
+            "reason": _reason(line.reason, submissions.get(line.model_id), by_model.get(line.model_id), consistency),
         }
         for line in result.lines
     ]
@@ -238,7 +270,7 @@ async def allocate_round(
             found = await ledger_views.balances(conn, list(stake_codes.values()))
             stakes = {m: -found.get(code, 0) for m, code in stake_codes.items()}
             result = policy_rules.allocate(
-                results(scores, submissions, stakes, rules), build_policy(name, rules)
+                results(scores, submissions, stakes, rules, tournament.rules.consistency), build_policy(name, rules)
             )
             postings = ledger_postings(result)
             entry_id = ids.allocation_entry(allocation_id) if postings else None
@@ -268,7 +300,7 @@ async def allocate_round(
                 payout_factor=_fraction_text(result.payout_factor),
                 total=sum(line.amount for line in result.lines),
                 entry_id=entry_id,
-                lines=_line_rows(result, scores, submissions),
+                lines=_line_rows(result, scores, submissions, tournament.rules.consistency),
             )
     faults.reach("allocation.recorded")
     view = await load(database, ref.tournament_id, ref.round_number, name)
