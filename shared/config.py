@@ -54,6 +54,8 @@ class CommonSettings(BaseSettings):
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
     auth_cache_seconds: float = Field(default=30.0, ge=0, le=59)
     service_api_key: SecretStr | None = None
+    # Key of the HMAC on page tokens; unset = derived from the service key (shared by replicas).
+    page_token_secret: SecretStr | None = None
     submissions_addr: str = f"127.0.0.1:{SERVICE_PORTS['submissions']}"
     scoring_addr: str = f"127.0.0.1:{SERVICE_PORTS['scoring']}"
     leaderboard_addr: str = f"127.0.0.1:{SERVICE_PORTS['leaderboard']}"

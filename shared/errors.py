@@ -72,3 +72,8 @@ class ResourceExhausted(DomainError):
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(DomainError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"

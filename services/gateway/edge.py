@@ -65,15 +65,15 @@ class Edge:
                     await self._too_many(path, retry_after(wait), send)
                     return
 
-            if path.startswith("/api/"):
-                status[0] = await self.api.handle(scope, send)
-                return
-
             async def send_with_headers(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     status[0] = message["status"]
                     message["headers"] = [*message.get("headers", ()), *SAFETY, REFERRER]
                 await send(message)
+
+            if path.startswith("/api/"):  # JSON answers too: nosniff on every response
+                status[0] = await self.api.handle(scope, send_with_headers)
+                return
 
             await self.app(scope, receive, send_with_headers)
         finally:

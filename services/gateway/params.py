@@ -54,7 +54,7 @@ def metric(params: Mapping[str, str]) -> int:
 
 def page_token(params: Mapping[str, str]) -> str:
     token = params.get("page_token", "")
-    if len(token) > MAX_TOKEN or not re.fullmatch(r"[A-Za-z0-9_-]*", token):
+    if len(token) > MAX_TOKEN or not re.fullmatch(r"[A-Za-z0-9_.-]*", token):  # base64url, a dot, its tag
         raise bad("page_token", "not a token this API issued; start again without it")
     return token
 

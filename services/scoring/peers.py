@@ -36,6 +36,14 @@ class RoundMatrix:
     values: np.ndarray | None = None  # (n_models, n_rows) float32
 
 
+@dataclass(frozen=True)
+class StoredUpload:
+    """One accepted upload as submissions stores it: its record and canonical bytes (all scored rows)."""
+
+    record: sub_pb.Submission
+    values: bytes
+
+
 def era_numbers(labels: list[str]) -> np.ndarray:
     return np.asarray([int(e.removeprefix("era")) if e.removeprefix("era").isdigit() else 0 for e in labels],
                       dtype=np.int64)
@@ -82,6 +90,21 @@ class Peers(PeerChannels):
         if not ids:
             raise NotFound("the round has no rows")
         return np.asarray(ids), np.asarray(splits), np.concatenate(targets).astype(np.float64)
+
+    async def upload(self, ref: common_pb2.RoundRef, model_id: str, version: int) -> StoredUpload:
+        """One stored upload's record and values, read from submissions (never taken from a caller)."""
+        record: sub_pb.Submission | None = None
+        values = bytearray()
+        async for m in self._stream(self.submissions.StreamRoundSubmissions, sub_pb.StreamRoundSubmissionsRequest(
+                round=ref, model_id=model_id, version=version)):
+            chunk = m.submission_chunk
+            if chunk.HasField("submission"):
+                record = chunk.submission
+            values += chunk.values
+        if record is None:
+            raise NotFound(f"no stored upload of model {model_id!r} v{version} in round {ref.round_number}",
+                           metadata={"model_id": model_id})
+        return StoredUpload(record, bytes(values))
 
     async def submissions_matrix(self, ref: common_pb2.RoundRef) -> RoundMatrix:
         ids: list[str] = []

@@ -85,19 +85,44 @@ async def get_meta(conn: AsyncConnection, tournament_id: str, round_number: int)
 
 
 async def get_ladder(conn: AsyncConnection, tournament_id: str, round_number: int, model_id: str) -> Any | None:
+    """A model's public Ladder row (its displayed score is NULL until one of its versions set it)."""
     return (await conn.execute(text(
-        "SELECT * FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n AND model_id = :m FOR UPDATE"),
+        "SELECT * FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n AND model_id = :m"),
         {"t": tournament_id, "n": round_number, "m": model_id})).first()
 
 
+async def lock_ladder_level(conn: AsyncConnection, tournament_id: str, round_number: int,
+                            participant_id: str) -> Any | None:
+    """A participant's private Ladder level, locked: its models are judged one at a time."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('scoring.ladder'), "
+                            "hashtext(:t || '/' || :n || '/' || :p))"),
+                       {"t": tournament_id, "n": str(round_number), "p": participant_id})
+    return (await conn.execute(text(
+        "SELECT * FROM scoring.ladder_levels WHERE tournament_id = :t AND round_number = :n AND participant_id = :p"),
+        {"t": tournament_id, "n": round_number, "p": participant_id})).first()
+
+
+async def upsert_ladder_level(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(text(
+        "INSERT INTO scoring.ladder_levels (tournament_id, round_number, participant_id, displayed, leader_mean, "
+        "step, leader_losses, leader_model_id, leader_version, submissions) VALUES (:tournament_id, :round_number, "
+        ":participant_id, :displayed, :leader_mean, :step, :leader_losses, :leader_model_id, :leader_version, "
+        ":submissions) ON CONFLICT (tournament_id, round_number, participant_id) DO UPDATE SET "
+        "displayed = :displayed, leader_mean = :leader_mean, step = :step, leader_losses = :leader_losses, "
+        "leader_model_id = :leader_model_id, leader_version = :leader_version, submissions = :submissions, "
+        "updated_at = now()"), values)
+
+
 async def upsert_ladder(conn: AsyncConnection, **values: Any) -> None:
+    """A model's public row; ``displayed``/``version`` None keep what it showed before."""
     await conn.execute(text(
         "INSERT INTO scoring.ladder (tournament_id, round_number, model_id, participant_id, version, displayed, "
-        "step, leader_losses, versions_scored, last_version, exact_mean) VALUES (:tournament_id, :round_number, "
-        ":model_id, :participant_id, :version, :displayed, :step, :leader_losses, :versions_scored, :last_version, "
-        ":exact_mean) ON CONFLICT (tournament_id, round_number, model_id) DO UPDATE SET version = :version, "
-        "displayed = :displayed, step = :step, leader_losses = :leader_losses, versions_scored = :versions_scored, "
-        "last_version = :last_version, exact_mean = :exact_mean, updated_at = now()"), values)
+        "versions_scored, last_version) VALUES (:tournament_id, :round_number, :model_id, :participant_id, "
+        ":version, :displayed, 1, :last_version) ON CONFLICT (tournament_id, round_number, model_id) DO UPDATE SET "
+        "version = coalesce(:version, scoring.ladder.version), "
+        "displayed = coalesce(:displayed, scoring.ladder.displayed), "
+        "versions_scored = scoring.ladder.versions_scored + 1, last_version = :last_version, "
+        "updated_at = CASE WHEN :displayed IS NULL THEN scoring.ladder.updated_at ELSE now() END"), values)
 
 
 async def list_ladder(conn: AsyncConnection, tournament_id: str, round_number: int, ascending: bool, after: Any,
@@ -109,5 +134,6 @@ async def list_ladder(conn: AsyncConnection, tournament_id: str, round_number: i
         where = f"AND ({sign}displayed, model_id) > (:a0, :a1)"
         params.update(a0=after[0], a1=after[1])
     return list((await conn.execute(text(
-        f"SELECT *, {sign}displayed AS k FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n {where} "
+        f"SELECT *, {sign}displayed AS k FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n "
+        f"AND displayed IS NOT NULL {where} "
         f"ORDER BY {sign}displayed, model_id LIMIT :lim"), params)).all())

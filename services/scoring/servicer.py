@@ -10,7 +10,7 @@ from crowdquant.leaderboard.v1 import leaderboard_service_pb2_grpc as lb_grpc
 from crowdquant.scoring.v1 import scoring_service_pb2 as pb
 from crowdquant.scoring.v1 import scoring_service_pb2_grpc as pb_grpc
 from services.scoring import repository as repo
-from services.scoring.handlers.ladder import ValidationTargets, score_validation
+from services.scoring.handlers.ladder import ValidationTargets, check_upload, require_sha256, score_validation
 from services.scoring.handlers.runs import Runner
 from services.scoring.peers import Peers
 from shared.auth import Role
@@ -159,13 +159,14 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
         require_ref(request.round)
         if not request.model_id or request.version < 1:
             raise InvalidArgument("model_id and version >= 1 are required")
-        targets = await self.validation.get(request.round)
+        content_sha256 = require_sha256(request.content_sha256)
+        rows = await self.validation.get(request.round)
+        upload = await self.peers.upload(request.round, request.model_id, request.version)
+        predictions = check_upload(upload, content_sha256, rows)
         tournament = await self.peers.tournament(request.round.tournament_id)
         eps = tournament.rules.scoring.logloss_epsilon or 1e-15
         async with self.db.transaction() as conn:
-            row, changed = await score_validation(conn, targets, request.round, request.model_id,
-                                                  request.participant_id, request.version,
-                                                  request.validation_values, eps)
+            row, changed = await score_validation(conn, rows, request.round, upload, predictions, eps)
         return pb.ScoreValidationResponse(public_score=public_pb(row), displayed_score_changed=changed)
 
     async def GetPublicScores(self, request: pb.GetPublicScoresRequest, context: Any):
@@ -181,8 +182,12 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
 
 
 def public_pb(row: Any) -> pb.PublicScore:
-    return pb.PublicScore(
+    """A model's public Ladder row: the displayed value only once one of its versions set it."""
+    out = pb.PublicScore(
         round=common_pb2.RoundRef(tournament_id=row.tournament_id, round_number=row.round_number),
-        model=common_pb2.ModelRef(model_id=row.model_id, participant_id=row.participant_id), version=row.version,
-        metric=common_pb2.METRIC_LOGLOSS, displayed_value=row.displayed, step=row.step,
-        versions_scored=row.versions_scored, update_time=timestamp(row.updated_at))
+        model=common_pb2.ModelRef(model_id=row.model_id, participant_id=row.participant_id),
+        metric=common_pb2.METRIC_LOGLOSS, versions_scored=row.versions_scored, update_time=timestamp(row.updated_at))
+    if row.displayed is not None:
+        out.version = row.version
+        out.displayed_value = row.displayed
+    return out

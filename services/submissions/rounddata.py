@@ -16,6 +16,8 @@ import numpy as np
 from services.submissions.domain.dataset import Dataset, Split, TargetKind
 from services.submissions.domain.originality import EARLIER_ARRAYS, EarlierSubmissions
 from services.submissions.domain.row_index import RoundRows
+from services.submissions.domain.upload_stream import longest_id_bytes
+from shared.errors import InvalidArgument
 
 F32 = np.dtype("<f4")
 
@@ -24,8 +26,14 @@ def pack_strings(values: np.ndarray) -> bytes:
     return "\n".join(map(str, values.tolist())).encode()
 
 
-def unpack_strings(data: bytes) -> np.ndarray:
-    return np.asarray(data.decode().split("\n")) if data else np.asarray([], dtype=str)
+def unpack_strings(data: bytes, what: str = "ids") -> np.ndarray:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start)
+        raise InvalidArgument(f"{what}: entry {row} is not UTF-8 text (byte {data[exc.start]:#04x})",
+                              metadata={"field": what}) from None
+    return np.asarray(text.split("\n")) if data else np.asarray([], dtype=str)
 
 
 def era_labels(eras: np.ndarray) -> np.ndarray:
@@ -93,12 +101,15 @@ class RoundView:
     last_seq: int = 0
     clusters: dict[int, np.ndarray] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    max_id_bytes: int = 1  # the round's longest id in UTF-8 bytes: no uploaded id may be longer
 
     @classmethod
     def build(cls, packed: PackedRound) -> RoundView:
         mask = packed.tournament_mask
-        return cls(rows=RoundRows.from_ids(packed.ids[mask]), eras=packed.eras[mask], splits=packed.splits[mask],
-                   features=packed.features[mask], earlier=EarlierSubmissions.empty(int(mask.sum())))
+        ids = packed.ids[mask]
+        return cls(rows=RoundRows.from_ids(ids), eras=packed.eras[mask], splits=packed.splits[mask],
+                   features=packed.features[mask], earlier=EarlierSubmissions.empty(int(mask.sum())),
+                   max_id_bytes=longest_id_bytes(ids))
 
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
 

@@ -14,7 +14,7 @@ from services.submissions.models import SCHEMA
 from services.submissions.notify import ScoringNotifier
 from services.submissions.servicers import identity, submissions
 from shared.rpc.authn import CachingAuthenticator
-from shared.rpc.ratelimit import TokenBuckets
+from shared.rpc.ratelimit import StreamSlots, TokenBuckets
 from shared.rpc.server import ServiceContext, ServiceSpec
 
 
@@ -26,9 +26,9 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
 
     ttl = ctx.settings.auth_cache_seconds
     authenticator = CachingAuthenticator(verify, ttl=min(ttl, 5.0))
-    identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
-        identity.IdentityServicer(db, authenticator, cache_ttl=int(ttl)), server
-    )
+    identity_servicer = identity.IdentityServicer(db, authenticator, cache_ttl=int(ttl))
+    identity_servicer.max_keys_per_participant = getattr(ctx.settings, "max_keys_per_participant", None)
+    identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(identity_servicer, server)
     configured = getattr(ctx.settings, "receipt_signing_key", None)
     keys = ReceiptKeys(configured.get_secret_value().encode() if configured else None)
 
@@ -44,6 +44,10 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     settings = ctx.settings
     servicer.upload_limit = TokenBuckets(settings.uploads_per_minute / 60.0, settings.upload_burst)
     servicer.upload_slots = asyncio.Semaphore(settings.upload_concurrency)
+    servicer.upload_streams = StreamSlots(settings.upload_streams_per_participant, settings.upload_streams)
+    servicer.upload_idle_seconds = settings.upload_idle_seconds
+    servicer.upload_deadline_seconds = settings.upload_deadline_seconds
+    servicer.max_models_per_participant = settings.max_models_per_participant
     submissions_service_pb2_grpc.add_SubmissionsServiceServicer_to_server(servicer, server)
     ctx.policy.add(identity.SERVICE, identity.ACCESS)
     ctx.policy.add(submissions.SERVICE, submissions.ACCESS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ class CachingAuthenticator:
         self.limiter = limiter or FailureLimiter()
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[Principal, float]] = {}
+        self._pending: dict[bytes, asyncio.Future[Principal]] = {}
 
     @staticmethod
     def _fingerprint(api_key: str) -> bytes:
@@ -43,6 +45,28 @@ class CachingAuthenticator:
         hit = self._cache.get(fp)
         if hit and hit[1] > now:
             return hit[0]
+        pending = self._pending.get(fp)
+        if pending is not None:  # the same key is being verified already: share that answer
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+        self._pending[fp] = future
+        try:
+            principal = await self._authenticate(api_key, fp, peer, now)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        else:
+            future.set_result(principal)
+            return principal
+        finally:
+            del self._pending[fp]
+
+    async def _authenticate(self, api_key: str, fp: bytes, peer: str, now: float) -> Principal:
+        """One verification (many concurrent calls with one key share it, so a burst costs one scrypt)."""
         key_id, _ = split_key(api_key)
         for subject in (f"key:{key_id}", f"peer:{peer.rsplit(':', 1)[0]}"):
             wait = self.limiter.blocked_for(subject)

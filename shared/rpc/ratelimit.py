@@ -65,3 +65,42 @@ class TokenBuckets:
             return 0.0
         self._buckets[subject] = (tokens, now)
         return (1 - tokens) / self.rate if self.rate > 0 else float("inf")
+
+
+class StreamSlots:
+    """Admission of long-lived streams: at most ``per_subject`` open per subject and ``total`` in all.
+
+    Unlike gRPC's ``maximum_concurrent_rpcs`` (which refuses every call once full, health checks
+    included), this counts only the streams it guards and refuses only the caller over its share:
+    the subject is the participant, not the API key, so extra keys buy no extra streams.
+    """
+
+    def __init__(self, per_subject: int, total: int) -> None:
+        self.per_subject = per_subject
+        self.total = total
+        self._open: dict[str, int] = {}
+        self._count = 0
+
+    def open_for(self, subject: str) -> int:
+        return self._open.get(subject, 0)
+
+    @property
+    def in_use(self) -> int:
+        return self._count
+
+    def acquire(self, subject: str) -> bool:
+        """Take a slot for ``subject``; False (nothing taken) when its share or the total is used up."""
+        held = self._open.get(subject, 0)
+        if held >= self.per_subject or self._count >= self.total:
+            return False
+        self._open[subject] = held + 1
+        self._count += 1
+        return True
+
+    def release(self, subject: str) -> None:
+        held = self._open.get(subject, 0)
+        if held <= 1:
+            self._open.pop(subject, None)
+        else:
+            self._open[subject] = held - 1
+        self._count -= 1 if held else 0

@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared import pagination
 from shared.config import ConfigError, ServiceSettings
 from shared.db import Database, ensure_database, is_unavailable, migrate
 from shared.logging import get_logger
@@ -135,18 +136,24 @@ class RunningService:
 async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_url: str) -> RunningService:
     """Build and start the server; returns once it listens (readiness follows in the background)."""
     options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", min(settings.max_message_bytes,
+                                                getattr(settings, "max_receive_message_bytes", None)
+                                                or settings.max_message_bytes)),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.http2.max_pings_without_data", 0),
     ]
+    secret = settings.page_token_secret or settings.service_api_key
+    pagination.configure(secret.get_secret_value() if secret else None)
     database = Database(database_url, schema=spec.schema, app_role=spec.app_role,
                         pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout_seconds)
     policy = AccessPolicy()
     ctx = ServiceContext(settings=settings, database=database, policy=policy)
     interceptor = RpcInterceptor(policy, None)
-    server = grpc.aio.server(interceptors=[interceptor], options=options, maximum_concurrent_rpcs=1000)
+    # No maximum_concurrent_rpcs: gRPC refuses every call (health checks included) once it is reached.
+    # Long-lived calls are bounded where they are served instead (e.g. upload streams per participant).
+    server = grpc.aio.server(interceptors=[interceptor], options=options)
     service_names, authenticator = await spec.register(server, ctx)
     interceptor.authenticator = authenticator
     health_servicer = health.aio.HealthServicer()

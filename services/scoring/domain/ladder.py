@@ -3,17 +3,24 @@
 While a round is open, each accepted upload is scored on the hidden validation rows. Showing the exact
 score would let a participant probe the hidden targets by re-uploading perturbations and keeping
 whatever scores best, climbing the board with noise. The Ladder shows a new score only when the
-submission beats the currently displayed one by more than the noise of the comparison itself, and
-then only to that precision:
+submission beats the current leader by more than the noise of the comparison itself:
 
 * ``step = std(new_losses - leader_losses, ddof=1) / sqrt(n)``: one standard error of the mean
   per-row loss difference to the submission that set the displayed score (for the first submission,
   to zero losses, i.e. the standard error of its own mean loss), as in the authors' Ladder.jl;
-* the displayed score changes only if ``mean(new_losses) < displayed - step`` (the paper compares
-  with the displayed value R_{t-1});
-* the new displayed score is the mean loss rounded to the nearest multiple of ``step`` (the
-  paper's [x]_eta rounding), so it carries no more digits than the comparison could resolve. (The
-  gateway may format it to the decimal place of ``step``; the value itself is already quantised.)
+* the displayed score changes only if ``mean(new_losses) < mean(leader_losses) - step``;
+* the new displayed score is the mean loss rounded to a fixed number of decimals
+  (``DISPLAY_DECIMALS``).
+
+What stays private, and why: the step is a standard deviation of per-row losses, so it depends on the
+hidden targets (an upload that is 0.5 everywhere but a few rows reveals those rows' targets through
+it); it is never shown. The displayed value is rounded to a fixed grid rather than to the step, so its
+digits do not carry the step either. The comparison is with the leader's exact mean, not with the
+rounded display, so the rounding offset cannot turn a one-row probe into a signal: a probe that
+changes one row moves the mean by exactly one step and never beats it.
+
+One state per participant and round (not per model): all of a participant's models share one leader,
+so a fresh model does not start a fresh Ladder (which would give every query a new baseline).
 
 Losses are lower-is-better (per-row logloss). All state is in ``LadderState``, immutable: the service
 stores it (the leader's loss vector as float64 bytes) and passes it back with the next upload.
@@ -29,19 +36,24 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import InvalidScoringInput
 
-__all__ = ["LadderDecision", "LadderState", "ladder_submit"]
+__all__ = ["DISPLAY_DECIMALS", "LadderDecision", "LadderState", "ladder_submit"]
+
+DISPLAY_DECIMALS = 4
+"""Decimals of a displayed score: a fixed grid, independent of the hidden targets."""
 
 
 @dataclass(frozen=True)
 class LadderState:
-    """What the Ladder remembers for one model in one round.
+    """What the Ladder remembers for one participant in one round (all private but ``displayed``).
 
-    ``displayed`` is the public score (None before the first submission), ``step`` the precision it
-    was rounded to, ``leader_losses`` the per-row losses of the submission that set it (read-only),
-    ``submissions`` how many submissions were judged.
+    ``displayed`` is the public score (None before the first submission); ``leader_mean`` and
+    ``leader_losses`` are the exact mean and per-row losses of the submission that set it (read-only);
+    ``step`` the standard error of the last comparison that changed it; ``submissions`` how many
+    submissions were judged.
     """
 
     displayed: float | None = None
+    leader_mean: float | None = None
     step: float | None = None
     leader_losses: NDArray[np.float64] | None = field(default=None, repr=False)
     submissions: int = 0
@@ -55,7 +67,7 @@ class LadderState:
 
 @dataclass(frozen=True)
 class LadderDecision:
-    """The new state, whether the public score changed, and the exact private mean loss."""
+    """The new state, whether the public score changed, and the private mean loss and step."""
 
     state: LadderState
     changed: bool
@@ -63,11 +75,7 @@ class LadderDecision:
     step: float
 
 
-def _round_to_step(value: float, step: float) -> float:
-    return round(value / step) * step if step > 0 else value
-
-
-def ladder_submit(state: LadderState, losses: ArrayLike) -> LadderDecision:
+def ladder_submit(state: LadderState, losses: ArrayLike, *, decimals: int = DISPLAY_DECIMALS) -> LadderDecision:
     """Judge one submission's per-row validation losses against the current Ladder state."""
     new = np.asarray(losses, dtype=np.float64)
     if new.ndim != 1 or new.size < 2:
@@ -86,14 +94,14 @@ def ladder_submit(state: LadderState, losses: ArrayLike) -> LadderDecision:
     step = float(np.std(differences, ddof=1)) / math.sqrt(new.size)
     if step == 0.0 and state.step is not None:
         # Identical per-row differences (e.g. the same file again) carry no noise estimate; keep the
-        # previous precision rather than revealing the exact mean.
+        # previous precision rather than accepting any change at all.
         step = state.step
     mean_loss = float(new.mean())
     judged = state.submissions + 1
-    if state.displayed is None or mean_loss < state.displayed - step:
-        new_state = LadderState(
-            displayed=_round_to_step(mean_loss, step), step=step, leader_losses=new, submissions=judged
-        )
+    if state.leader_mean is None or mean_loss < state.leader_mean - step:
+        new_state = LadderState(displayed=round(mean_loss, decimals), leader_mean=mean_loss, step=step,
+                                leader_losses=new, submissions=judged)
         return LadderDecision(state=new_state, changed=True, mean_loss=mean_loss, step=step)
-    kept = LadderState(displayed=state.displayed, step=state.step, leader_losses=leader, submissions=judged)
+    kept = LadderState(displayed=state.displayed, leader_mean=state.leader_mean, step=state.step,
+                       leader_losses=leader, submissions=judged)
     return LadderDecision(state=kept, changed=False, mean_loss=mean_loss, step=step)

@@ -16,6 +16,8 @@ import csv
 import importlib
 import importlib.util
 import io
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -62,100 +64,127 @@ def _header_columns(header: list[str], source: str) -> tuple[int, int]:
     return id_at, value_at
 
 
-def _blank(row: list[str]) -> bool:
-    return not row or (len(row) == 1 and not row[0].strip())
+#: The longest row id a file may hold (every round's ids are far shorter); a longer one is refused
+#: on the line where it appears, before the rest of the file is read.
+MAX_ID_CHARS = 1024
+#: Characters a line may have besides its id: the separator and the prediction.
+_VALUE_CHARS = 128
+_EOL = re.compile(rb"\r\n|\r|\n")
+_BLOCK = 1 << 16
 
 
-def _first_problem(text: str, source: str, id_at: int, value_at: int) -> MalformedFile:
-    """Walk the rows again, tracking physical lines, to name the first problem's line.
+def _physical_lines(read: Callable[[int], bytes], limit: int, source: str) -> Iterator[bytes]:
+    """The file's lines (LF, CRLF or CR ends), read in blocks; a line longer than ``limit`` bytes is
+    refused as soon as it is, so memory never holds more than one block and one line."""
+    pending = b""
+    number = 0
+    while block := read(_BLOCK):
+        data = pending + block
+        start = 0
+        for match in _EOL.finditer(data):
+            if match.group() == b"\r" and match.end() == len(data):
+                break  # maybe the first half of a CRLF split between blocks
+            number += 1
+            if match.start() - start > limit:
+                raise MalformedFile(source, number, f"line is longer than {limit:,} bytes (an id may have at most "
+                                                    f"{MAX_ID_CHARS:,} characters)")
+            yield data[start:match.start()]
+            start = match.end()
+        pending = data[start:]
+        if len(pending) > limit + 1:
+            raise MalformedFile(source, number + 1, f"line is longer than {limit:,} bytes (an id may have at most "
+                                                    f"{MAX_ID_CHARS:,} characters)")
+    if pending:
+        yield pending.removesuffix(b"\r")
 
-    Only runs when the fast path found something wrong, so the common case pays nothing for it.
+
+def _fields(text: str, source: str, number: int) -> list[str]:
+    if '"' not in text:
+        return text.split(",")
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as exc:
+        raise MalformedFile(source, number, f"not valid CSV ({exc})") from None
+
+
+def _parse_stream(read: Callable[[int], bytes], source: str, max_id_chars: int,
+                  max_rows: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse line by line within bounds: ids of at most ``max_id_chars``, at most ``max_rows`` rows.
+
+    What is held grows with the rows accepted so far (Python strings, each as long as its own id),
+    never with the longest line an attacker could write.
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
-    next(reader)
+    limit = 4 * max_id_chars + _VALUE_CHARS  # UTF-8 takes at most 4 bytes a character
+    ids: list[str] = []
+    values: list[float] = []
+    columns: tuple[int, int] | None = None
     blank_at = 0
-    for row in reader:
-        if _blank(row):
-            blank_at = blank_at or reader.line_num
+    seen_text = False
+    for number, raw in enumerate(_physical_lines(read, limit, source), start=1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedFile(source, number, f"not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+        if columns is None:
+            if not text.strip():
+                blank_at = blank_at or number
+                continue
+            if blank_at:
+                raise MalformedFile(source, 1, f"missing header: line 1 is empty; expected {_HEADERS}")
+            columns = _header_columns(_fields(text, source, number), source)
+            seen_text = True
+            continue
+        if not text.strip():
+            blank_at = blank_at or number
             continue
         if blank_at:
-            return MalformedFile(source, blank_at, "empty line between rows")
+            raise MalformedFile(source, blank_at, "empty line between rows")
+        row = _fields(text, source, number)
         if len(row) != 2:
-            return MalformedFile(
-                source, reader.line_num, f"expected 2 columns (id, prediction), found {len(row)}"
-            )
-        if not row[id_at].strip():
-            return MalformedFile(source, reader.line_num, "empty id")
+            raise MalformedFile(source, number, f"expected 2 columns (id, prediction), found {len(row)}")
+        id_at, value_at = columns
+        row_id = row[id_at].strip()
+        if not row_id:
+            raise MalformedFile(source, number, "empty id")
+        if len(row_id) > max_id_chars:
+            raise MalformedFile(source, number, f"id is {len(row_id):,} characters long; ids have at most "
+                                                f"{max_id_chars:,}")
         try:
-            float(row[value_at])
+            value = float(row[value_at])
         except ValueError:
-            return MalformedFile(source, reader.line_num, f"prediction {row[value_at]!r} is not a number")
-    return MalformedFile(source, 0, "malformed rows")
-
-
-def _columns(text: str, source: str) -> tuple[list[str], list[str]]:
-    """(id column, value column) as strings, each row checked to have exactly two fields.
-
-    Files without quotes (all that numpy/pandas/our client write) take a fast path of plain
-    string splits that creates no per-row lists (those make the garbage collector run and cost
-    more than the parsing); anything else goes through the csv module.
-    """
-    if '"' in text or "\x00" in text:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            rows = list(reader)
-        except csv.Error as exc:
-            raise MalformedFile(source, reader.line_num, f"not valid CSV ({exc})") from None
-        id_at, value_at = _header_columns(rows[0], source)
-        body = rows[1:]
-        while body and _blank(body[-1]):  # trailing blank lines are harmless
-            body.pop()
-        if not body:
-            raise MalformedFile(source, 0, "no prediction rows after the header")
-        if any(len(row) != 2 for row in body):
-            raise _first_problem(text, source, id_at, value_at)
-        columns = list(zip(*body, strict=True))
-        return list(columns[id_at]), list(columns[value_at])
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    id_at, value_at = _header_columns(lines[0].split(","), source)
-    body = lines[1:]
-    while body and not body[-1].strip():
-        body.pop()
-    if not body:
+            raise MalformedFile(source, number, f"prediction {row[value_at]!r} is not a number") from None
+        if max_rows is not None and len(ids) >= max_rows:
+            raise MalformedFile(source, number, f"more than {max_rows:,} prediction rows (the round has fewer)")
+        ids.append(row_id)
+        values.append(value)
+    if not seen_text:
+        raise MalformedFile(source, 0, f"file is empty; expected a header ({_HEADERS}) and one row per id")
+    if not ids:
         raise MalformedFile(source, 0, "no prediction rows after the header")
-    if (np.char.count(np.array(body, dtype=str), ",") != 1).any():
-        raise _first_problem(text, source, id_at, value_at)
-    fields = ",".join(body).split(",")  # exactly one comma per line: fields alternate id, value
-    return fields[id_at::2], fields[value_at::2]
+    return np.array(ids, dtype=str), np.array(values, dtype=np.float64)
 
 
 def parse_predictions_csv(
-    data: bytes | str, *, source: str = "predictions.csv"
+    data: bytes | str, *, source: str = "predictions.csv", max_id_chars: int = MAX_ID_CHARS,
+    max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """CSV bytes/text -> (ids as a numpy str array, values as float64), in file order.
 
     Raises ``MalformedFile`` (INVALID_ARGUMENT) with the 1-based line of the first problem.
-    The rows are parsed in bulk; only a file with a problem is walked row by row to find its line.
     """
-    text = decode(data, source) if isinstance(data, bytes | bytearray) else data.removeprefix("\ufeff")
-    if not text.strip():
-        raise MalformedFile(source, 0, f"file is empty; expected a header ({_HEADERS}) and one row per id")
-    id_column, value_column = _columns(text, source)
-    ids = np.char.strip(np.array(id_column, dtype=str))
-    id_at, value_at = _header_columns(next(csv.reader(io.StringIO(text, newline=""))), source)
-    if (ids == "").any():
-        raise _first_problem(text, source, id_at, value_at)
-    try:
-        values = np.array(value_column, dtype=np.float64)
-    except ValueError:
-        raise _first_problem(text, source, id_at, value_at) from None
-    return ids, values
+    raw = data.removeprefix("\ufeff").encode("utf-8") if isinstance(data, str) else bytes(data)
+    return _parse_stream(io.BytesIO(raw).read, source, max_id_chars, max_rows)
 
 
-def read_predictions_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read and parse a predictions CSV from ``path`` (see ``parse_predictions_csv``)."""
+def read_predictions_csv(path: str | Path, *, max_id_chars: int = MAX_ID_CHARS,
+                         max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read and parse a predictions CSV from ``path`` as a stream (see ``parse_predictions_csv``):
+    a file with an endless line or too many rows is refused having read little of it."""
     path = Path(path)
-    return parse_predictions_csv(path.read_bytes(), source=path.name)
+    with path.open("rb") as stream:
+        return _parse_stream(stream.read, path.name, max_id_chars, max_rows)
 
 
 def parquet_available() -> bool:
@@ -184,8 +213,8 @@ def read_predictions_parquet(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.asarray(table.column(value_at).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def read_predictions(path: str | Path, *, max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """CSV or Parquet by the file's suffix."""
     if Path(path).suffix.lower() in (".parquet", ".pq"):
         return read_predictions_parquet(path)
-    return read_predictions_csv(path)
+    return read_predictions_csv(path, max_rows=max_rows)

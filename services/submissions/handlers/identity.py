@@ -10,7 +10,7 @@ from typing import Any
 from services.submissions.repository import identity as repo
 from shared.auth import Principal, Role, check_scopes, generate_key, secret_matches, split_key
 from shared.db import Database
-from shared.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from shared.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated
 
 MAX_NAME = 64
 
@@ -48,13 +48,25 @@ async def require_participant_row(conn: Any, participant_id: str) -> Any:
 
 
 async def create_key(conn: Any, caller: Principal | None, participant_id: str, role: Role,
-                     scopes: list[str], description: str) -> tuple[Any, str]:
-    """Issue a key; returns its row and the full key (shown once)."""
+                     scopes: list[str], description: str, max_keys: int | None = None) -> tuple[Any, str]:
+    """Issue a key; returns its row and the full key (shown once).
+
+    A participant holds at most ``max_keys`` active keys: keys cost nothing to make, and every
+    per-key allowance (upload rate, failed-authentication budget) would otherwise multiply.
+    """
     if caller is not None and caller.role is Role.PARTICIPANT:
         if role is not Role.PARTICIPANT or participant_id != caller.participant_id:
             raise PermissionDenied("a participant may only create participant keys for itself")
     if role is Role.PARTICIPANT:
         await require_participant_row(conn, participant_id)
+        if max_keys is not None:
+            await repo.lock_participant(conn, participant_id)
+            active = await repo.count_active_keys(conn, participant_id)
+            if active >= max_keys:
+                raise ResourceExhausted(
+                    f"participant {participant_id!r} already has {active} active API keys, the limit "
+                    f"(CROWDQUANT_MAX_KEYS_PER_PARTICIPANT={max_keys}); revoke one before creating another",
+                    reason="API_KEY_LIMIT", metadata={"limit": str(max_keys)})
     elif participant_id:
         raise InvalidArgument(f"participant_id must be empty for a {role} key", metadata={"field": "participant_id"})
     if len(description) > 200:

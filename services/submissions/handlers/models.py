@@ -8,10 +8,11 @@ from typing import Any
 
 from services.submissions.handlers.identity import require_participant_row
 from services.submissions.handlers.rounds import require_tournament
+from services.submissions.repository import identity as identity_repo
 from services.submissions.repository import models as repo
 from shared.auth import Principal, Role
 from shared.bitcoin_address import validate_address
-from shared.errors import InvalidArgument, NotFound, PermissionDenied
+from shared.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 
 
 def clean_model_name(value: str) -> str:
@@ -33,7 +34,7 @@ def check_address(address: str, network: str) -> str:
 
 
 async def create_model(conn: Any, caller: Principal, tournament_id: str, participant_id: str, display_name: str,
-                       payout_address: str) -> Any:
+                       payout_address: str, max_models: int | None = None) -> Any:
     if caller.role is Role.PARTICIPANT:
         if participant_id and participant_id != caller.participant_id:
             raise PermissionDenied("a participant creates models for itself only",
@@ -44,6 +45,14 @@ async def create_model(conn: Any, caller: Principal, tournament_id: str, partici
                               metadata={"field": "participant_id"})
     tournament = await require_tournament(conn, tournament_id)
     await require_participant_row(conn, participant_id)
+    if max_models is not None:
+        await identity_repo.lock_participant(conn, participant_id)
+        count = await repo.count_models(conn, participant_id)
+        if count >= max_models:
+            raise ResourceExhausted(
+                f"participant {participant_id!r} already has {count} models, the limit "
+                f"(CROWDQUANT_MAX_MODELS_PER_PARTICIPANT={max_models})",
+                reason="MODEL_LIMIT", metadata={"limit": str(max_models)})
     return await repo.insert_model(
         conn, model_id="m_" + secrets.token_hex(6), tournament_id=tournament_id, participant_id=participant_id,
         display_name=clean_model_name(display_name), payout_address=check_address(payout_address,

@@ -24,43 +24,23 @@ from services.submissions.domain.concordance import assign_clusters, check_conco
 from services.submissions.domain.dataset import Split
 from services.submissions.domain.originality import check_originality
 from services.submissions.domain.state import RoundState, require_state
+from services.submissions.domain.upload_stream import MAX_ROWS_FACTOR, UploadBounds
 from services.submissions.handlers.models import require_model
 from services.submissions.handlers.rounds import STATE_BY_NAME, require_round, require_tournament, rules_of
 from services.submissions.repository import rounds as rounds_repo
 from services.submissions.repository import uploads as repo
-from services.submissions.rounddata import F32, PackedRound, RoundCache, RoundView, unpack_strings
+from services.submissions.rounddata import F32, PackedRound, RoundCache, RoundView
 from shared.auth import Principal
 from shared.errors import InvalidArgument, ResourceExhausted, Unavailable
-
-MAX_ROWS_FACTOR = 2  # an upload may carry at most twice the round's rows before it is refused
 
 
 @dataclass
 class Upload:
-    """An upload as received: the header and the concatenated chunks."""
+    """An upload as received: the header and its ids and values in the order sent."""
 
     header: pb.UploadHeader
     ids: np.ndarray
     values: np.ndarray
-
-    @classmethod
-    def from_chunks(cls, header: pb.UploadHeader, chunks: list[pb.PredictionsChunk]) -> Upload:
-        id_parts: list[np.ndarray] = []
-        value_parts: list[np.ndarray] = []
-        for number, chunk in enumerate(chunks, start=1):
-            if len(chunk.values) % 4:
-                raise InvalidArgument(f"chunk {number}: values must be little-endian float32 "
-                                      "(length a multiple of 4)", metadata={"chunk": str(number)})
-            ids = unpack_strings(chunk.ids)
-            values = np.frombuffer(chunk.values, dtype=F32)
-            if len(ids) != len(values):
-                raise InvalidArgument(f"chunk {number}: {len(ids)} ids but {len(values)} values; they must pair up",
-                                      metadata={"chunk": str(number)})
-            id_parts.append(ids)
-            value_parts.append(values)
-        if not id_parts:
-            raise InvalidArgument("the upload has a header but no predictions")
-        return cls(header, np.concatenate(id_parts), np.concatenate(value_parts))
 
 
 class ReceiptKeys:
@@ -179,6 +159,31 @@ async def round_view(conn: Any, cache: RoundCache, tournament_id: str, round_num
         if newer:
             await asyncio.to_thread(add_rows, view, newer)
     return view
+
+
+MAX_REQUEST_ID = 128
+
+
+async def open_upload(conn: Any, cache: RoundCache, caller: Principal, header: pb.UploadHeader) -> UploadBounds:
+    """Check an upload's header before any of its rows are taken; returns the bounds its chunks must keep.
+
+    Refuses at once what ``accept`` would refuse anyway (no request id, a round not open, a model
+    not the caller's), so a doomed stream is cut after its first message.
+    """
+    if not header.request_id:
+        raise InvalidArgument("request_id is required: a fresh id per upload makes a retried upload safe",
+                              metadata={"field": "request_id"})
+    if len(header.request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument(f"request_id must be at most {MAX_REQUEST_ID} characters",
+                              metadata={"field": "request_id"})
+    round_row = await require_round(conn, header.round, counts=False)
+    require_state(STATE_BY_NAME[round_row.state], RoundState.OPEN, action="uploading predictions")
+    model = await require_model(conn, header.model_id, caller, owner_only=True)
+    if model.tournament_id != round_row.tournament_id:
+        raise InvalidArgument(f"model {model.model_id!r} belongs to tournament {model.tournament_id!r}, not "
+                              f"{round_row.tournament_id!r}", metadata={"field": "model_id"})
+    view = await round_view(conn, cache, round_row.tournament_id, round_row.round_number)
+    return UploadBounds.for_round(round_row.validation_rows + round_row.live_rows, view.max_id_bytes)
 
 
 async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Principal,

@@ -65,3 +65,14 @@ async def revoke_key(conn: AsyncConnection, key_id: str) -> Any:
         .returning(*api_keys.c)
     )
     return result.one()
+
+
+async def lock_participant(conn: AsyncConnection, participant_id: str) -> None:
+    """Hold the participant's row until commit, so counts checked against a limit stay true."""
+    await conn.execute(select(participants.c.participant_id)
+                       .where(participants.c.participant_id == participant_id).with_for_update())
+
+
+async def count_active_keys(conn: AsyncConnection, participant_id: str) -> int:
+    return (await conn.execute(select(func.count()).select_from(api_keys).where(
+        api_keys.c.participant_id == participant_id, api_keys.c.revoked_at.is_(None)))).scalar_one()

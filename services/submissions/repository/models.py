@@ -41,3 +41,8 @@ async def set_payout_address(conn: AsyncConnection, model_id: str, address: str)
     return (await conn.execute(text(
         "UPDATE submissions.models SET payout_address = :a, updated_at = now() WHERE model_id = :m RETURNING *"),
         {"a": address, "m": model_id})).one()
+
+
+async def count_models(conn: AsyncConnection, participant_id: str) -> int:
+    return (await conn.execute(text("SELECT count(*) FROM submissions.models WHERE participant_id = :p"),
+                               {"p": participant_id})).scalar_one()

@@ -34,6 +34,17 @@ async def get_submission(conn: AsyncConnection, tournament_id: str, round_number
         {"t": tournament_id, "n": round_number, "m": model_id, "v": version})).first()
 
 
+async def get_predictions(conn: AsyncConnection, tournament_id: str, round_number: int, model_id: str,
+                          version: int) -> Any | None:
+    """One accepted version with its stored values, and whether it is the model's latest."""
+    return (await conn.execute(text(
+        f"SELECT {META}, predictions, (s.version = (SELECT max(version) FROM submissions.submissions x WHERE "
+        "x.tournament_id = s.tournament_id AND x.round_number = s.round_number AND x.model_id = s.model_id)) "
+        "AS latest FROM submissions.submissions s WHERE tournament_id = :t AND round_number = :n "
+        "AND model_id = :m AND version = :v"),
+        {"t": tournament_id, "n": round_number, "m": model_id, "v": version})).first()
+
+
 async def latest_version(conn: AsyncConnection, tournament_id: str, round_number: int, model_id: str) -> int:
     return await count_versions(conn, tournament_id, round_number, model_id)
 

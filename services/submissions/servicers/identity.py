@@ -52,6 +52,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self.db = database
         self.authenticator = authenticator
         self.cache_ttl = cache_ttl
+        self.max_keys_per_participant: int | None = None
 
     async def CreateParticipant(self, request: pb.CreateParticipantRequest, context: grpc.aio.ServicerContext):
         async with self.db.transaction() as conn:
@@ -83,7 +84,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with self.db.transaction() as conn:
             async def action() -> pb.CreateApiKeyResponse:
                 row, full = await handlers.create_key(conn, caller, request.participant_id, role,
-                                                      list(request.scopes), request.description)
+                                                      list(request.scopes), request.description,
+                                                      max_keys=self.max_keys_per_participant)
                 return pb.CreateApiKeyResponse(api_key=api_key_pb(row), secret=full)
 
             def without_secret(resp: pb.CreateApiKeyResponse) -> pb.CreateApiKeyResponse:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,6 +15,7 @@ from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
 from services.submissions.domain import receipts
 from services.submissions.domain.dataset import Split
 from services.submissions.domain.state import RoundState
+from services.submissions.domain.upload_stream import UploadAssembler
 from services.submissions.handlers import models as model_handlers
 from services.submissions.handlers import rounds as handlers
 from services.submissions.handlers import uploads
@@ -26,12 +26,19 @@ from services.submissions.repository import uploads as uploads_repo
 from services.submissions.rounddata import F32, PackedRound, RoundCache, era_labels, pack_strings
 from shared.auth import ANONYMOUS, Role
 from shared.db import Database
-from shared.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from shared.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from shared.idempotency import run_once
 from shared.pagination import decode_token, encode_token, page_size
 from shared.rpc.context import optional_principal, principal
 from shared.rpc.convert import timestamp
-from shared.rpc.ratelimit import TokenBuckets
+from shared.rpc.ratelimit import StreamSlots, TokenBuckets
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SubmissionsService"].full_name
 P, O, A, S = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR, Role.SERVICE
@@ -113,13 +120,17 @@ def sees_private(row_participant: str) -> bool:
 
 class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     def __init__(self, database: Database, keys: uploads.ReceiptKeys,
-                 on_accept: Callable[[pb.UploadPredictionsResponse, np.ndarray], None] | None = None) -> None:
+                 on_accept: Callable[[pb.UploadPredictionsResponse], None] | None = None) -> None:
         self.db = database
         self.keys = keys
         self.cache = RoundCache()
         self.on_accept = on_accept
         self.upload_limit: TokenBuckets | None = None
         self.upload_slots = asyncio.Semaphore(6)
+        self.upload_streams = StreamSlots(per_subject=4, total=64)
+        self.upload_idle_seconds = 20.0
+        self.upload_deadline_seconds = 300.0
+        self.max_models_per_participant: int | None = None
 
     async def _once(self, conn: Any, rpc: str, request: Any, response_type: type, action: Callable) -> Any:
         return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc=rpc, request=request,
@@ -287,7 +298,8 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         async with self.db.transaction() as conn:
             async def action() -> pb.CreateModelResponse:
                 row = await model_handlers.create_model(conn, caller, request.tournament_id, request.participant_id,
-                                                        request.display_name, request.payout_address)
+                                                        request.display_name, request.payout_address,
+                                                        max_models=self.max_models_per_participant)
                 return pb.CreateModelResponse(model=model_pb(row, True))
 
             return await self._once(conn, "CreateModel", request, pb.CreateModelResponse, action)
@@ -325,13 +337,50 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     # --- uploads ---------------------------------------------------------------------------
 
     async def UploadPredictions(self, request_iterator: AsyncIterator[pb.UploadPredictionsRequest], context: Any):
-        wait = self.upload_limit.take(principal().key_id) if self.upload_limit else 0.0
+        caller = principal()
+        wait = self.upload_limit.take(caller.key_id) if self.upload_limit else 0.0
         if wait:
             raise ResourceExhausted(f"too many uploads with this API key; retry in {wait:.1f} s",
                                     reason="UPLOAD_RATE_LIMITED", metadata={"retry_after_seconds": f"{wait:.1f}"})
-        header, chunks = await read_stream(request_iterator, "predictions")
-        upload, content = await asyncio.to_thread(parse_upload, header, chunks)
-        caller = principal()
+        subject = caller.participant_id or caller.key_id  # a participant's keys share its streams
+        if not self.upload_streams.acquire(subject):
+            raise self._streams_refused(subject)
+        try:
+            return await self._upload(MessageReader(request_iterator, self.upload_idle_seconds,
+                                                    self.upload_deadline_seconds, "predictions"), caller)
+        finally:
+            self.upload_streams.release(subject)
+
+    def _streams_refused(self, subject: str) -> ResourceExhausted:
+        slots = self.upload_streams
+        if slots.open_for(subject) >= slots.per_subject:
+            return ResourceExhausted(
+                f"you already have {slots.per_subject} uploads in progress, the most one participant may have open "
+                "at once (all its API keys together); finish or cancel one before starting another",
+                reason="UPLOAD_STREAMS_PER_PARTICIPANT", metadata={"limit": str(slots.per_subject)})
+        return ResourceExhausted(
+            f"the service is taking its maximum of {slots.total} uploads at once; retry in a few seconds",
+            reason="UPLOAD_STREAMS", metadata={"limit": str(slots.total), "retry_after_seconds": "2"})
+
+    async def _upload(self, reader: MessageReader, caller: Any) -> pb.UploadPredictionsResponse:
+        first = await reader.next()
+        if first is None:
+            raise InvalidArgument("the predictions stream was empty: send a header, then chunks")
+        if first.WhichOneof("kind") != "header":
+            raise InvalidArgument("the predictions stream must start with a header")
+        header = first.header
+        async with self.db.connect() as conn:  # released before the rows arrive, however slowly
+            bounds = await uploads.open_upload(conn, self.cache, caller, header)
+        assembler = UploadAssembler(bounds)
+        while (message := await reader.next()) is not None:
+            kind = message.WhichOneof("kind")
+            if kind == "header":
+                raise InvalidArgument("the predictions stream must start with exactly one header")
+            if kind != "chunk":
+                raise InvalidArgument("empty message in the predictions stream: set header or chunk")
+            assembler.add(message.chunk.ids, message.chunk.values)
+        ids, values, content = await asyncio.to_thread(assembler.finish)
+        upload = uploads.Upload(header, ids, values)
         validation: list[np.ndarray] = []
         async with self.upload_slots, self.db.transaction() as conn:
             async def action() -> pb.UploadPredictionsResponse:
@@ -343,7 +392,7 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
                                       request=header, response_type=pb.UploadPredictionsResponse, action=action,
                                       content=content)
         if self.on_accept is not None and validation:
-            self.on_accept(response, validation[0])
+            self.on_accept(response)
         return response
 
     async def GetSubmission(self, request: pb.GetSubmissionRequest, context: Any):
@@ -402,6 +451,10 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
 
     async def StreamRoundSubmissions(self, request: pb.StreamRoundSubmissionsRequest, context: Any):
         size = chunk_rows(request.chunk_rows)
+        if request.model_id or request.version:
+            async for message in self._stream_one_upload(request, size):
+                yield message
+            return
         row, _, packed = await self._packed(request.round)
         if row.state == "open":
             raise FailedPrecondition("round is OPEN: its submissions stream once it is closed",
@@ -424,6 +477,24 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
                     submission_id=sub.submission_id, row_offset=start,
                     values=values[start * 4:(start + size) * 4], submission=record if start == 0 else None))
 
+    async def _stream_one_upload(self, request: pb.StreamRoundSubmissionsRequest, size: int):
+        if not request.model_id or request.version < 1:
+            raise InvalidArgument("model_id and version >= 1 go together", metadata={"field": "version"})
+        async with self.db.connect() as conn:
+            row = await handlers.require_round(conn, request.round)
+            sub = await uploads_repo.get_predictions(conn, row.tournament_id, row.round_number, request.model_id,
+                                                     request.version)
+        if sub is None:
+            raise NotFound(f"no accepted upload of model {request.model_id!r} v{request.version} in round "
+                           f"{row.round_number}", metadata={"model_id": request.model_id})
+        values = bytes(sub.predictions)
+        record = uploads.submission_pb(sub, latest=sub.latest)
+        for start in range(0, max(len(values) // 4, 1), size):
+            yield pb.StreamRoundSubmissionsResponse(submission_chunk=pb.SubmissionChunk(
+                model_id=sub.model_id, version=sub.version, participant_id=sub.participant_id,
+                submission_id=sub.submission_id, row_offset=start, values=values[start * 4:(start + size) * 4],
+                submission=record if start == 0 else None))
+
     async def StreamRoundTargets(self, request: pb.StreamRoundTargetsRequest, context: Any):
         size = chunk_rows(request.chunk_rows)
         row, _, packed = await self._packed(request.round)
@@ -436,20 +507,45 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             yield pb.StreamRoundTargetsResponse(chunk=targets_chunk(packed, idx[start:start + size], start))
 
 
-def parse_upload(header: pb.UploadHeader, chunks: list[pb.PredictionsChunk]) -> tuple[uploads.Upload, bytes]:
-    """The upload's columns and a digest of its raw bytes (for request-id idempotency), off the event loop."""
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(len(chunk.ids).to_bytes(8, "little"))
-        digest.update(chunk.ids)
-        digest.update(chunk.values)
-    return uploads.Upload.from_chunks(header, chunks), digest.digest()
-
-
 def targets_chunk(packed: PackedRound, part: np.ndarray, offset: int) -> pb.TargetsChunk:
     return pb.TargetsChunk(row_offset=offset, ids=pack_strings(packed.ids[part]),
                            targets=packed.targets[part].astype(F32).tobytes(),
                            splits=[SPLIT_TO_PROTO[Split(s)] for s in packed.splits[part]])
+
+
+class MessageReader:
+    """A client stream read one message at a time, with an idle timeout and an overall deadline.
+
+    An idle or endless stream is cut with DEADLINE_EXCEEDED, which frees its slot: a client that
+    opens streams and sends nothing holds nothing for long.
+    """
+
+    def __init__(self, iterator: AsyncIterator[Any], idle_seconds: float, deadline_seconds: float, what: str) -> None:
+        self._iterator = aiter(iterator)
+        self.idle = idle_seconds
+        self.total = deadline_seconds
+        self.what = what
+        self._deadline = asyncio.get_running_loop().time() + deadline_seconds
+
+    async def next(self) -> Any | None:
+        """The next message, or None at the end of the stream."""
+        remaining = self._deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise self._late()
+        try:
+            return await asyncio.wait_for(anext(self._iterator), timeout=min(self.idle, remaining))
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            if self._deadline - asyncio.get_running_loop().time() <= 0:
+                raise self._late() from None
+            raise DeadlineExceeded(f"the {self.what} stream sent nothing for {self.idle:g} s; send each message "
+                                   "promptly (or a smaller upload)", reason="STREAM_IDLE",
+                                   metadata={"idle_seconds": f"{self.idle:g}"}) from None
+
+    def _late(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"the {self.what} stream did not finish within {self.total:g} s",
+                                reason="STREAM_DEADLINE", metadata={"deadline_seconds": f"{self.total:g}"})
 
 
 async def read_stream(request_iterator: AsyncIterator[Any], what: str, max_chunks: int = 10_000) -> tuple[Any, list]:

@@ -38,6 +38,7 @@ async def test_leaderboard_json_ranks_with_ties_and_cors(http):
     resp = await http.get("/api/v1/leaderboard", params={"tournament": T})
     assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
     assert resp.headers["access-control-allow-origin"] == "*"
+    assert resp.headers["x-content-type-options"] == "nosniff"  # successful JSON answers too
     assert resp.headers["cache-control"] == "public, max-age=0"
     assert re.fullmatch(r'"[0-9a-f]{32}-gz"', resp.headers["etag"])  # httpx accepts gzip, as browsers do
     assert resp.headers["content-encoding"] == "gzip" and resp.headers["vary"] == "Accept-Encoding"
@@ -142,6 +143,7 @@ async def test_errors_are_clear_json(http, url, status, words):
     error = resp.json()["error"]
     assert error["code"] == status and words.lower() in error["message"].lower()
     assert resp.headers["access-control-allow-origin"] == "*" and resp.headers["cache-control"] == "no-store"
+    assert resp.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_read_only_and_preflight(http):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from services.scoring.domain import InvalidScoringInput, LadderState, ladder_submit, per_row_logloss
+from services.scoring.domain.ladder import DISPLAY_DECIMALS
 
 HIDDEN_ROWS = 12_000  # about a third of a 36,072-row tournament set are validation rows
 
@@ -20,14 +21,32 @@ def _hidden_validation(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return targets, 1 / (1 + np.exp(-0.08 * x))
 
 
-def test_first_submission_is_shown_rounded_to_its_standard_error() -> None:
+def test_first_submission_is_shown_on_the_fixed_grid_and_its_step_stays_private() -> None:
     losses = np.array([0.70, 0.68, 0.71, 0.69, 0.66, 0.72])
     decision = ladder_submit(LadderState(), losses)
     step = np.std(losses, ddof=1) / math.sqrt(6)
     assert decision.changed and decision.step == pytest.approx(step)
-    assert decision.state.displayed == pytest.approx(round(losses.mean() / step) * step)
+    assert decision.state.displayed == round(losses.mean(), DISPLAY_DECIMALS)
     assert decision.mean_loss == pytest.approx(losses.mean())
+    assert decision.state.leader_mean == pytest.approx(losses.mean())
     assert decision.state.submissions == 1
+
+
+def test_a_probe_of_one_row_never_changes_the_displayed_score() -> None:
+    """Changing one row moves the mean by exactly one step, so it never beats the leader by more.
+
+    Compared with the rounded display instead, a probe whose row guessed right would change the score
+    whenever the display happened to be rounded up: one hidden target per upload.
+    """
+    targets, _ = _hidden_validation(9)
+    state = ladder_submit(LadderState(), per_row_logloss(np.full(HIDDEN_ROWS, 0.5), targets)).state
+    for row in range(50):
+        for value in (0.001, 0.999):
+            probe = np.full(HIDDEN_ROWS, 0.5)
+            probe[row] = value
+            decision = ladder_submit(state, per_row_logloss(probe, targets))
+            assert not decision.changed
+            state = decision.state
 
 
 def test_score_changes_only_beyond_one_standard_error_of_the_differences() -> None:
@@ -43,8 +62,7 @@ def test_score_changes_only_beyond_one_standard_error_of_the_differences() -> No
     decision = ladder_submit(decision.state, clear_gain)
     assert decision.changed
     assert decision.state.displayed < first.displayed - decision.step / 2
-    multiple = decision.state.displayed / decision.step
-    assert multiple == pytest.approx(round(multiple), abs=1e-6)  # a multiple of the new step
+    assert decision.state.displayed == round(decision.state.displayed, DISPLAY_DECIMALS)
 
 
 def test_resubmitting_the_leader_changes_nothing() -> None:

@@ -197,3 +197,23 @@ def test_secret_files_fill_unset_variables(tmp_path):
     assert env["DATABASE_URL"] == "postgresql://x/y"
     with pytest.raises(ConfigError, match="CROWDQUANT_WALLET_SECRET_FILE"):
         read_secret_files({"CROWDQUANT_WALLET_SECRET_FILE": str(tmp_path / "nope")})
+
+
+def test_page_tokens_are_signed_and_forgeries_are_invalid_argument():
+    import base64
+    import json
+
+    from shared import pagination
+    from shared.errors import InvalidArgument
+
+    pagination.configure("a secret shared by the replicas")
+    token = pagination.encode_token(42, ["models", "t"])
+    assert pagination.decode_token(token, ["models", "t"]) == 42
+    body = base64.urlsafe_b64encode(json.dumps({"p": {"x": [1]}, "f": "0" * 12}).encode()).decode().rstrip("=")
+    forged = [body, body + "." + token.split(".")[1], token[:-2] + "AA", "\udcff", "%%%", "." * 40, token + "x"]
+    for bad in forged:
+        with pytest.raises(InvalidArgument, match="page_token"):
+            pagination.decode_token(bad, ["models", "t"])
+    pagination.configure("another deployment's secret")
+    with pytest.raises(InvalidArgument, match="page_token"):
+        pagination.decode_token(token, ["models", "t"])
