@@ -97,8 +97,9 @@ class Demo:
 
     def spec(self, round_number: int) -> sub_pb.GeneratedDatasetSpec:
         if self.small:
-            return sub_pb.GeneratedDatasetSpec(seed=round_number, n_train=6000, n_validation=3000, n_live=1000,
-                                               n_features=10, n_training_eras=20, n_tournament_eras=6,
+            # 6 validation and 4 live eras of 500 rows: live rows alone decide the resolved board
+            return sub_pb.GeneratedDatasetSpec(seed=round_number, n_train=6000, n_validation=3000, n_live=2000,
+                                               n_features=10, n_training_eras=20, n_tournament_eras=10,
                                                signal_strength=0.4)
         return sub_pb.GeneratedDatasetSpec(seed=round_number)
 
@@ -246,7 +247,9 @@ class Demo:
         assert p is not None
         board = p.call(p.leaderboard.GetRoundLeaderboard, lb_pb.GetRoundLeaderboardRequest(round=ref, page_size=10))
         lines = {x.model.model_id: x for x in outcome.allocation.lines} if outcome.allocation is not None else {}
-        table = Table(title=f"round {ref.round_number} leaderboard, top 10 by "
+        meta = p.call(p.scoring.GetMetaModel, sc_pb.GetMetaModelRequest(round=ref)).meta_model
+        # resolved scores come from the live eras alone (validation rows only fed the open round's Ladder board)
+        table = Table(title=f"round {ref.round_number} leaderboard on {len(meta.corr.eras)} live eras, top 10 by "
                             f"{common_pb2.Metric.Name(board.metric).removeprefix('METRIC_').lower()}")
         for column in ("rank", "model", "value", "95% interval", "tied", "payout (sat)", "why 0"):
             table.add_column(column, justify="left" if column in ("model", "why 0") else "right")
@@ -260,7 +263,6 @@ class Demo:
             table.add_row(str(e.rank), e.model_display_name, fmt(e.value), interval, tied, f"{amount:,}",
                           reason_words(reason) if reason is not None else "")
         self.console.print(table)
-        meta = p.call(p.scoring.GetMetaModel, sc_pb.GetMetaModelRequest(round=ref)).meta_model
         policy = common_pb2.MetaModelPolicy.Name(meta.policy).removeprefix("META_MODEL_POLICY_").lower()
         own = [f"{name} {fmt(getattr(meta, field).overall if name != 'CORR' else meta.corr.mean)}"
                for name, field in (("CORR", "corr"), ("AUC", "auc"), ("logloss", "logloss")) if meta.HasField(field)]

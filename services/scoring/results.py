@@ -23,6 +23,17 @@ METRICS = (("logloss", common_pb2.METRIC_LOGLOSS), ("auc", common_pb2.METRIC_AUC
            ("corr", common_pb2.METRIC_CORR), ("mmc", common_pb2.METRIC_MMC))
 
 
+def resolved_rows(splits: np.ndarray) -> np.ndarray:
+    """The rows a resolved round is scored on: its live rows, and only those.
+
+    Validation targets are what the public Ladder board is computed from while the round is open,
+    so whatever leaks from them (probes, boosting against the board) must not turn into rank or
+    satoshis: every resolved figure (each metric, per-era series, intervals, MMC, the meta model)
+    and therefore the resolved board and payouts come from live rows alone.
+    """
+    return np.asarray(splits) == common_pb2.SPLIT_LIVE
+
+
 @dataclass(frozen=True)
 class RoundInputs:
     ref: common_pb2.RoundRef
@@ -39,6 +50,7 @@ class RoundInputs:
     eps: float
     resamples: int
     confidence: float
+    logloss_benchmark: float = BENCHMARK_LOGLOSS  # the consistency rule's per-era logloss to beat
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ def metric_scores(name: str, metric: int, overall: np.ndarray, by_era: np.ndarra
     if np.all(np.isnan(overall)):
         return [None] * len(overall)
     lower_better = name == "logloss"
-    baseline = {"logloss": BENCHMARK_LOGLOSS, "auc": 0.5}.get(name, 0.0)
+    baseline = {"logloss": inputs.logloss_benchmark, "auc": 0.5}.get(name, 0.0)
     stats = era_stats(by_era, baseline=baseline, higher_is_better=not lower_better)
     ci = bootstrap_mean_ci(by_era, resamples=inputs.resamples, confidence=inputs.confidence)
     with np.errstate(invalid="ignore"):

@@ -87,12 +87,14 @@ class PackedRound:
 
 @dataclass(eq=False)
 class RoundView:
-    """What the upload path needs of one round, built once per process and kept warm."""
+    """What the upload path needs of one round, built once per process and kept warm.
+
+    It holds no targets: nothing an upload is told may depend on them (see SECURITY.md).
+    """
 
     rows: RoundRows
     eras: np.ndarray
     splits: np.ndarray
-    validation_targets: np.ndarray
     features: np.ndarray
     earlier: EarlierSubmissions
     models: list[str] = field(default_factory=list)  # the model of each earlier submission
@@ -104,12 +106,10 @@ class RoundView:
     @classmethod
     def build(cls, packed: PackedRound) -> RoundView:
         mask = packed.tournament_mask
-        splits = packed.splits[mask]
-        targets = packed.targets[mask]
         ids = packed.ids[mask]
-        return cls(rows=RoundRows.from_ids(ids), eras=packed.eras[mask], splits=splits,
-                   validation_targets=targets[splits == Split.VALIDATION], features=packed.features[mask],
-                   earlier=EarlierSubmissions.empty(int(mask.sum())), max_id_bytes=longest_id_bytes(ids))
+        return cls(rows=RoundRows.from_ids(ids), eras=packed.eras[mask], splits=packed.splits[mask],
+                   features=packed.features[mask], earlier=EarlierSubmissions.empty(int(mask.sum())),
+                   max_id_bytes=longest_id_bytes(ids))
 
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
 

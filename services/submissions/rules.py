@@ -64,6 +64,10 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
     cons = out.consistency
     if cons.mode == pb.CHECK_MODE_UNSPECIFIED:
         cons.mode = pb.CHECK_MODE_MARK if target_kind == common_pb2.TARGET_KIND_BINARY else pb.CHECK_MODE_OFF
+    if cons.mode == pb.CHECK_MODE_REJECT:
+        # It needs the hidden targets, so it is judged at resolve on live eras: no upload left to refuse.
+        raise _bad("consistency.mode", "REJECT is not possible: consistency is judged at resolve on the live "
+                                       "eras; use MARK (with payout.require_consistency) or OFF")
     cons.min_consistency = _fraction(cons.min_consistency, "consistency.min_consistency", default=0.58)
     cons.benchmark_logloss = _fraction(cons.benchmark_logloss, "consistency.benchmark_logloss",
                                        default=math.log(2), high=10.0)

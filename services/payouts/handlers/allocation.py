@@ -9,8 +9,9 @@ one, whatever the request id. Its money moves in one balanced ledger entry (also
   burns are debited from the model's ``staked`` account and credited to ``platform:burned``.
 
 CORR and MMC are the per-era means of the round's live eras (what scoring reports as each model's
-round score); the leave-one-out gain is the learned stacker's. Each line keeps why a model was not
-eligible, quoting the submission's own check result.
+round score); the leave-one-out gain is the learned stacker's. Consistency, where required, is also
+a resolved live-era figure from scoring (never an upload check: it needs the hidden targets). Each
+line keeps why a model was not eligible, quoting the check result or the resolved figure.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ Reason = policy_rules.ZeroPayoutReason
 _CHECKS = {  # reason -> (label, the submission's check, flagged or unchecked)
     Reason.NOT_ORIGINAL: ("not original", "originality", True),
     Reason.ORIGINALITY_UNCHECKED: ("originality unchecked", "originality", False),
-    Reason.INCONSISTENT: ("not consistent", "consistency", True),
-    Reason.CONSISTENCY_UNCHECKED: ("consistency unchecked", "consistency", False),
     Reason.NOT_CONCORDANT: ("not concordant", "concordance", True),
     Reason.CONCORDANCE_UNCHECKED: ("concordance unchecked", "concordance", False),
 }
@@ -80,6 +79,28 @@ def _check(result: sub_pb.CheckResult) -> bool | None:
     return None
 
 
+def resolved_consistency(scores: sc_pb.ModelScores, rules: sub_pb.ConsistencyRules) -> bool | None:
+    """The 2017 rule judged at resolve: share of live eras whose logloss beats the benchmark >= the minimum.
+
+    The share is scoring's logloss consistency over the round's live eras (against the tournament's
+    consistency.benchmark_logloss). None when not judged: the rule is OFF, or there is no logloss
+    (graded targets); a tournament that requires consistency then treats the model as failing it.
+    """
+    if rules.mode == sub_pb.CHECK_MODE_OFF or not scores.HasField("logloss"):
+        return None
+    share = scores.logloss.consistency
+    if not math.isfinite(share):
+        return None
+    return share >= rules.min_consistency
+
+
+def _consistency_detail(scores: sc_pb.ModelScores | None, rules: sub_pb.ConsistencyRules) -> str:
+    if scores is None or resolved_consistency(scores, rules) is None:
+        return "not consistent: no resolved live-era consistency (required by the tournament)"
+    return (f"not consistent: logloss beat {rules.benchmark_logloss:.4f} in {scores.logloss.consistency:.0%} of "
+            f"the live eras (needs {rules.min_consistency:.0%})")
+
+
 @dataclass(frozen=True)
 class ReasonDetail:
     """A zero payout's code with a sentence and, where there is one, the deciding statistic."""
@@ -91,11 +112,17 @@ class ReasonDetail:
     other_submission: str = ""
 
 
-def explain(line: policy_rules.AllocationLine, submission: sub_pb.Submission | None) -> ReasonDetail | None:
-    """Why a line pays nothing, quoting the submission's own check result where a check decided."""
+def explain(line: policy_rules.AllocationLine, submission: sub_pb.Submission | None,
+            scores: sc_pb.ModelScores | None, consistency: sub_pb.ConsistencyRules) -> ReasonDetail | None:
+    """Why a line pays nothing, quoting the check result or the resolved figure that decided it."""
     code = line.zero_reason
     if code is None:
         return None
+    if code in (Reason.INCONSISTENT, Reason.CONSISTENCY_UNCHECKED):
+        judged = scores is not None and resolved_consistency(scores, consistency) is not None
+        return ReasonDetail(code, _consistency_detail(scores, consistency),
+                            scores.logloss.consistency if judged and scores is not None else None,
+                            consistency.min_consistency)
     if code in _CHECKS:
         label, field_name, flagged = _CHECKS[code]
         check = getattr(submission, field_name) if submission is not None else None
@@ -178,6 +205,7 @@ def results(
     submissions: dict[str, sub_pb.Submission],
     stakes: dict[str, int],
     rules: sub_pb.PayoutRules,
+    consistency: sub_pb.ConsistencyRules,
 ) -> list[policy_rules.ModelResult]:
     out = []
     for s in scores:
@@ -191,7 +219,7 @@ def results(
                 loo=s.leave_one_out_gain if math.isfinite(s.leave_one_out_gain) else None,
                 stake=stakes.get(s.model.model_id, 0),
                 original=_check(submission.originality) if submission is not None else None,
-                consistent=_check(submission.consistency) if submission is not None else None,
+                consistent=resolved_consistency(s, consistency),
                 concordant=_check(submission.concordance) if submission is not None else None,
             )
         )
@@ -220,11 +248,13 @@ def _line_rows(
     result: policy_rules.Allocation,
     scores: list[sc_pb.ModelScores],
     submissions: dict[str, sub_pb.Submission],
+    consistency: sub_pb.ConsistencyRules,
 ) -> list[dict[str, Any]]:
     names = {s.model.model_id: s.model.display_name for s in scores}
+    by_model = {s.model.model_id: s for s in scores}
     rows: list[dict[str, Any]] = []
     for line in result.lines:
-        why = explain(line, submissions.get(line.model_id))
+        why = explain(line, submissions.get(line.model_id), by_model.get(line.model_id), consistency)
         rows.append({
             "model_id": line.model_id,
             "participant_id": line.participant_id,
@@ -292,7 +322,7 @@ async def allocate_round(
             found = await ledger_views.balances(conn, list(stake_codes.values()))
             stakes = {m: -found.get(code, 0) for m, code in stake_codes.items()}
             result = policy_rules.allocate(
-                results(scores, submissions, stakes, rules), build_policy(name, rules)
+                results(scores, submissions, stakes, rules, tournament.rules.consistency), build_policy(name, rules)
             )
             postings = ledger_postings(result)
             entry_id = ids.allocation_entry(allocation_id) if postings else None
@@ -322,7 +352,7 @@ async def allocate_round(
                 payout_factor=_fraction_text(result.payout_factor),
                 total=sum(line.amount for line in result.lines),
                 entry_id=entry_id,
-                lines=_line_rows(result, scores, submissions),
+                lines=_line_rows(result, scores, submissions, tournament.rules.consistency),
             )
     faults.reach("allocation.recorded")
     view = await load(database, ref.tournament_id, ref.round_number, name)

@@ -17,8 +17,9 @@ import numpy as np
 from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from services.scoring import repository as repo
+from services.scoring.domain.eras import BENCHMARK_LOGLOSS
 from services.scoring.peers import Peers
-from services.scoring.results import RoundInputs, compute
+from services.scoring.results import RoundInputs, compute, resolved_rows
 from shared.db import Database
 from shared.errors import FailedPrecondition, NotFound
 from shared.logging import get_logger
@@ -100,20 +101,26 @@ class Runner:
         try:
             await self._progress(run_id, "reading submissions", 0.05)
             matrix = await self.peers.submissions_matrix(ref)
-            _, _, targets = await self.peers.targets(ref)
+            target_ids, _, targets = await self.peers.targets(ref)
+            if not np.array_equal(target_ids, matrix.ids):
+                raise FailedPrecondition("the round's targets and submissions list different rows")
+            live = resolved_rows(matrix.splits)
+            if not live.any():
+                raise FailedPrecondition(f"round {ref.round_number} has no live rows to score")
             stakes = await self.peers.stakes(ref)
             names = await self.peers.model_names(ref.tournament_id)
             await self._progress(run_id, "meta model", 0.2, models_total=len(matrix.model_ids))
             rules = tournament.rules
             inputs = RoundInputs(
                 ref=ref, model_ids=matrix.model_ids, participants=matrix.participants, names=names,
-                versions=matrix.versions, values=matrix.values, targets=targets, eras=matrix.eras, stakes=stakes,
-                policy=rules.scoring.meta_model_policy,
+                versions=matrix.versions, values=matrix.values[:, live], targets=targets[live],
+                eras=matrix.eras[live], stakes=stakes, policy=rules.scoring.meta_model_policy,
                 binary=tournament.target_kind == common_pb2.TARGET_KIND_BINARY,
                 eps=rules.scoring.logloss_epsilon or 1e-15, resamples=rules.scoring.bootstrap_samples or 1000,
-                confidence=rules.scoring.confidence_level or 0.95)
-            if not np.isfinite(targets).all():
-                raise FailedPrecondition("the round's targets are not all revealed")
+                confidence=rules.scoring.confidence_level or 0.95,
+                logloss_benchmark=rules.consistency.benchmark_logloss or BENCHMARK_LOGLOSS)
+            if not np.isfinite(inputs.targets).all():
+                raise FailedPrecondition("the round's live targets are not all revealed")
             results = await asyncio.to_thread(compute, inputs)
             rows = [{"model_id": s.model.model_id, "participant_id": s.model.participant_id,
                      "sort_logloss": _sort_value(s, "logloss"), "sort_auc": _sort_value(s, "auc"),

@@ -106,9 +106,6 @@ def spec_from_proto(spec: pb.GeneratedDatasetSpec, kind: TargetKind) -> datagen.
             values[field] = value
     if spec.n_tournament_eras < 0:
         raise InvalidArgument("generated.n_tournament_eras must not be negative")
-    if spec.n_tournament_eras:
-        values["n_validation_eras"] = max(1, spec.n_tournament_eras - 1)
-        values["n_live_eras"] = 1
     if spec.signal_strength:
         if not 0 < spec.signal_strength < 10:
             raise InvalidArgument("generated.signal_strength must be in (0, 10)")
@@ -119,8 +116,13 @@ def spec_from_proto(spec: pb.GeneratedDatasetSpec, kind: TargetKind) -> datagen.
         spec_out = replace(spec_out, n_live=max(1, datagen.NUMERAI_2016_TOURNAMENT_ROWS - n_val))
     if "n_live" in values and "n_validation" not in values:
         spec_out = replace(spec_out, n_validation=max(1, datagen.NUMERAI_2016_TOURNAMENT_ROWS - n_live))
+    n_val, n_live = spec_out.n_validation, spec_out.n_live
+    if spec.n_tournament_eras:
+        spec_out = replace(spec_out, **datagen.tournament_eras(spec.n_tournament_eras, n_val, n_live))
     if spec_out.n_validation_eras > spec_out.n_validation:
         spec_out = replace(spec_out, n_validation_eras=spec_out.n_validation)
+    if spec_out.n_live_eras > spec_out.n_live:
+        spec_out = replace(spec_out, n_live_eras=spec_out.n_live)
     if spec_out.n_training_eras > spec_out.n_training:
         spec_out = replace(spec_out, n_training_eras=spec_out.n_training)
     total = spec_out.n_training + spec_out.n_validation + spec_out.n_live

@@ -21,7 +21,6 @@ from services.submissions import rules as tournament_rules
 from services.submissions.domain import content, receipts
 from services.submissions.domain.checks import ValueRule, check_upload
 from services.submissions.domain.concordance import assign_clusters, check_concordance, fit_clusters
-from services.submissions.domain.consistency import consistency
 from services.submissions.domain.dataset import Split
 from services.submissions.domain.originality import check_originality
 from services.submissions.domain.state import RoundState, require_state
@@ -105,9 +104,13 @@ def apply_mode(mode: int, passed: bool, result: pb.CheckResult, what: str) -> pb
     return result
 
 
-def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, model_id: str,
-               binary: bool) -> tuple[np.ndarray, pb.Submission]:
-    """The numeric part (thread): align and validate, then originality, concordance, consistency."""
+def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules,
+               model_id: str) -> tuple[np.ndarray, pb.Submission]:
+    """The numeric part (thread): align and validate, then originality and concordance.
+
+    Every check here is target-free: an upload's answer must not depend on the hidden targets, or
+    single-row probes read them back (consistency, which needs them, is judged at resolve).
+    """
     rule = ValueRule(0.0 if rules.upload.open_interval else None,
                      min_std=rules.upload.min_std)
     aligned = check_upload(view.rows, upload.ids, upload.values, rule)
@@ -141,18 +144,6 @@ def run_checks(view: RoundView, upload: Upload, rules: pb.TournamentRules, model
         checks.concordance.CopyFrom(apply_mode(c.mode, result_c.concordant,
                                                check_result(0, result_c.reason, result_c.mean_ks, c.max_ks_statistic),
                                                "concordance"))
-    s = rules.consistency
-    validation = view.splits == Split.VALIDATION
-    if s.mode == pb.CHECK_MODE_OFF or not binary or not np.isfinite(view.validation_targets).all():
-        checks.consistency.CopyFrom(SKIPPED)
-    else:
-        result_s = consistency(aligned[validation], view.validation_targets, view.eras[validation],
-                               benchmark=s.benchmark_logloss)
-        share = result_s.share
-        reason = (f"logloss beats {s.benchmark_logloss:.4f} in {result_s.eras_beating_benchmark} of "
-                  f"{len(result_s.era_logloss)} validation eras ({share:.0%}; needs {s.min_consistency:.0%})")
-        checks.consistency.CopyFrom(apply_mode(s.mode, result_s.is_consistent(s.min_consistency),
-                                               check_result(0, reason, share, s.min_consistency), "consistency"))
     return aligned, checks
 
 
@@ -223,8 +214,7 @@ async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Pr
             f"the limit resets when round {round_row.round_number + 1} opens",
             reason="UPLOAD_LIMIT", metadata={"limit": str(limit), "round_number": str(round_row.round_number)})
     view = await round_view(conn, cache, round_row.tournament_id, round_row.round_number)
-    aligned, checks = await asyncio.to_thread(run_checks, view, upload, rules, model.model_id,
-                                              tournament.target_kind == "binary")
+    aligned, checks = await asyncio.to_thread(run_checks, view, upload, rules, model.model_id)
     version = accepted + 1
     sha = content.content_sha256(aligned)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -263,4 +253,4 @@ def submission_pb(row: Any, latest: bool) -> pb.Submission:
         round=common_pb2.RoundRef(tournament_id=row.tournament_id, round_number=row.round_number),
         model_id=row.model_id, participant_id=row.participant_id, version=row.version, latest=latest,
         content_sha256=row.content_sha256, row_count=row.row_count, accept_time=timestamp(row.accepted_at),
-        originality=checks.originality, concordance=checks.concordance, consistency=checks.consistency)
+        originality=checks.originality, concordance=checks.concordance)

@@ -33,7 +33,7 @@ SMALL = pb.GeneratedDatasetSpec(
     n_live=900,
     n_features=6,
     n_training_eras=8,
-    n_tournament_eras=6,
+    n_tournament_eras=8,  # 4 validation and 4 live eras of 225 rows
     signal_strength=0.6,
 )
 KINDS = ("linear", "half", "noise", "copy", "inverse")

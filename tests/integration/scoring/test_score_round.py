@@ -1,4 +1,8 @@
-"""ScoreRound over real gRPC on a generated round: exact benchmarks, contributions, idempotence."""
+"""ScoreRound over real gRPC on a generated round: exact benchmarks, contributions, idempotence.
+
+Resolved scores come from the live rows only (12 validation and 4 live eras here): validation rows
+feed only the public Ladder board while the round is open.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from tests.integration.submissions.conftest import blt_address, download, upload
 
 T = "scored"
 SPEC = pb.GeneratedDatasetSpec(seed=3, n_train=20000, n_validation=6000, n_live=2000, n_features=8,
-                               n_training_eras=20, n_tournament_eras=9, signal_strength=0.5)
+                               n_training_eras=20, n_tournament_eras=16, signal_strength=0.5)
+LIVE_ERAS = 4
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ async def scored_round(subs, keys, services):
         rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1))), metadata=md(keys.operator))
     opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-scored", tournament_id=T, generated=SPEC),
                                    metadata=md(keys.operator))).round
-    _, ids, _, splits, feats, targets = await download(subs, opened.round, keys.participant)
+    _, ids, eras, splits, feats, targets = await download(subs, opened.round, keys.participant)
     train = splits == common_pb2.SPLIT_TRAINING
     x = np.c_[feats, np.ones(len(feats))].astype(np.float64)
     # a small logistic regression by Newton steps on the training rows
@@ -85,6 +90,9 @@ async def scored_round(subs, keys, services):
         "noise": rng.uniform(0.3, 0.7, tour.sum()),
         "half": 0.5 + 0.5 * (linear - 0.5) + rng.normal(0, 0.01, tour.sum()),
     }
+    # the same predictions as "linear" on live rows, anything on validation rows: resolves identically
+    validation = splits[tour] == common_pb2.SPLIT_VALIDATION
+    models["linear-twin"] = np.where(validation, rng.uniform(0.001, 0.999, tour.sum()), linear)
     model_ids = {}
     for name, values in models.items():
         _, key = await make_participant(services, keys, f"sc-{name}")
@@ -97,11 +105,12 @@ async def scored_round(subs, keys, services):
                                                                      model_id=model.model_id),
                                                      tour_ids, np.clip(values, 0.001, 0.999)), metadata=md(key))
         model_ids[name] = (model.model_id, key)
-    return opened, model_ids
+    live_eras = sorted({e for e, s in zip(eras, splits, strict=True) if s == common_pb2.SPLIT_LIVE})
+    return opened, model_ids, live_eras
 
 
 async def test_scoring_before_resolve_is_refused(scoring, keys, scored_round):
-    opened, _ = scored_round
+    opened, _, _ = scored_round
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="early", round=opened.round),
                                  metadata=md(keys.operator))
@@ -109,7 +118,7 @@ async def test_scoring_before_resolve_is_refused(scoring, keys, scored_round):
 
 
 async def test_ladder_public_scores_appear_while_open(scoring, keys, scored_round):
-    opened, model_ids = scored_round
+    opened, model_ids, _ = scored_round
     for _ in range(100):
         resp = await scoring.GetPublicScores(sc_pb.GetPublicScoresRequest(round=opened.round),
                                              metadata=md(keys.operator))
@@ -132,7 +141,7 @@ async def close_and_resolve(subs, keys, ref) -> None:
 async def test_no_scores_while_the_stakes_are_unknown(subs, scoring, keys, services, scored_round):
     """Payouts down: the stake-weighted meta model cannot be built, so the run fails (to be retried)
     instead of weighting everyone equally and paying on the wrong meta model."""
-    opened, _ = scored_round
+    opened, _, _ = scored_round
     await close_and_resolve(subs, keys, opened.round)
     settings = services["scoring"].ctx.settings
     real, settings.payouts_addr = settings.payouts_addr, f"127.0.0.1:{free_port()}"
@@ -152,12 +161,12 @@ async def test_no_scores_while_the_stakes_are_unknown(subs, scoring, keys, servi
 
 
 async def test_score_round_end_to_end(subs, scoring, keys, scored_round, database_url):
-    opened, model_ids = scored_round
+    opened, model_ids, live_eras = scored_round
     await close_and_resolve(subs, keys, opened.round)
     run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-1", round=opened.round),
                                     metadata=md(keys.operator))).run
     assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
-    assert run.models_scored == 4
+    assert run.models_scored == 5
     round_now = (await subs.GetRound(pb.GetRoundRequest(round=opened.round), metadata=md(keys.operator))).round
     assert round_now.state == pb.Round.STATE_SCORED
 
@@ -175,7 +184,7 @@ async def test_score_round_end_to_end(subs, scoring, keys, scored_round, databas
     assert linear.stake_satoshis == 500_000 and linear.meta_weight == 1.0
     assert abs(linear.mmc.overall) < 1e-6 and abs(noise.mmc.overall) > 1e-4
     assert linear.logloss.ci_low <= linear.logloss.mean <= linear.logloss.ci_high
-    assert len(linear.corr.eras) == 9
+    assert [e.era for e in linear.corr.eras] == live_eras and len(live_eras) == LIVE_ERAS
     meta = (await scoring.GetMetaModel(sc_pb.GetMetaModelRequest(round=opened.round), metadata=md(keys.operator))
             ).meta_model
     assert abs(sum(w.weight for w in meta.weights) - 1) < 1e-9
@@ -190,7 +199,7 @@ async def test_score_round_end_to_end(subs, scoring, keys, scored_round, databas
         token = page.next_page_token
         if not token:
             break
-    assert len({m for m, _ in seen}) == 4 and [v for _, v in seen] == sorted(v for _, v in seen)
+    assert len({m for m, _ in seen}) == 5 and [v for _, v in seen] == sorted(v for _, v in seen)
 
     # other participants can't read scores before publication; the owner can
     other_key = model_ids["noise"][1]
@@ -210,3 +219,41 @@ async def test_score_round_end_to_end(subs, scoring, keys, scored_round, databas
     after = await table_checksums(database_url, ["scoring"])
     assert {k: v for k, v in before.items() if "idempotency" not in k} == \
            {k: v for k, v in after.items() if "idempotency" not in k}
+
+
+def _metric_fields(score: sc_pb.MetricScore) -> tuple[list[str], list[float]]:
+    """Era labels, and every number of a metric score (summaries, interval, per-era values)."""
+    numbers = [score.overall, score.mean, score.std, score.sharpe, score.max_drawdown, score.consistency,
+               score.ci_low, score.ci_high, *(e.value for e in score.eras)]
+    return [e.era for e in score.eras], numbers
+
+
+async def test_validation_rows_do_not_move_resolved_scores(subs, scoring, keys, scored_round):
+    """Two models with the same live predictions and unrelated validation predictions resolve alike.
+
+    Whatever a participant learns about validation targets (probes, boosting against the public
+    board) therefore buys no rank and no satoshis: every resolved figure (each metric, per-era
+    series, consistency, bootstrap interval, MMC) is computed from live rows only. On main, which
+    scored validation and live eras together, the twin's uniform noise on 6,000 validation rows
+    gave it a far worse logloss than "linear".
+    """
+    opened, model_ids, _ = scored_round
+    await close_and_resolve(subs, keys, opened.round)
+    run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-twin", round=opened.round),
+                                    metadata=md(keys.operator))).run
+    while run.state == sc_pb.ScoringRun.STATE_RUNNING:
+        await asyncio.sleep(0.1)
+        run = (await scoring.GetScoringRun(sc_pb.GetScoringRunRequest(run_id=run.run_id),
+                                           metadata=md(keys.operator))).run
+    assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
+
+    async def scores(name):
+        return (await scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids[name][0]),
+                                        metadata=md(keys.operator))).scores
+
+    linear, twin = await scores("linear"), await scores("linear-twin")
+    for metric in ("logloss", "auc", "corr", "mmc"):
+        (eras_a, a), (eras_b, b) = _metric_fields(getattr(linear, metric)), _metric_fields(getattr(twin, metric))
+        assert eras_a == eras_b and len(eras_a) == LIVE_ERAS, metric
+        assert b == pytest.approx(a, rel=1e-9, abs=1e-12), metric
+    assert twin.logloss.mean < (await scores("noise")).logloss.mean

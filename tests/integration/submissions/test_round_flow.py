@@ -59,6 +59,12 @@ async def test_tournament_defaults_and_errors(subs, keys, tournament):
         request_id="t-bad", tournament_id="Bad Id", target_kind=1), metadata=md(keys.operator)), "tournament_id")
     await expect(grpc.StatusCode.ALREADY_EXISTS, subs.CreateTournament(pb.CreateTournamentRequest(
         request_id="t-dup", tournament_id=T, target_kind=1), metadata=md(keys.operator)), T)
+    # consistency needs the hidden targets: it is judged at resolve on live eras, never used to refuse uploads
+    assert tournament.rules.consistency.mode == pb.CHECK_MODE_MARK
+    await expect(grpc.StatusCode.INVALID_ARGUMENT, subs.CreateTournament(pb.CreateTournamentRequest(
+        request_id="t-reject", tournament_id="reject", target_kind=1, rules=pb.TournamentRules(
+            consistency=pb.ConsistencyRules(mode=pb.CHECK_MODE_REJECT))), metadata=md(keys.operator)),
+        "consistency.mode")
 
 
 async def test_open_round_publishes_commitment_and_data(subs, keys, opened):

@@ -43,7 +43,7 @@ def small_spec() -> DatasetSpec:
         n_features=6,
         n_training_eras=10,
         n_validation_eras=4,
-        n_live_eras=1,
+        n_live_eras=4,
         seed=7,
     )
 

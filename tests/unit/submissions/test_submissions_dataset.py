@@ -9,7 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from services.submissions.domain.consistency import consistency, logloss
+from services.scoring.domain.eras import consistency
+from services.scoring.domain.metrics import per_row_logloss
 from services.submissions.domain.dataset import (
     NUMERAI_2016_TOURNAMENT_ROWS,
     NUMERAI_2016_TRAINING_ROWS,
@@ -18,8 +19,18 @@ from services.submissions.domain.dataset import (
     Split,
     TargetKind,
     generate,
+    tournament_eras,
 )
 from shared.errors import InvalidArgument
+
+
+def logloss(predictions: np.ndarray, targets: np.ndarray) -> float:
+    return float(per_row_logloss(predictions, targets).mean())
+
+
+def era_logloss(predictions: np.ndarray, rows: Dataset) -> np.ndarray:
+    losses = per_row_logloss(predictions, rows.targets)
+    return np.asarray([losses[rows.eras == era].mean() for era in np.unique(rows.eras)])
 
 
 def test_default_shape_is_the_2016_release(full_round: Dataset) -> None:
@@ -39,7 +50,7 @@ def test_rows_are_ordered_training_validation_live_with_increasing_eras(small_ro
         others = set(small_round.eras[split != s].tolist())
         assert eras_here and not eras_here & others
     assert len(np.unique(small_round.eras[split == Split.VALIDATION])) == 4
-    assert len(np.unique(small_round.eras[split == Split.LIVE])) == 1
+    assert len(np.unique(small_round.eras[split == Split.LIVE])) == 4
 
 
 def test_ids_are_unique_t_ids_that_do_not_leak_the_split(small_round: Dataset) -> None:
@@ -93,14 +104,39 @@ def test_bad_specs_name_the_field(small_spec: DatasetSpec, field: str, value: fl
 
 
 def test_signal_is_weak_like_2016(full_round: Dataset, fit_logistic: Callable[..., Callable]) -> None:
-    """Constant 0.5 scores ln 2; a logistic model fitted on training scores ~0.690-0.692."""
+    """Constant 0.5 scores ln 2; a logistic model fitted on training scores ~0.690-0.693."""
     training = full_round.training()
     model = fit_logistic(training.features, training.targets)
-    for split in (Split.VALIDATION, Split.LIVE):
+    for split, worst in ((Split.VALIDATION, 0.692), (Split.LIVE, 0.693)):
         rows = full_round.select(full_round.mask(split))
         assert logloss(np.full(rows.n_rows, 0.5), rows.targets) == pytest.approx(math.log(2), abs=1e-12)
-        assert 0.690 <= logloss(model(rows.features), rows.targets) <= 0.692
+        assert 0.690 <= logloss(model(rows.features), rows.targets) <= worst
     assert abs(float(full_round.targets.mean()) - 0.5) < 0.01
-    validation = full_round.select(full_round.mask(Split.VALIDATION))
-    result = consistency(model(validation.features), validation.targets, validation.eras)
-    assert 0.5 <= result.share <= 1.0  # beats ln 2 in most eras, as a good 2017 model did
+    for split in (Split.VALIDATION, Split.LIVE):
+        rows = full_round.select(full_round.mask(split))
+        share = consistency(era_logloss(model(rows.features), rows))[0]
+        assert 0.5 <= share <= 1.0  # beats ln 2 in most eras, as a good 2017 model did
+
+
+def test_live_rows_span_six_eras_the_size_of_validation_eras(full_round: Dataset) -> None:
+    """Live rows alone decide the resolved board, so they need several eras for per-era statistics."""
+    for split, eras in ((Split.VALIDATION, 12), (Split.LIVE, 6)):
+        labels, sizes = np.unique(full_round.eras[full_round.split == split], return_counts=True)
+        assert len(labels) == eras and (sizes == 2_004).all()
+
+
+@pytest.mark.parametrize(
+    ("n_eras", "n_validation", "n_live", "expected"),
+    [
+        (18, 24_048, 12_024, (12, 6)),  # the 2016 sizes: eras of 2,004 rows each
+        (10, 3_000, 2_000, (6, 4)),  # the demo's --small round
+        (3, 300, 100, (2, 1)),
+        (1, 500, 500, (1, 1)),  # each split gets an era even when too few are asked for
+        (4, 1_000, 1, (3, 1)),
+    ],
+)
+def test_tournament_eras_are_shared_in_proportion_to_rows(
+    n_eras: int, n_validation: int, n_live: int, expected: tuple[int, int]
+) -> None:
+    shared = tournament_eras(n_eras, n_validation, n_live)
+    assert (shared["n_validation_eras"], shared["n_live_eras"]) == expected
