@@ -41,6 +41,7 @@ def test_an_off_rule_is_not_judged() -> None:
 def test_required_consistency_pays_only_models_consistent_on_live_eras() -> None:
     """Upload-time figures play no part: a submission carries no consistency at all any more."""
     payout = sub_pb.PayoutRules(policy=common_pb2.PAYOUT_POLICY_POOL, require_consistency=True,
+                                require_originality=False,  # no submissions here: only consistency decides
                                 pool=common_pb2.PoolParameters(pool_satoshis=1_000_000))
     round_scores = [scores("steady", 5 / 6), scores("lucky", 2 / 6, mmc=0.05), scores("graded", None)]
     found = results(round_scores, {}, {}, payout, RULES)
@@ -48,7 +49,7 @@ def test_required_consistency_pays_only_models_consistent_on_live_eras() -> None
     by_model = {line.model_id: line for line in allocation.lines}
     assert by_model["steady"].amount == 1_000_000
     assert by_model["lucky"].reason is IneligibleReason.INCONSISTENT and by_model["lucky"].amount == 0
-    assert by_model["graded"].reason is IneligibleReason.INCONSISTENT  # unjudged fails a required rule
+    assert by_model["graded"].reason is IneligibleReason.CONSISTENCY_UNCHECKED  # unjudged fails a required rule
     reasons = {row["model_id"]: row["reason"] for row in _line_rows(allocation, round_scores, {}, RULES)}
     assert reasons["lucky"] == "not consistent: logloss beat 0.6931 in 33% of the live eras (needs 58%)"
     assert reasons["graded"].startswith("not consistent: no resolved live-era consistency")
