@@ -71,6 +71,7 @@ class Attacker:
 
     def __init__(self, subs, scoring, keys, ref, tour_ids, participant_key: str, name: str) -> None:
         self.subs, self.scoring, self.keys, self.ref = subs, scoring, keys, ref
+        self.tournament_id = ref.tournament_id
         self.tour_ids, self.key, self.name = tour_ids, participant_key, name
         self.models: list[str] = []
         self.uploads = 0
@@ -80,7 +81,7 @@ class Attacker:
         if fresh:
             try:
                 model = (await self.subs.CreateModel(pb.CreateModelRequest(
-                    request_id=f"{self.name}-m{len(self.models)}", tournament_id=T,
+                    request_id=f"{self.name}-m{len(self.models)}", tournament_id=self.tournament_id,
                     display_name=f"{self.name}-{len(self.models)}", payout_address=blt_address(60)),
                     metadata=md(self.key))).model
                 self.models.append(model.model_id)
@@ -91,7 +92,10 @@ class Attacker:
         return self.models[self.uploads % len(self.models)]
 
     async def query(self, values: np.ndarray, fresh: bool = True) -> sc_pb.PublicScore:
-        """Upload, then the public score the board shows for that model once the upload is judged."""
+        """Upload, then the public score the board shows for that model once the upload is judged.
+
+        A score whose version is the one just uploaded is one this upload set: the board rewarded it.
+        """
         model_id = await self.model(fresh)
         self.uploads += 1
         resp = await self.subs.UploadPredictions(upload_requests(pb.UploadHeader(
@@ -103,7 +107,11 @@ class Attacker:
             request_id=f"v-{submission.submission_id}", round=self.ref, model_id=model_id,
             version=submission.version, content_sha256=submission.content_sha256),
             metadata=md(self.keys.services["submissions"]))
+        self.last = (model_id, submission.version)
         return judged.public_score
+
+    def rewarded(self, score: sc_pb.PublicScore) -> bool:
+        return score.HasField("displayed_value") and (score.model.model_id, score.version) == self.last
 
 
 def pattern_losses(values: tuple[float, ...]) -> np.ndarray:
@@ -135,8 +143,10 @@ def decode(score: sc_pb.PublicScore, n_validation: int, rng: np.random.Generator
 
 
 async def revealed_targets(subs, keys, ref) -> np.ndarray:
-    await subs.CloseRound(pb.CloseRoundRequest(request_id="c-hidden", round=ref), metadata=md(keys.operator))
-    await subs.ResolveRound(pb.ResolveRoundRequest(request_id="r-hidden", round=ref, use_generated_targets=True),
+    """Close and resolve the round; its tournament rows' targets, now public."""
+    name = f"{ref.tournament_id}-{ref.round_number}"
+    await subs.CloseRound(pb.CloseRoundRequest(request_id=f"c-{name}", round=ref), metadata=md(keys.operator))
+    await subs.ResolveRound(pb.ResolveRoundRequest(request_id=f"r-{name}", round=ref, use_generated_targets=True),
                             metadata=md(keys.operator))
     targets, splits = [], []
     async for message in subs.DownloadTargets(pb.DownloadTargetsRequest(round=ref), metadata=md(keys.operator)):
@@ -214,3 +224,80 @@ async def test_step_and_spread_probes_recover_no_hidden_target(subs, scoring, ke
     truth = (await revealed_targets(subs, keys, ref))[probed]
     recovered = float(np.mean(guesses == truth))
     assert recovered <= 0.5 + 3 * math.sqrt(0.25 / PROBED_ROWS), f"recovered {recovered:.1%} of probed targets"
+
+
+@pytest.fixture(scope="module")
+async def boost_round(subs, keys):
+    """A tournament with the default rules (upload limits included) and a round with 4 live eras."""
+    await subs.CreateTournament(pb.CreateTournamentRequest(
+        request_id="t-boost", tournament_id="boost", target_kind=common_pb2.TARGET_KIND_BINARY),
+        metadata=md(keys.operator))
+    spec = pb.GeneratedDatasetSpec()
+    spec.CopyFrom(SPEC)
+    spec.seed, spec.n_live = 22, 2000
+    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-boost", tournament_id="boost", generated=spec),
+                                   metadata=md(keys.operator))).round
+    _, ids, _, splits, _, _ = await download(subs, opened.round, keys.participant)
+    tour = splits != common_pb2.SPLIT_TRAINING
+    return opened.round, [i for i, t in zip(ids, tour, strict=True) if t], splits[tour]
+
+
+async def test_boosting_attack_gains_nothing_on_the_resolved_board(subs, scoring, keys, services, boost_round):
+    """(c) Blum & Hardt's boosting attack, with fresh models and the default upload limits.
+
+    The attacker uploads about 200 random perturbations of one model, keeps those the public board
+    rewarded and submits their majority. What the kept directions know is the validation targets;
+    before, resolved scores averaged the validation eras too, so that knowledge moved the resolved
+    board and the money. Now the resolved board is the live eras alone, which the attack never saw:
+    the final submission's resolved logloss is within one standard error of the honest model's. (Its
+    live gain is a draw centred on zero whatever the seed; one seeded run is checked. The per-participant
+    Ladder also rewards few probes: 1 of 200 in this run, where a per-model Ladder rewards a fresh
+    model's first upload every time.)
+    """
+    ref, tour_ids, splits = boost_round
+    _, key = await new_participant(services, keys, "boost-bo")
+    attacker = Attacker(subs, scoring, keys, ref, tour_ids, key, "boost")
+    rng = np.random.default_rng(32)
+    base = np.clip(0.5 + rng.normal(0, 0.02, len(tour_ids)), 0.01, 0.99)
+    delta = 0.005
+    await attacker.query(base)
+    honest_model = attacker.last[0]
+    kept, tried = [], 0
+    for _ in range(200):
+        direction = rng.choice([-1.0, 1.0], len(tour_ids))
+        try:
+            score = await attacker.query(base + delta * direction)
+        except grpc.aio.AioRpcError as exc:  # the default limits: models per participant, uploads per model
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc.details()
+            break
+        tried += 1
+        if attacker.rewarded(score):
+            kept.append(direction)
+    boosted = base + delta * np.sign(np.sum(kept, axis=0)) if kept else base
+    await attacker.query(boosted)
+    boosted_model = attacker.last[0]
+    targets = await revealed_targets(subs, keys, ref)
+    run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-boost", round=ref),
+                                    metadata=md(keys.operator))).run
+    assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
+
+    async def resolved(model_id: str) -> float:
+        scores = (await scoring.GetScores(sc_pb.GetScoresRequest(round=ref, model_id=model_id),
+                                          metadata=md(keys.operator))).scores
+        return scores.logloss.overall
+
+    gain = await resolved(honest_model) - await resolved(boosted_model)
+    live = splits == common_pb2.SPLIT_LIVE
+
+    def losses(p: np.ndarray) -> np.ndarray:
+        y = targets[live]
+        return -(y * np.log(p[live]) + (1 - y) * np.log(1 - p[live]))
+
+    standard_error = float(np.std(losses(boosted) - losses(base), ddof=1) / math.sqrt(live.sum()))
+    validation = splits == common_pb2.SPLIT_VALIDATION
+    y = targets[validation]
+    on_validation = float(np.mean(-(y * np.log(base[validation]) + (1 - y) * np.log(1 - base[validation])))
+                          - np.mean(-(y * np.log(boosted[validation]) + (1 - y) * np.log(1 - boosted[validation]))))
+    assert tried >= 150 and kept, f"the attack ran {tried} probes and kept {len(kept)}"
+    assert on_validation > 0, "the kept directions must carry what the board leaked about validation"
+    assert abs(gain) <= standard_error, f"resolved gain {gain:.2e} vs one standard error {standard_error:.2e}"
