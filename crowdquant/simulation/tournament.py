@@ -179,7 +179,8 @@ def _score(values: np.ndarray, tour: object, stakes: list[int], rules: sub_pb.To
         versions=[1] * len(ids), values=values[:, live], targets=tour.targets[live],  # type: ignore[attr-defined]
         eras=tour.eras[live], stakes=dict(zip(ids, stakes, strict=True)),  # type: ignore[attr-defined]
         policy=rules.scoring.meta_model_policy, binary=True, eps=rules.scoring.logloss_epsilon,
-        resamples=rules.scoring.bootstrap_samples, confidence=rules.scoring.confidence_level)
+        resamples=rules.scoring.bootstrap_samples, confidence=rules.scoring.confidence_level,
+        logloss_benchmark=rules.consistency.benchmark_logloss)
     return compute(inputs).scores
 
 
@@ -253,7 +254,8 @@ def allocate_rounds(config: SimulationConfig, profiles: list[cast.Profile], play
     for rnd in played:
         submissions = {f"m{i}": sub_pb.Submission(originality=_check(ok)) for i, ok in enumerate(rnd.original)}
         current = {f"m{i}": m.stake for i, m in enumerate(models)}
-        allocation = policy_rules.allocate(payout_path.results(rnd.scores, submissions, current, rules.payout), policy)
+        allocation = policy_rules.allocate(
+            payout_path.results(rnd.scores, submissions, current, rules.payout, rules.consistency), policy)
         for m, line, s in zip(models, allocation.lines, rnd.scores, strict=True):
             m.mmc.append(_metric(s, "mmc", "mean"))
             m.corr.append(_metric(s, "corr", "mean"))

@@ -121,11 +121,14 @@ def test_the_payouts_path_reads_intervals_from_scoring_and_explains_the_zero() -
     scores = [sc_pb.ModelScores(model=common_pb2.ModelRef(model_id=f"m{i}", participant_id=f"p{i}"),
                                 corr=sc_pb.MetricScore(mean=0.03, ci_low=low, ci_high=0.06))
               for i, low in enumerate((0.01, -0.002))]
-    payout = _rules(pool=common_pb2.PoolParameters(pool_satoshis=1_000)).payout
-    allocation = handler.policy_rules.allocate(handler.results(scores, {}, {}, payout),
-                                               handler.build_policy("pool", payout))
+    rules = _rules(pool=common_pb2.PoolParameters(pool_satoshis=1_000))
+    payout = rules.payout
+    passed = sub_pb.CheckResult(outcome=sub_pb.CheckResult.OUTCOME_PASSED)
+    submissions = {f"m{i}": sub_pb.Submission(originality=passed) for i in range(2)}  # originality is required
+    allocation = handler.policy_rules.allocate(
+        handler.results(scores, submissions, {}, payout, rules.consistency), handler.build_policy("pool", payout))
     assert [line.amount for line in allocation.lines] == [1_000, 0]
-    rows = handler._line_rows(allocation, scores, {})
+    rows = handler._line_rows(allocation, scores, submissions, rules.consistency)
     assert rows[1]["reason_code"] == "NOT_SIGNIFICANT" and rows[1]["reason_value"] == -0.002
     assert rows[1]["reason"].startswith("not significant: contribution 0.03,")
     assert "-0.002" in rows[1]["reason"] and rows[0]["reason"] == ""
