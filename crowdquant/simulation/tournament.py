@@ -44,7 +44,7 @@ SKILL_LIVE_FACTOR = 5
 SIZES: dict[str, DatasetSpec] = {
     # the 2016 shape, live rows over six eras of 2,004 rows
     "full": DatasetSpec(n_live_eras=LIVE_ERAS),
-    # the demo's --small data, six live eras of 200 rows
+    # like the demo's --small data (10 features, signal 0.4), with six live eras of 200 rows
     "small": DatasetSpec(n_training=6000, n_validation=3000, n_live=1200, n_features=10, n_training_eras=20,
                          n_validation_eras=6, n_live_eras=LIVE_ERAS, signal=0.4),
 }
