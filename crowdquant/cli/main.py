@@ -152,5 +152,32 @@ def demo(
     run(rounds, participants, keep, once, small)
 
 
+@app.command()
+@friendly
+def simulate(
+    participants: int = typer.Option(50, min=5, max=500, help="participants in the demo's cast"),
+    rounds: int = typer.Option(20, min=1, max=200, help="rounds to simulate"),
+    seed: int = typer.Option(0, min=0, help="seed of the cast and of every round's data"),
+    size: str = typer.Option("full", help="full (the 2016 data size) | small (fast)"),
+    policy: str = typer.Option("default", help="default | pool (2016) | stake | pool-corr | pool-mmc-significant"),
+    skill_rounds: int = typer.Option(6, min=1, max=100, help="fresh rounds that measure each model's true skill"),
+    chart: str = typer.Option("simulation.svg", help="where to write the chart of payout against true skill"),
+) -> None:
+    """Run the demo's cast through the real scoring and allocation code; show where the money goes."""
+    from pathlib import Path
+
+    from crowdquant.cli.simulate import report, run_simulation
+    from crowdquant.simulation import SimulationConfig
+    from shared.errors import InvalidArgument
+
+    config = SimulationConfig(participants=participants, rounds=rounds, seed=seed, size=size, policy=policy,
+                              skill_rounds=skill_rounds)
+    try:
+        config.validate()
+    except InvalidArgument as exc:
+        fail(str(exc), 2)
+    report(run_simulation(config, console)[policy], console, Path(chart) if chart else None)
+
+
 if __name__ == "__main__":
     app()

@@ -94,6 +94,7 @@ def profile(resp: pb.GetModelProfileResponse) -> dict[str, Any]:
             "round_number": r.round.round_number, "source": SOURCES.get(r.source, "unknown"), "rank": r.rank,
             "stake_satoshis": r.stake_satoshis, "payout_satoshis": r.payout_satoshis,
             "metrics": metric_values(r.metrics),
+            "zero_payout": zero_payout(r.zero_payout) if r.HasField("zero_payout") else None,
         } for r in p.rounds],
     }
 

@@ -204,19 +204,29 @@ def model_page(profile: dict[str, Any]) -> str:
     heads = [_th("Round", "num", sort="descending"), _th("Rank", "num", "rank", first="asc")]
     heads += [_th(formats.metric_label(m), "num", "metric" if i == 0 else "metric opt",
                   first="asc" if m == "logloss" else "") for i, m in enumerate(names)]
-    heads += [_th("Stake (sat)", "num", "opt"), _th("Payout (sat)", "num")]
+    heads += [_th("Stake (sat)", "num", "opt"), _th("Payout (sat)", "num"),
+              _th("Why no payout", "text", "opt", title="the allocation's reason when a round paid nothing")]
     rows = []
     for r in reversed(rounds):
         state = "" if r["source"] == "live" else ' <span class="badge open small">open</span>'
         cells = [_num(r["round_number"], f'<a href="/?round={r["round_number"]}">{r["round_number"]}</a>{state}'),
                  _num(r["rank"], f"#{r['rank']}" if r["rank"] else "—", "num rank")]
         for i, m in enumerate(names):
-            value = r["metrics"].get(m, {}).get("value")
-            cells.append(_num(value, formats.score(value), "num metric" if i == 0 else "num metric opt"))
+            metric = r["metrics"].get(m, {})
+            value = metric.get("value")
+            text = formats.score(value)
+            if m in ("corr", "mmc") and metric.get("ci_low") is not None and metric.get("ci_high") is not None:
+                # the contribution's interval: by default a round is paid only when it lies above zero
+                low, high = formats.score(metric["ci_low"]), formats.score(metric["ci_high"])
+                text += f'<span class="ci">{low} … {high}</span>'
+            cells.append(_num(value, text, "num metric" if i == 0 else "num metric opt"))
         cells.append(_num(r["stake_satoshis"], formats.count(r["stake_satoshis"]), "num opt"))
         payout = r["payout_satoshis"]
         cells.append(_num(payout, formats.count(payout, signed=True), "num pos" if payout > 0 else
                           "num neg" if payout < 0 else "num muted"))
+        why = r.get("zero_payout")
+        cells.append(f'<td class="opt reason" title="{e(why["detail"])}">{e(formats.zero_payout(why["code"]))}'
+                     f'<span class="ci">{e(why["detail"])}</span></td>' if why else '<td class="opt reason"></td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     body = (f'<section class="board-head"><div><p class="crumb"><a href="/">Leaderboard</a> / model</p>'
             f'<h1>{e(profile["model_display_name"])}</h1><p class="sub">by {e(profile["participant_display_name"])}'

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from crowdquant.common.v1 import common_pb2
 from crowdquant.leaderboard.v1 import leaderboard_service_pb2 as pb
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
-from services.leaderboard.domain.boards import RoundBoard, Source, Standing
+from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source, Standing
 from services.leaderboard.domain.metrics import METRIC_ORDER, Metric, Score
 from services.leaderboard.domain.ranking import SortKey
 from shared.errors import InvalidArgument
@@ -66,6 +66,14 @@ def round_pb(board: RoundBoard) -> pb.LeaderboardRound:
         payouts_known=board.payouts_known)
 
 
+def zero_payout_pb(r: ModelResult) -> common_pb2.PayoutReason | None:
+    """Why a result's payout is 0, as the boards and model profiles show it (None: paid or not known)."""
+    if not r.payout_reason:
+        return None
+    return common_pb2.PayoutReason(code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{r.payout_reason}"),
+                                   detail=r.payout_detail)
+
+
 def entry_pb(standing: Standing) -> pb.LeaderboardEntry:
     r = standing.result
     return pb.LeaderboardEntry(
@@ -74,9 +82,7 @@ def entry_pb(standing: Standing) -> pb.LeaderboardEntry:
         ci_low=standing.score.ci_low, ci_high=standing.score.ci_high,
         tied_with_previous=standing.tied_with_previous, tied_with_next=standing.tied_with_next,
         stake_satoshis=r.stake_satoshis, payout_satoshis=r.payout_satoshis, metrics=metric_values(r.scores),
-        zero_payout=common_pb2.PayoutReason(
-            code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{r.payout_reason}"), detail=r.payout_detail,
-        ) if r.payout_reason else None)
+        zero_payout=zero_payout_pb(r))
 
 
 def key_to_position(key: SortKey) -> list[object]:

@@ -21,6 +21,7 @@ from services.leaderboard.convert import (
     position_to_key,
     round_pb,
     round_ref,
+    zero_payout_pb,
 )
 from services.leaderboard.directory import Directory
 from services.leaderboard.handlers import publish
@@ -98,7 +99,7 @@ class LeaderboardServicer(pb_grpc.LeaderboardServiceServicer):
         rounds = [pb.RoundResult(round=round_ref(v.board.tournament_id, v.board.round_number),
                                  source=SOURCE_TO_PROTO[v.board.source], metrics=metric_values(v.result.scores),
                                  rank=v.rank, stake_satoshis=v.result.stake_satoshis,
-                                 payout_satoshis=v.result.payout_satoshis)
+                                 payout_satoshis=v.result.payout_satoshis, zero_payout=zero_payout_pb(v.result))
                   for v in profile.rounds]
         return pb.GetModelProfileResponse(profile=pb.ModelProfile(
             model_id=profile.model_id, model_display_name=profile.model_display_name,

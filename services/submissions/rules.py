@@ -90,8 +90,19 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
         raise _bad("payout.pool.pool_satoshis", "must not be negative")
     if pay.pool.pool_satoshis > 21_000_000 * 100_000_000:
         raise _bad("payout.pool.pool_satoshis", "exceeds the bitcoin supply")
+    # The defaults pay for skill, not luck (README "Paying for skill, not luck", measured by `crowdquant
+    # simulate`): the pool is shared by live CORR, and only contributions whose interval lies above zero
+    # are paid. The 2016 pool is CONTRIBUTION_METRIC_MMC with SIGNIFICANCE_OFF.
     if pay.pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_UNSPECIFIED:
-        pay.pool.contribution_metric = common_pb2.CONTRIBUTION_METRIC_MMC
+        pay.pool.contribution_metric = common_pb2.CONTRIBUTION_METRIC_CORR
+    loo = pay.policy == common_pb2.PAYOUT_POLICY_POOL and \
+        pay.pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN
+    if pay.significance == pb.PayoutRules.SIGNIFICANCE_UNSPECIFIED:
+        pay.significance = pb.PayoutRules.SIGNIFICANCE_OFF if loo else pb.PayoutRules.SIGNIFICANCE_REQUIRED
+    elif pay.significance not in (pb.PayoutRules.SIGNIFICANCE_OFF, pb.PayoutRules.SIGNIFICANCE_REQUIRED):
+        raise _bad("payout.significance", f"unknown value {pay.significance}")
+    elif loo and pay.significance == pb.PayoutRules.SIGNIFICANCE_REQUIRED:
+        raise _bad("payout.significance", "the leave-one-out gain has no interval; use SIGNIFICANCE_OFF")
     for field in ("corr_weight", "mmc_weight"):
         for params in (pay.pool, pay.stake):
             if not math.isfinite(getattr(params, field)):

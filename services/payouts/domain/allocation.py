@@ -15,6 +15,13 @@ three: only a PASSED check is eligible; FLAGGED is ``NOT_ORIGINAL``/``INCONSISTE
 and an unchecked result (SKIPPED, missing) is ``*_UNCHECKED``: money is not paid on an unknown.
 Every line whose amount is not positive carries a ``ZeroPayoutReason``, so a participant (and the
 public board) can tell why a model got nothing.
+
+Significance (``require_significance``): a positive score is paid only when the lower bound of its
+interval is above zero; otherwise the line gets 0 with reason ``NOT_SIGNIFICANT``. The lower bound of
+``sum w_m x metric_m`` is ``sum w_m x (ci_low_m if w_m > 0 else ci_high_m)`` from scoring's per-metric
+era-bootstrap intervals: exact for one metric, conservative for a mix. Measured with the tournament
+simulator (``crowdquant simulate``), this keeps noise that happens to score well in a round from being
+paid like skill. Burns (stake policy) are not gated: a loss is taken as measured.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class ContributionSource(StrEnum):
     """Meta-model contribution."""
     LOO = "loo"
     """Leave-one-out gain: how much the meta model loses without this model."""
+    CORR = "corr"
+    """The model's own live CORR."""
 
 
 class ZeroPayoutReason(StrEnum):
@@ -67,6 +76,8 @@ class ZeroPayoutReason(StrEnum):
     BELOW_DUST_CARRIED = "BELOW_DUST_CARRIED"
     """Allocated, but the model's payable balance is under its address's dust limit: it is carried to a
     later batch (set when read, not when allocated: it depends on the balance and the batches)."""
+    NOT_SIGNIFICANT = "NOT_SIGNIFICANT"
+    """A positive score whose interval does not lie above zero: it may be luck, so it is not paid."""
 
 
 IneligibleReason = ZeroPayoutReason  # the reasons that make a model ineligible are the first seven
@@ -95,6 +106,10 @@ class ModelResult:
     original: bool | None = None
     consistent: bool | None = None
     concordant: bool | None = None
+    corr_interval: tuple[float, float] | None = None
+    """Era-bootstrap interval (low, high) of ``corr``; None when not known."""
+    mmc_interval: tuple[float, float] | None = None
+    """Era-bootstrap interval (low, high) of ``mmc``; None when not known."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,7 @@ class PoolPolicy:
     source_weight: Number = 1
     corr_weight: Number = 0
     rules: EligibilityRules = field(default_factory=EligibilityRules)
+    require_significance: bool = False
 
     def __post_init__(self) -> None:
         require_satoshis(self.pool, "pool")
@@ -149,6 +165,7 @@ class StakePolicy:
     mmc_weight: Number = 2
     clip: Number = Fraction(1, 20)
     rules: EligibilityRules = field(default_factory=EligibilityRules)
+    require_significance: bool = False
 
     def __post_init__(self) -> None:
         require_satoshis(self.threshold, "threshold", allow_zero=False)
@@ -181,6 +198,8 @@ class AllocationLine:
     eligible: bool
     reason: ZeroPayoutReason | None  # why not eligible (None: eligible)
     zero_reason: ZeroPayoutReason | None = None  # why the amount is not positive (None: paid)
+    score_low: Fraction | None = None
+    """Lower bound of ``score``'s interval, when the policy requires significance (else None)."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +299,35 @@ def _weighted(terms: Sequence[tuple[Fraction, float | None, str]], model_id: str
     return total
 
 
+def _lower_bound(terms: Sequence[tuple[Fraction, tuple[float, float] | None, str]], model_id: str
+                 ) -> Fraction | None:
+    """Lower bound of sum weight x metric from each metric's interval; None if a needed interval is unknown."""
+    total = Fraction(0)
+    for weight, interval, name in terms:
+        if weight == 0:
+            continue
+        if interval is None:
+            return None
+        bound = _score(interval[0] if weight > 0 else interval[1], f"{name} interval", model_id)
+        if bound is None:
+            return None
+        total += weight * bound
+    return total
+
+
+def _significance(
+    r: ModelResult, score: Fraction | None, terms: Sequence[tuple[Fraction, tuple[float, float] | None, str]],
+    required: bool,
+) -> tuple[Fraction | None, ZeroPayoutReason | None]:
+    """(lower bound, NOT_SIGNIFICANT or None) for a model whose positive score must be significant."""
+    if not required or score is None:
+        return None, None
+    low = _lower_bound(terms, r.model_id)
+    if score > 0 and (low is None or low <= 0):
+        return low, ZeroPayoutReason.NOT_SIGNIFICANT
+    return low, None
+
+
 def _line(
     r: ModelResult,
     score: Fraction | None,
@@ -287,6 +335,8 @@ def _line(
     amount: int,
     reason: ZeroPayoutReason | None,
     policy: PolicyName,
+    score_low: Fraction | None = None,
+    not_significant: bool = False,
 ) -> AllocationLine:
     return AllocationLine(
         r.model_id,
@@ -300,7 +350,9 @@ def _line(
         amount,
         reason is None,
         reason,
-        zero_payout_reason(reason, score, amount, int(r.stake), policy),
+        ZeroPayoutReason.NOT_SIGNIFICANT if not_significant and amount <= 0
+        else zero_payout_reason(reason, score, amount, int(r.stake), policy),
+        score_low,
     )
 
 
@@ -308,23 +360,32 @@ def allocate_pool(results: Sequence[ModelResult], policy: PoolPolicy) -> Allocat
     """Split ``policy.pool`` among eligible models in proportion to their positive contribution."""
     _check(results)
     source_weight, corr_weight = Fraction(policy.source_weight), Fraction(policy.corr_weight)
-    scored: list[tuple[ModelResult, Fraction | None, ZeroPayoutReason | None]] = []
+    scored: list[tuple[ModelResult, Fraction | None, ZeroPayoutReason | None, Fraction | None, bool]] = []
     for r in results:
-        source_value = r.mmc if policy.source is ContributionSource.MMC else r.loo
+        source_value, source_interval = {
+            ContributionSource.MMC: (r.mmc, r.mmc_interval),
+            ContributionSource.LOO: (r.loo, None),
+            ContributionSource.CORR: (r.corr, r.corr_interval),
+        }[policy.source]
         score = _weighted(
             [(source_weight, source_value, policy.source.value), (corr_weight, r.corr, "corr")], r.model_id
         )
         reason = _ineligible(r, policy.rules) or (ZeroPayoutReason.MISSING_SCORE if score is None else None)
-        scored.append((r, score, reason))
+        low, not_significant = _significance(
+            r, score, [(source_weight, source_interval, policy.source.value), (corr_weight, r.corr_interval, "corr")],
+            policy.require_significance and reason is None,
+        )
+        scored.append((r, score, reason, low, not_significant is not None))
     weights = [
-        max(score, Fraction(0)) if reason is None and score is not None else Fraction(0)
-        for _, score, reason in scored
+        max(score, Fraction(0)) if reason is None and score is not None and not gated else Fraction(0)
+        for _, score, reason, _, gated in scored
     ]
     positive = sum(weights, Fraction(0))
     amounts = largest_remainder_split(policy.pool, weights) if positive > 0 else [0] * len(scored)
     lines = tuple(
-        _line(r, score, weight / positive if positive > 0 else Fraction(0), amount, reason, PolicyName.POOL)
-        for (r, score, reason), weight, amount in zip(scored, weights, amounts, strict=True)
+        _line(r, score, weight / positive if positive > 0 else Fraction(0), amount, reason, PolicyName.POOL,
+              low, gated)
+        for (r, score, reason, low, gated), weight, amount in zip(scored, weights, amounts, strict=True)
     )
     return Allocation(PolicyName.POOL, lines, pool=policy.pool)
 
@@ -346,8 +407,15 @@ def allocate_stake(results: Sequence[ModelResult], policy: StakePolicy) -> Alloc
         if reason is not None or score is None:
             lines.append(_line(r, score, Fraction(0), 0, reason, PolicyName.STAKE))
             continue
+        low, not_significant = _significance(
+            r, score, [(corr_weight, r.corr_interval, "corr"), (mmc_weight, r.mmc_interval, "mmc")],
+            policy.require_significance and int(r.stake) > 0,
+        )
+        if not_significant is not None:
+            lines.append(_line(r, score, Fraction(0), 0, None, PolicyName.STAKE, low, True))
+            continue
         rate = max(-clip, min(clip, payout_factor * score))
-        lines.append(_line(r, score, rate, int(int(r.stake) * rate), None, PolicyName.STAKE))  # int() truncates
+        lines.append(_line(r, score, rate, int(int(r.stake) * rate), None, PolicyName.STAKE, low))  # int() truncates
     return Allocation(PolicyName.STAKE, tuple(lines), payout_factor=payout_factor)
 
 

@@ -71,6 +71,13 @@ def _mean(scores: sc_pb.ModelScores, metric: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _interval(scores: sc_pb.ModelScores, metric: str) -> tuple[float, float] | None:
+    if not scores.HasField(metric):
+        return None
+    value = getattr(scores, metric)
+    return (value.ci_low, value.ci_high) if math.isfinite(value.ci_low) and math.isfinite(value.ci_high) else None
+
+
 def _check(result: sub_pb.CheckResult) -> bool | None:
     if result.outcome == sub_pb.CheckResult.OUTCOME_PASSED:
         return True
@@ -142,6 +149,11 @@ def explain(line: policy_rules.AllocationLine, submission: sub_pb.Submission | N
         return ReasonDetail(code, "no score for the policy's metric (e.g. constant predictions have no CORR)")
     if code is Reason.NOT_STAKED:
         return ReasonDetail(code, "not staked: the stake policy pays (or burns) only a stake at risk", 0.0)
+    if code is Reason.NOT_SIGNIFICANT:
+        low = float(line.score_low) if line.score_low is not None else None
+        bound = "unknown" if low is None else f"{low:.6g}"
+        return ReasonDetail(code, f"not significant: contribution {score:.6g}, but the lower bound of its interval "
+                                  f"is {bound}, not above zero (it may be luck)", low, 0.0)
     if code is Reason.NON_POSITIVE_CONTRIBUTION:
         return ReasonDetail(code, f"contribution {score:.6g} is not positive", score, 0.0)
     return ReasonDetail(code, f"contribution {score:.3g} is worth less than 1 sat", score)
@@ -173,11 +185,18 @@ def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolic
         # rules stored before the field existed have it unset: originality is required then too
         require_originality=rules.require_originality if rules.HasField("require_originality") else True,
     )
+    significance = rules.significance == sub_pb.PayoutRules.SIGNIFICANCE_REQUIRED
     if name == "pool":
         pool = rules.pool
         if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN:
             return policy_rules.PoolPolicy(
-                pool.pool_satoshis, policy_rules.ContributionSource.LOO, rules=eligibility
+                pool.pool_satoshis, policy_rules.ContributionSource.LOO, rules=eligibility,
+                require_significance=significance,
+            )
+        if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_CORR:
+            return policy_rules.PoolPolicy(
+                pool.pool_satoshis, policy_rules.ContributionSource.CORR, rules=eligibility,
+                require_significance=significance,
             )
         if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_WEIGHTED_MIX:
             return policy_rules.PoolPolicy(
@@ -186,9 +205,11 @@ def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolic
                 source_weight=pool.mmc_weight,
                 corr_weight=pool.corr_weight,
                 rules=eligibility,
+                require_significance=significance,
             )
         return policy_rules.PoolPolicy(
-            pool.pool_satoshis, policy_rules.ContributionSource.MMC, rules=eligibility
+            pool.pool_satoshis, policy_rules.ContributionSource.MMC, rules=eligibility,
+            require_significance=significance,
         )
     stake = rules.stake
     return policy_rules.StakePolicy(
@@ -197,6 +218,7 @@ def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolic
         mmc_weight=stake.mmc_weight or 2.0,
         clip=stake.clip or 0.05,
         rules=eligibility,
+        require_significance=significance,
     )
 
 
@@ -221,6 +243,8 @@ def results(
                 original=_check(submission.originality) if submission is not None else None,
                 consistent=resolved_consistency(s, consistency),
                 concordant=_check(submission.concordance) if submission is not None else None,
+                corr_interval=_interval(s, "corr"),
+                mmc_interval=_interval(s, "mmc"),
             )
         )
     return out

@@ -273,12 +273,15 @@ async def test_void_planned_batch_makes_balances_payable_again(stubs, payouts, k
 async def test_dust_rolls_over_and_bad_addresses_are_held(
     stubs, payouts, audit, keys, services, database_url
 ):
+    # the 2016 pool (every positive MMC paid), whose small shares this scenario needs to leave dust
+    dust_rules = scenario.rules(pool=700, significance=pb.PayoutRules.SIGNIFICANCE_OFF)
+    dust_rules.payout.pool.contribution_metric = common_pb2.CONTRIBUTION_METRIC_MMC
     dusty = await scenario.tournament(
         stubs,
         "dusty",
         kinds=("linear", "copy", "half", "noise"),
         address_seed=60,
-        tournament_rules=scenario.rules(pool=700),
+        tournament_rules=dust_rules,
     )
     first = await scenario.scored_round(stubs, dusty, seed=21)
     small = await allocate(payouts, keys, first, "alloc-dust-1")
