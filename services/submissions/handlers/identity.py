@@ -7,6 +7,7 @@ import secrets
 import unicodedata
 from typing import Any
 
+from services.submissions.domain.names import name_skeleton
 from services.submissions.repository import identity as repo
 from shared.auth import Principal, Role, check_scopes, check_service_name, generate_key, secret_matches, split_key
 from shared.db import Database
@@ -34,8 +35,8 @@ def clean_email(value: str) -> str:
 
 async def create_participant(conn: Any, display_name: str, email: str) -> Any:
     participant_id = "p_" + secrets.token_hex(6)
-    return await repo.insert_participant(conn, participant_id, clean_display_name(display_name),
-                                         clean_email(email))
+    name = clean_display_name(display_name)
+    return await repo.insert_participant(conn, participant_id, name, clean_email(email), name_skeleton(name))
 
 
 async def require_participant_row(conn: Any, participant_id: str) -> Any:
