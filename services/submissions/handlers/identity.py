@@ -55,10 +55,12 @@ async def create_key(conn: Any, caller: Principal | None, participant_id: str, r
 
     A participant holds at most ``max_keys`` active keys: keys cost nothing to make, and every
     per-key allowance (upload rate, failed-authentication budget) would otherwise multiply.
+    Scopes stay within the role's and the creating key's own (``check_scopes``).
     """
     if caller is not None and caller.role is Role.PARTICIPANT:
         if role is not Role.PARTICIPANT or participant_id != caller.participant_id:
             raise PermissionDenied("a participant may only create participant keys for itself")
+    granted = check_scopes(role, scopes, caller)
     if role is Role.PARTICIPANT:
         await require_participant_row(conn, participant_id)
         if max_keys is not None:
@@ -77,7 +79,7 @@ async def create_key(conn: Any, caller: Principal | None, participant_id: str, r
     new = await asyncio.to_thread(generate_key)
     row = await repo.insert_key(
         conn, key_id=new.key_id, participant_id=participant_id or None, role=str(role),
-        scopes=list(check_scopes(role, scopes)), description=description, salt=new.salt,
+        scopes=list(granted), description=description, salt=new.salt,
         secret_hash=new.secret_hash, service_name=service_name or None,
     )
     return row, new.full

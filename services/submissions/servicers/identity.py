@@ -11,7 +11,7 @@ from crowdquant.submissions.v1 import identity_service_pb2_grpc as pb_grpc
 from services.submissions.handlers import identity as handlers
 from services.submissions.models import SCHEMA
 from services.submissions.repository import identity as repo
-from shared.auth import Role, ServiceName
+from shared.auth import Role, Scope, ServiceName
 from shared.db import Database
 from shared.errors import InvalidArgument
 from shared.idempotency import run_once
@@ -32,6 +32,16 @@ ACCESS = {
     "RevokeApiKey": {P, O},
     # the services that check their callers' keys with submissions (which checks its own locally)
     "Authenticate": {SCORING, LEADERBOARD, PAYOUTS},
+}
+# The scope each RPC needs (shared.auth.Scope); listing keys shows only public key ids.
+SCOPES = {
+    "CreateParticipant": Scope.OPERATE,
+    "GetParticipant": Scope.READ,
+    "ListParticipants": Scope.READ,
+    "CreateApiKey": Scope.KEYS,
+    "ListApiKeys": Scope.READ,
+    "RevokeApiKey": Scope.KEYS,
+    "Authenticate": Scope.READ,
 }
 
 

@@ -61,7 +61,7 @@ def test_keys_round_trip_and_constant_format():
 
 
 def test_scopes_default_and_unknown():
-    assert check_scopes(Role.AUDITOR, []) == ("read", "audit")
+    assert check_scopes(Role.AUDITOR, []) == ("read",)
     with pytest.raises(errors.InvalidArgument, match="nope"):
         check_scopes(Role.OPERATOR, ["read", "nope"])
 
