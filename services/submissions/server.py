@@ -21,7 +21,7 @@ from shared.rpc.server import ServiceContext, ServiceSpec
 async def register(server: grpc.aio.Server, ctx: ServiceContext):
     db = ctx.database
 
-    async def verify(api_key: str):
+    async def verify(api_key: str, source: str):
         return await verify_key(db, api_key)
 
     ttl = ctx.settings.auth_cache_seconds

@@ -16,7 +16,7 @@ from shared.db import Database
 from shared.errors import InvalidArgument
 from shared.idempotency import run_once
 from shared.pagination import decode_token, encode_token, page_size
-from shared.rpc.authn import CachingAuthenticator
+from shared.rpc.authn import MAX_SOURCE, CachingAuthenticator
 from shared.rpc.context import principal, require_participant
 from shared.rpc.convert import role_from_proto, role_to_proto, timestamp
 
@@ -138,7 +138,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def Authenticate(self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext):
         if not request.api_key:
             raise InvalidArgument("api_key is required", metadata={"field": "api_key"})
-        who = await self.authenticator.authenticate(request.api_key, context.peer() or "")
+        if len(request.client_address) > MAX_SOURCE:
+            raise InvalidArgument(f"client_address must be at most {MAX_SOURCE} characters",
+                                  metadata={"field": "client_address"})
+        # A forwarded check counts against the caller it was made for, never against the forwarding
+        # service (its address is every one of its callers'); a forwarder that names no caller (an
+        # older version) is its own source.
+        source = request.client_address or f"via {principal().identity}"
+        who = await self.authenticator.authenticate(request.api_key, source)
         return pb.AuthenticateResponse(
             principal=pb.Principal(key_id=who.key_id, role=role_to_proto(who.role),
                                    participant_id=who.participant_id, scopes=list(who.scopes),
