@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from shared.errors import InvalidArgument, Unauthenticated
+from shared.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 
 class Role(StrEnum):
@@ -53,13 +53,28 @@ def describe_identity(identity: str) -> str:
         return "a service key naming no service"
     return f"role {identity}"
 
-DEFAULT_SCOPES: dict[Role, tuple[str, ...]] = {
-    Role.PARTICIPANT: ("read", "upload", "stake"),
-    Role.OPERATOR: ("read", "admin"),
-    Role.AUDITOR: ("read", "audit"),
-    Role.SERVICE: ("read", "internal"),
+
+class Scope(StrEnum):
+    """What a key may do within its role; every RPC needs exactly one (its access rule names it).
+
+    The role says which RPCs a key may reach at all; scopes narrow a key below its role, e.g. a
+    read-only key for a dashboard, or an upload-only key on a training box.
+    """
+
+    READ = "read"  # every call that changes nothing
+    SUBMIT = "submit"  # create models and upload predictions
+    STAKE = "stake"  # stakes and payout addresses: where a participant's money goes
+    KEYS = "keys"  # create and revoke API keys (never beyond the creating key's own scopes)
+    OPERATE = "operate"  # run the tournament: participants, rounds, scoring, publishing, payouts
+
+
+ROLE_SCOPES: dict[Role, tuple[Scope, ...]] = {
+    Role.PARTICIPANT: (Scope.READ, Scope.SUBMIT, Scope.STAKE, Scope.KEYS),
+    Role.OPERATOR: tuple(Scope),
+    Role.AUDITOR: (Scope.READ,),
+    Role.SERVICE: (Scope.READ, Scope.OPERATE),
 }
-KNOWN_SCOPES = frozenset(s for scopes in DEFAULT_SCOPES.values() for s in scopes)
+KNOWN_SCOPES = frozenset(s.value for s in Scope)
 
 KEY_ID_PREFIX = "k_"
 _KEY_RE = re.compile(r"^(k_[0-9a-f]{12})\.([A-Za-z0-9_\-]{43})$")
@@ -86,6 +101,12 @@ class Principal:
         if self.role is Role.SERVICE and self.service_name:
             return f"{Role.SERVICE}:{self.service_name}"
         return str(self.role)
+
+    @property
+    def granted(self) -> frozenset[str]:
+        """The scopes this key may use: its own within its role's; none stored = all of its role's."""
+        allowed = {s.value for s in ROLE_SCOPES[self.role]}
+        return frozenset(allowed & set(self.scopes)) if self.scopes else frozenset(allowed)
 
     @property
     def subject(self) -> str:
@@ -130,17 +151,36 @@ def secret_matches(secret: str, salt: bytes, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_secret(secret, salt), stored_hash)
 
 
-def check_scopes(role: Role, scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Default scopes of the role when none are asked; unknown scopes are refused by name."""
-    if not scopes:
-        return DEFAULT_SCOPES[role]
-    unknown = sorted(set(scopes) - KNOWN_SCOPES)
+def check_scopes(role: Role, scopes: list[str] | tuple[str, ...],
+                 creator: Principal | None = None) -> tuple[str, ...]:
+    """The scopes of a new key of ``role``: unknown names or ones beyond the role are INVALID_ARGUMENT.
+
+    None asked = all of the role's scopes, narrowed to the creating key's own. A key never makes a
+    key with a scope it lacks itself (PERMISSION_DENIED), so a read-only key can't mint a broader one.
+    """
+    role_scopes = tuple(s.value for s in ROLE_SCOPES[role])
+    asked = tuple(dict.fromkeys(scopes))
+    unknown = sorted(set(asked) - KNOWN_SCOPES)
     if unknown:
         raise InvalidArgument(
-            f"scopes: unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_SCOPES))}",
+            f"scopes: unknown scope(s) {', '.join(s[:40] for s in unknown)}; "
+            f"known: {', '.join(s.value for s in Scope)}",
             metadata={"field": "scopes"},
         )
-    return tuple(dict.fromkeys(scopes))
+    beyond = [s for s in asked if s not in role_scopes]
+    if beyond:
+        raise InvalidArgument(f"scopes: {', '.join(beyond)} not available to a {role} key; "
+                              f"a {role} key may hold {', '.join(role_scopes)}", metadata={"field": "scopes"})
+    if creator is None:
+        return asked or role_scopes
+    if not asked:
+        asked = tuple(s for s in role_scopes if s in creator.granted) or role_scopes
+    missing = [s for s in asked if s not in creator.granted]
+    if missing:
+        raise PermissionDenied(f"scopes: this key lacks {', '.join(missing)}; a key may only create keys within "
+                               f"its own scopes ({', '.join(sorted(creator.granted))})",
+                               reason="SCOPE_BEYOND_CREATOR", metadata={"field": "scopes"})
+    return asked
 
 
 def check_service_name(role: Role, service_name: str) -> str:

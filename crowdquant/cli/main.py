@@ -120,7 +120,8 @@ def keys_create(
     role: str = typer.Option(..., help="participant | operator | auditor | service"),
     participant: str = typer.Option("", help="participant id (for participant keys)"),
     description: str = typer.Option("", help="what the key is for"),
-    scope: list[str] = typer.Option([], help="scopes (default: the role's)"),
+    scope: list[str] = typer.Option([], help="read | submit | stake | keys | operate, repeatable "
+                                             "(default: all of the role's)"),
     service: str = typer.Option("", help="for a service key: the service that uses it "
                                          "(submissions | scoring | leaderboard | payouts)"),
 ) -> None:

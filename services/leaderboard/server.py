@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 
 from crowdquant.leaderboard.v1 import leaderboard_service_pb2_grpc
-from services.leaderboard.access import LEADERBOARD
+from services.leaderboard.access import LEADERBOARD, LEADERBOARD_SCOPES
 from services.leaderboard.cache import BoardCache
 from services.leaderboard.directory import Directory
 from services.leaderboard.handlers.payouts import refresh_payouts
@@ -52,7 +52,7 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
                     default_tournament=settings.default_tournament, guess_tournament=peers.busiest_tournament)
     servicer = LeaderboardServicer(ctx.database, cache, reader, peers, directory)
     leaderboard_service_pb2_grpc.add_LeaderboardServiceServicer_to_server(servicer, server)
-    ctx.policy.add(SERVICE, LEADERBOARD)
+    ctx.policy.add(SERVICE, LEADERBOARD, LEADERBOARD_SCOPES)
     tasks: list[asyncio.Task[None]] = []
 
     async def ready() -> None:

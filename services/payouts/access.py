@@ -4,7 +4,7 @@ Only operators move money; auditors only read; participants see their own record
 services, scoring reads round stakes and the leaderboard reads round stakes and allocations.
 """
 
-from shared.auth import Role, ServiceName
+from shared.auth import Role, Scope, ServiceName
 
 P, O, A = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR
 _, SCORING, LEADERBOARD, _ = (name.identity for name in ServiceName)
@@ -42,3 +42,27 @@ LEDGER_AUDIT = {
         "TracePayout",
     )
 }
+
+# The scope each RPC needs (shared.auth.Scope): reads need read; moving money is operate; a
+# participant's own stake is stake.
+READ, OPERATE = Scope.READ, Scope.OPERATE
+PAYOUTS_SCOPES = {
+    "RecordDeposit": OPERATE,
+    "GetParticipantBalance": READ,
+    "SetStake": Scope.STAKE,
+    "GetStake": READ,
+    "ListStakes": READ,
+    "GetRoundStakes": READ,
+    "AllocateRound": OPERATE,
+    "GetAllocation": READ,
+    "CreateBatch": OPERATE,
+    "GetBatch": READ,
+    "ListBatches": READ,
+    "RecoverBatches": OPERATE,
+    "BumpBatchFee": OPERATE,
+    "ConfirmBatch": OPERATE,
+    "VoidBatch": OPERATE,
+    "Reconcile": READ,
+    "GetPayouts": READ,
+}
+LEDGER_AUDIT_SCOPES = dict.fromkeys(LEDGER_AUDIT, READ)

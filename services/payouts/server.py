@@ -30,7 +30,7 @@ from crowdquant.payouts.v1 import (
     payouts_service_pb2_grpc,
 )
 from services.payouts import faults
-from services.payouts.access import LEDGER_AUDIT, PAYOUTS
+from services.payouts.access import LEDGER_AUDIT, LEDGER_AUDIT_SCOPES, PAYOUTS, PAYOUTS_SCOPES
 from services.payouts.handlers.batches import BatchEngine
 from services.payouts.handlers.settlement import RoundSettler
 from services.payouts.ledger import APP_ROLE
@@ -99,8 +99,8 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
 
     ctx.on_ready.append(start_recovery)
     ctx.on_stop.append(stop)
-    ctx.policy.add(SERVICE, PAYOUTS)
-    ctx.policy.add(AUDIT_SERVICE, LEDGER_AUDIT)
+    ctx.policy.add(SERVICE, PAYOUTS, PAYOUTS_SCOPES)
+    ctx.policy.add(AUDIT_SERVICE, LEDGER_AUDIT, LEDGER_AUDIT_SCOPES)
     return [SERVICE, AUDIT_SERVICE], remote_auth.attach(ctx)
 
 

@@ -5,7 +5,7 @@ model and the public (Ladder) scores, payouts reads round scores, and only submi
 uploads to the Ladder (ScoreValidation).
 """
 
-from shared.auth import Role, ServiceName
+from shared.auth import Role, Scope, ServiceName
 
 P, O, A = Role.PARTICIPANT, Role.OPERATOR, Role.AUDITOR
 SUBMISSIONS, _, LEADERBOARD, PAYOUTS = (name.identity for name in ServiceName)
@@ -18,4 +18,16 @@ SCORING = {
     "GetMetaModel": {P, O, A, LEADERBOARD},
     "ScoreValidation": {SUBMISSIONS},
     "GetPublicScores": {P, O, A, LEADERBOARD},
+}
+
+# The scope each RPC needs (shared.auth.Scope).
+SCORING_SCOPES = {
+    "ScoreRound": Scope.OPERATE,
+    "GetScoringRun": Scope.READ,
+    "CancelScoringRun": Scope.OPERATE,
+    "GetScores": Scope.READ,
+    "ListRoundScores": Scope.READ,
+    "GetMetaModel": Scope.READ,
+    "ScoreValidation": Scope.OPERATE,
+    "GetPublicScores": Scope.READ,
 }

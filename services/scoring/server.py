@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 
 from crowdquant.scoring.v1 import scoring_service_pb2, scoring_service_pb2_grpc
-from services.scoring.access import SCORING
+from services.scoring.access import SCORING, SCORING_SCOPES
 from services.scoring.handlers.runs import Runner
 from services.scoring.peers import Peers
 from services.scoring.servicer import ScoringServicer
@@ -25,7 +25,7 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
                                                                   server)
     ctx.on_ready.append(runner.fail_orphans)
     ctx.on_stop.append(peers.close)
-    ctx.policy.add(SERVICE, SCORING)
+    ctx.policy.add(SERVICE, SCORING, SCORING_SCOPES)
     return [SERVICE], remote_auth.attach(ctx)
 
 

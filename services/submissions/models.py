@@ -13,6 +13,7 @@ participants = Table(
     Column("display_name", Text, nullable=False, unique=True),
     Column("email", Text, nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("name_skeleton", Text, nullable=True),  # unique: lookalike names are refused (domain/names.py)
 )
 
 api_keys = Table(

@@ -21,7 +21,7 @@ from shared.rpc.server import ServiceContext, ServiceSpec
 async def register(server: grpc.aio.Server, ctx: ServiceContext):
     db = ctx.database
 
-    async def verify(api_key: str):
+    async def verify(api_key: str, source: str):
         return await verify_key(db, api_key)
 
     ttl = ctx.settings.auth_cache_seconds
@@ -49,8 +49,8 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     servicer.upload_deadline_seconds = settings.upload_deadline_seconds
     servicer.max_models_per_participant = settings.max_models_per_participant
     submissions_service_pb2_grpc.add_SubmissionsServiceServicer_to_server(servicer, server)
-    ctx.policy.add(identity.SERVICE, identity.ACCESS)
-    ctx.policy.add(submissions.SERVICE, submissions.ACCESS)
+    ctx.policy.add(identity.SERVICE, identity.ACCESS, identity.SCOPES)
+    ctx.policy.add(submissions.SERVICE, submissions.ACCESS, submissions.SCOPES)
     return [identity.SERVICE, submissions.SERVICE], authenticator
 
 

@@ -26,7 +26,7 @@ from shared.db import is_unavailable
 from shared.errors import DomainError, InvalidArgument, Unauthenticated
 from shared.logging import get_logger
 from shared.rpc.access import AccessPolicy
-from shared.rpc.authn import Authenticator
+from shared.rpc.authn import Authenticator, client_source
 from shared.rpc.context import current_principal, current_request_id
 from shared.rpc.status import to_status
 
@@ -97,7 +97,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             )
         if self.authenticator is None:
             raise Unauthenticated("this server cannot check API keys", reason="NO_AUTHENTICATOR")
-        principal = await self.authenticator.authenticate(key, context.peer() or "")
+        principal = await self.authenticator.authenticate(key, client_source(context.peer() or ""))
         self.policy.check(method, principal)
         current_principal.set(principal)
         structlog.contextvars.bind_contextvars(key_id=principal.key_id, role=principal.identity)

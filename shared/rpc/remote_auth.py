@@ -17,18 +17,19 @@ from shared.rpc.convert import role_from_proto
 def remote_authenticator(settings: CommonSettings) -> tuple[CachingAuthenticator, grpc.aio.Channel]:
     """A cached authenticator backed by ``IdentityService.Authenticate`` (with this service's own key).
 
-    The cache keeps the whole principal, the service name of a service key included.
+    The cache keeps the whole principal, the service name of a service key included. Each check
+    carries the caller's source, so submissions counts a failure against that caller, not against us.
     """
     channel = open_channel(settings.submissions_addr)
     stub = pb_grpc.IdentityServiceStub(channel)
     service_key = settings.service_api_key.get_secret_value() if settings.service_api_key else None
 
-    async def verify(api_key: str) -> Principal:
+    async def verify(api_key: str, source: str) -> Principal:
         if service_key is None:
             raise Unavailable("CROWDQUANT_SERVICE_API_KEY is not set: this service cannot check API keys")
         try:
-            response = await call_with_retry(stub.Authenticate, pb.AuthenticateRequest(api_key=api_key),
-                                             api_key=service_key, deadline=5.0, attempts=2)
+            request = pb.AuthenticateRequest(api_key=api_key, client_address=source)
+            response = await call_with_retry(stub.Authenticate, request, api_key=service_key, deadline=5.0, attempts=2)
         except Unauthenticated as exc:
             raise Unauthenticated(exc.message, reason=exc.reason) from None
         p = response.principal

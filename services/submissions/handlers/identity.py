@@ -7,6 +7,7 @@ import secrets
 import unicodedata
 from typing import Any
 
+from services.submissions.domain.names import name_skeleton
 from services.submissions.repository import identity as repo
 from shared.auth import Principal, Role, check_scopes, check_service_name, generate_key, secret_matches, split_key
 from shared.db import Database
@@ -34,8 +35,8 @@ def clean_email(value: str) -> str:
 
 async def create_participant(conn: Any, display_name: str, email: str) -> Any:
     participant_id = "p_" + secrets.token_hex(6)
-    return await repo.insert_participant(conn, participant_id, clean_display_name(display_name),
-                                         clean_email(email))
+    name = clean_display_name(display_name)
+    return await repo.insert_participant(conn, participant_id, name, clean_email(email), name_skeleton(name))
 
 
 async def require_participant_row(conn: Any, participant_id: str) -> Any:
@@ -54,10 +55,12 @@ async def create_key(conn: Any, caller: Principal | None, participant_id: str, r
 
     A participant holds at most ``max_keys`` active keys: keys cost nothing to make, and every
     per-key allowance (upload rate, failed-authentication budget) would otherwise multiply.
+    Scopes stay within the role's and the creating key's own (``check_scopes``).
     """
     if caller is not None and caller.role is Role.PARTICIPANT:
         if role is not Role.PARTICIPANT or participant_id != caller.participant_id:
             raise PermissionDenied("a participant may only create participant keys for itself")
+    granted = check_scopes(role, scopes, caller)
     if role is Role.PARTICIPANT:
         await require_participant_row(conn, participant_id)
         if max_keys is not None:
@@ -76,7 +79,7 @@ async def create_key(conn: Any, caller: Principal | None, participant_id: str, r
     new = await asyncio.to_thread(generate_key)
     row = await repo.insert_key(
         conn, key_id=new.key_id, participant_id=participant_id or None, role=str(role),
-        scopes=list(check_scopes(role, scopes)), description=description, salt=new.salt,
+        scopes=list(granted), description=description, salt=new.salt,
         secret_hash=new.secret_hash, service_name=service_name or None,
     )
     return row, new.full

@@ -6,6 +6,7 @@ import secrets
 import unicodedata
 from typing import Any
 
+from services.submissions.domain.names import name_skeleton
 from services.submissions.handlers.identity import require_participant_row
 from services.submissions.handlers.rounds import require_tournament
 from services.submissions.repository import identity as identity_repo
@@ -53,10 +54,11 @@ async def create_model(conn: Any, caller: Principal, tournament_id: str, partici
                 f"participant {participant_id!r} already has {count} models, the limit "
                 f"(CROWDQUANT_MAX_MODELS_PER_PARTICIPANT={max_models})",
                 reason="MODEL_LIMIT", metadata={"limit": str(max_models)})
+    name = clean_model_name(display_name)
     return await repo.insert_model(
         conn, model_id="m_" + secrets.token_hex(6), tournament_id=tournament_id, participant_id=participant_id,
-        display_name=clean_model_name(display_name), payout_address=check_address(payout_address,
-                                                                                  tournament.network))
+        display_name=name, payout_address=check_address(payout_address, tournament.network),
+        name_skeleton=name_skeleton(name))
 
 
 async def require_model(conn: Any, model_id: str, caller: Principal | None = None, *,

@@ -12,16 +12,26 @@ from services.submissions.models import api_keys, participants
 from shared.errors import AlreadyExists
 
 
-async def insert_participant(conn: AsyncConnection, participant_id: str, display_name: str, email: str) -> Any:
+async def insert_participant(conn: AsyncConnection, participant_id: str, display_name: str, email: str,
+                             name_skeleton: str) -> Any:
+    """Insert; a name equal to or looking like a taken one (same skeleton) is ALREADY_EXISTS naming it."""
     try:
         async with conn.begin_nested():
             result = await conn.execute(
                 insert(participants)
-                .values(participant_id=participant_id, display_name=display_name, email=email)
+                .values(participant_id=participant_id, display_name=display_name, email=email,
+                        name_skeleton=name_skeleton)
                 .returning(*participants.c)
             )
             return result.one()
     except IntegrityError as exc:
+        taken = (await conn.execute(select(participants.c.display_name).where(
+            (participants.c.name_skeleton == name_skeleton) | (participants.c.display_name == display_name))
+            .limit(1))).scalar()
+        if taken is not None and taken != display_name:
+            raise AlreadyExists(f"display_name {display_name!r} looks like the existing participant {taken!r}; "
+                                "choose another", reason="NAME_LOOKALIKE",
+                                metadata={"field": "display_name", "existing": taken}) from exc
         raise AlreadyExists(f"display_name {display_name!r} is taken; choose another",
                             metadata={"field": "display_name"}) from exc
 

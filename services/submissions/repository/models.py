@@ -12,13 +12,22 @@ from shared.errors import AlreadyExists
 
 
 async def insert_model(conn: AsyncConnection, **values: Any) -> Any:
+    """Insert; a name equal to or looking like one in the tournament (same skeleton) is ALREADY_EXISTS naming it."""
     try:
         async with conn.begin_nested():
             return (await conn.execute(text(
                 "INSERT INTO submissions.models (model_id, tournament_id, participant_id, display_name, "
-                "payout_address) VALUES (:model_id, :tournament_id, :participant_id, :display_name, "
-                ":payout_address) RETURNING *"), values)).one()
+                "payout_address, name_skeleton) VALUES (:model_id, :tournament_id, :participant_id, :display_name, "
+                ":payout_address, :name_skeleton) RETURNING *"), values)).one()
     except IntegrityError as exc:
+        taken = (await conn.execute(text(
+            "SELECT display_name FROM submissions.models WHERE tournament_id = :t "
+            "AND (name_skeleton = :s OR display_name = :n) LIMIT 1"),
+            {"t": values["tournament_id"], "s": values["name_skeleton"], "n": values["display_name"]})).scalar()
+        if taken is not None and taken != values["display_name"]:
+            raise AlreadyExists(f"display_name {values['display_name']!r} looks like the existing model {taken!r} "
+                                "in this tournament; choose another", reason="NAME_LOOKALIKE",
+                                metadata={"field": "display_name", "existing": taken}) from exc
         raise AlreadyExists(f"a model named {values['display_name']!r} already exists in this tournament",
                             metadata={"field": "display_name"}) from exc
 

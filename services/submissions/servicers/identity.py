@@ -11,12 +11,12 @@ from crowdquant.submissions.v1 import identity_service_pb2_grpc as pb_grpc
 from services.submissions.handlers import identity as handlers
 from services.submissions.models import SCHEMA
 from services.submissions.repository import identity as repo
-from shared.auth import Role, ServiceName
+from shared.auth import Role, Scope, ServiceName
 from shared.db import Database
 from shared.errors import InvalidArgument
 from shared.idempotency import run_once
 from shared.pagination import decode_token, encode_token, page_size
-from shared.rpc.authn import CachingAuthenticator
+from shared.rpc.authn import MAX_SOURCE, CachingAuthenticator
 from shared.rpc.context import principal, require_participant
 from shared.rpc.convert import role_from_proto, role_to_proto, timestamp
 
@@ -32,6 +32,16 @@ ACCESS = {
     "RevokeApiKey": {P, O},
     # the services that check their callers' keys with submissions (which checks its own locally)
     "Authenticate": {SCORING, LEADERBOARD, PAYOUTS},
+}
+# The scope each RPC needs (shared.auth.Scope); listing keys shows only public key ids.
+SCOPES = {
+    "CreateParticipant": Scope.OPERATE,
+    "GetParticipant": Scope.READ,
+    "ListParticipants": Scope.READ,
+    "CreateApiKey": Scope.KEYS,
+    "ListApiKeys": Scope.READ,
+    "RevokeApiKey": Scope.KEYS,
+    "Authenticate": Scope.READ,
 }
 
 
@@ -128,7 +138,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def Authenticate(self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext):
         if not request.api_key:
             raise InvalidArgument("api_key is required", metadata={"field": "api_key"})
-        who = await self.authenticator.authenticate(request.api_key, context.peer() or "")
+        if len(request.client_address) > MAX_SOURCE:
+            raise InvalidArgument(f"client_address must be at most {MAX_SOURCE} characters",
+                                  metadata={"field": "client_address"})
+        # A forwarded check counts against the caller it was made for, never against the forwarding
+        # service (its address is every one of its callers'); a forwarder that names no caller (an
+        # older version) is its own source.
+        source = request.client_address or f"via {principal().identity}"
+        who = await self.authenticator.authenticate(request.api_key, source)
         return pb.AuthenticateResponse(
             principal=pb.Principal(key_id=who.key_id, role=role_to_proto(who.role),
                                    participant_id=who.participant_id, scopes=list(who.scopes),

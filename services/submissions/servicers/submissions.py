@@ -24,7 +24,7 @@ from services.submissions.repository import models as models_repo
 from services.submissions.repository import rounds as repo
 from services.submissions.repository import uploads as uploads_repo
 from services.submissions.rounddata import F32, PackedRound, RoundCache, era_labels, pack_strings
-from shared.auth import ANONYMOUS, Role, ServiceName
+from shared.auth import ANONYMOUS, Role, Scope, ServiceName
 from shared.db import Database
 from shared.errors import (
     DeadlineExceeded,
@@ -59,6 +59,14 @@ ACCESS = {
     "UploadPredictions": {P}, "GetSubmission": {*PEOPLE, PAYOUTS}, "ListSubmissions": {*PEOPLE, PAYOUTS},
     "GetReceiptPublicKey": {ANONYMOUS, *PEOPLE},
     "StreamRoundSubmissions": {O, SCORING}, "StreamRoundTargets": {SCORING},
+}
+# The scope each RPC needs (shared.auth.Scope): reads need read; what moves money needs stake.
+SCOPES = {
+    **dict.fromkeys(ACCESS, Scope.READ),
+    **dict.fromkeys(("CreateTournament", "UploadDataset", "OpenRound", "CloseRound", "ResolveRound",
+                     "MarkRoundScored", "MarkRoundPaid"), Scope.OPERATE),
+    "CreateModel": Scope.SUBMIT, "UploadPredictions": Scope.SUBMIT,
+    "UpdateModelPayoutAddress": Scope.STAKE,
 }
 DEFAULT_CHUNK_ROWS = 10_000
 MAX_CHUNK_ROWS = 100_000

@@ -27,7 +27,7 @@ from shared.config import ConfigError, SubmissionsBaseSettings, load_settings
 from shared.idempotency import check_request_id, fingerprint
 from shared.logging import REDACTED, configure_logging, redact_secrets
 from shared.pagination import decode_token, encode_token, page_size
-from shared.rpc.authn import CachingAuthenticator
+from shared.rpc.authn import CachingAuthenticator, client_source
 from shared.rpc.ratelimit import FailureLimiter
 from shared.rpc.status import to_status
 
@@ -61,7 +61,7 @@ def test_keys_round_trip_and_constant_format():
 
 
 def test_scopes_default_and_unknown():
-    assert check_scopes(Role.AUDITOR, []) == ("read", "audit")
+    assert check_scopes(Role.AUDITOR, []) == ("read",)
     with pytest.raises(errors.InvalidArgument, match="nope"):
         check_scopes(Role.OPERATOR, ["read", "nope"])
 
@@ -150,7 +150,7 @@ def test_caching_authenticator_ttl_and_failure_limit():
     key = generate_key()
     who = Principal(key_id=key.key_id, role=Role.OPERATOR)
 
-    async def verify(api_key: str) -> Principal:
+    async def verify(api_key: str, source: str) -> Principal:
         calls.append(api_key)
         if api_key != key.full:
             raise errors.Unauthenticated("API key not recognised")
@@ -160,23 +160,66 @@ def test_caching_authenticator_ttl_and_failure_limit():
                                 limiter=FailureLimiter(max_failures=2, window=60, clock=lambda: now[0]))
 
     async def scenario() -> None:
-        assert await auth.authenticate(key.full, "ipv4:1.2.3.4:5") is who
-        assert await auth.authenticate(key.full, "ipv4:1.2.3.4:5") is who
+        assert await auth.authenticate(key.full, "1.2.3.4") is who
+        assert await auth.authenticate(key.full, "1.2.3.4") is who
         assert len(calls) == 1
         now[0] = 31
-        await auth.authenticate(key.full, "ipv4:1.2.3.4:5")
+        await auth.authenticate(key.full, "1.2.3.4")
         assert len(calls) == 2
         auth.invalidate_key(key.key_id)
-        await auth.authenticate(key.full, "ipv4:1.2.3.4:5")
+        await auth.authenticate(key.full, "1.2.3.4")
         assert len(calls) == 3
         wrong = f"{key.key_id}.{'B' * 43}"
         for _ in range(2):
             with pytest.raises(errors.Unauthenticated):
-                await auth.authenticate(wrong, "ipv4:9.9.9.9:1")
+                await auth.authenticate(wrong, "9.9.9.9")
         with pytest.raises(errors.ResourceExhausted, match="retry in"):
-            await auth.authenticate(wrong, "ipv4:9.9.9.9:1")
+            await auth.authenticate(wrong, "9.9.9.9")
 
     asyncio.run(scenario())
+
+
+def test_failure_limits_hit_the_guesser_not_the_owner():
+    """Per (key id, source) and per source, never per key id; a key proven lately skips the limits."""
+    now = [0.0]
+    owner, stranger_key = generate_key(), generate_key()
+    principals = {k.full: Principal(key_id=k.key_id, role=Role.PARTICIPANT, participant_id="p")
+                  for k in (owner, stranger_key)}
+
+    async def verify(api_key: str, source: str) -> Principal:
+        if api_key not in principals:
+            raise errors.Unauthenticated("API key not recognised")
+        return principals[api_key]
+
+    auth = CachingAuthenticator(verify, ttl=0, clock=lambda: now[0],
+                                limiter=FailureLimiter(max_failures=20, window=60, clock=lambda: now[0]))
+    guess = f"{owner.key_id}.{'C' * 43}"
+
+    async def scenario() -> None:
+        for _ in range(20):
+            with pytest.raises(errors.Unauthenticated):
+                await auth.authenticate(guess, "203.0.113.9")
+        for _ in range(30):  # the stranger is throttled without costing a verification...
+            with pytest.raises(errors.ResourceExhausted):
+                await auth.authenticate(guess, "203.0.113.9")
+        with pytest.raises(errors.ResourceExhausted):  # ... even with a key of its own
+            await auth.authenticate(stranger_key.full, "203.0.113.9")
+        # the owner, never seen before, from its own address: its key id's failures don't matter
+        assert (await auth.authenticate(owner.full, "198.51.100.7")).key_id == owner.key_id
+        # once proven, the owner passes even from the stranger's address (a NAT, loopback)
+        assert (await auth.authenticate(owner.full, "203.0.113.9")).key_id == owner.key_id
+        now[0] = 61  # the budget refills
+        assert (await auth.authenticate(stranger_key.full, "203.0.113.9")).key_id == stranger_key.key_id
+
+    asyncio.run(scenario())
+
+
+def test_client_source_drops_the_port_and_keeps_an_ipv6_64():
+    assert client_source("ipv4:203.0.113.9:51000") == "203.0.113.9"
+    assert client_source("ipv6:[2001:db8:1:2:aaaa::1]:443") == "2001:db8:1:2::/64"
+    assert client_source("ipv6:[2001:db8:1:2:bbbb::7]:9") == client_source("ipv6:[2001:db8:1:2:aaaa::1]:443")
+    assert client_source("unix:/tmp/x") == "unix:/tmp/x"
+    assert client_source("") == "unknown"
 
 
 def test_status_carries_error_info():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.auth import ANONYMOUS, Principal, Role, ServiceName, check_service_name
+from shared.auth import ANONYMOUS, Principal, Role, Scope, ServiceName, check_service_name
 from shared.errors import InvalidArgument, PermissionDenied
 from shared.rpc.access import AccessPolicy
 
@@ -13,7 +13,8 @@ SCORING = ServiceName.SCORING.identity
 
 def policy() -> AccessPolicy:
     p = AccessPolicy()
-    p.add("x.v1.Svc", {"Targets": {SCORING}, "Publish": {Role.OPERATOR}, "Public": {ANONYMOUS, Role.PARTICIPANT}})
+    p.add("x.v1.Svc", {"Targets": {SCORING}, "Publish": {Role.OPERATOR}, "Public": {ANONYMOUS, Role.PARTICIPANT}},
+          {"Targets": Scope.READ, "Publish": Scope.OPERATE})
     return p
 
 
