@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -108,16 +108,29 @@ def admin_access(admin_url: str, service: str) -> DatabaseAccess:
     return DatabaseAccess(db_roles.derive_url(admin_url, db_roles.login_role(service)), admin_url)
 
 
-async def prepare(admin_url: str, services: Mapping[str, tuple[Iterable[str], str, Path]]) -> None:
+class SchemaSpec(Protocol):
+    """What :func:`prepare` needs of a service (``shared.rpc.server.ServiceSpec`` has it)."""
+
+    name: str
+    schema: str
+    migrations: Path
+    login_groups: tuple[str, ...]
+    other_schemas: tuple[str, ...]
+
+
+async def prepare(admin_url: str, specs: Iterable[SchemaSpec]) -> None:
     """As an administrator: make the database and the roles, then migrate as the migration role.
 
-    ``services`` maps a service name to (its login role's groups, its schema, its migrations).
+    Schemas made before the roles existed (by the administrator itself) are handed to the migration
+    role first, so an old development database carries on.
     """
+    specs = list(specs)
     await ensure_database(admin_url)
-    await db_roles.provision(admin_url, {name: groups for name, (groups, _, _) in services.items()})
+    await db_roles.provision(admin_url, {spec.name: spec.login_groups for spec in specs})
+    await db_roles.adopt(admin_url, [s for spec in specs for s in (spec.schema, *spec.other_schemas)])
     migrator = db_roles.derive_url(admin_url, db_roles.MIGRATION_ROLE)
-    for _, schema, migrations in services.values():
-        await migrate(migrator, schema, migrations)
+    for spec in specs:
+        await migrate(migrator, spec.schema, spec.migrations)
 
 
 async def schema_is_current(database: Database, schema: str, migrations_dir: Path) -> bool:

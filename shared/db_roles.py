@@ -120,6 +120,49 @@ async def _provision_once(admin_url: str, services: dict[str, tuple[str, ...]]) 
         await conn.close()
 
 
+async def adopt(admin_url: str, schemas: Iterable[str]) -> None:
+    """Hand schemas made before the roles existed (and everything in them) to the migration role.
+
+    Old development databases were migrated by the administrator itself, who then owns the schemas;
+    the migration role could not even read them. Schemas it owns already are left as they are.
+    """
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        for schema in schemas:
+            owner = await conn.fetchval(
+                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", schema)
+            if owner is None or owner == MIGRATION_ROLE:
+                continue
+            async with conn.transaction():
+                await _adopt_schema(conn, schema)
+            log.warning("schema handed to the migration role", schema=schema, previous_owner=owner)
+    finally:
+        await conn.close()
+
+
+_RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE",
+                   "S": "SEQUENCE"}
+
+
+async def _adopt_schema(conn: asyncpg.Connection, schema: str) -> None:
+    to = _quote_ident(MIGRATION_ROLE)
+    await conn.execute(f"ALTER SCHEMA {_quote_ident(schema)} OWNER TO {to}")
+    relations = await conn.fetch(
+        "SELECT c.relname, c.relkind::text AS relkind FROM pg_class c WHERE c.relnamespace = $1::regnamespace "
+        "AND c.relkind::text = ANY($2::text[]) AND NOT EXISTS ("  # a column's own sequence moves with its table
+        "  SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
+        "  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) ORDER BY 2 DESC, 1",
+        schema, list(_RELATION_KINDS))
+    for row in relations:
+        name = f"{_quote_ident(schema)}.{_quote_ident(row['relname'])}"
+        await conn.execute(f"ALTER {_RELATION_KINDS[row['relkind']]} {name} OWNER TO {to}")
+    routines = await conn.fetch(
+        "SELECT p.oid::regprocedure::text AS signature FROM pg_proc p WHERE p.pronamespace = $1::regnamespace",
+        schema)
+    for row in routines:
+        await conn.execute(f"ALTER ROUTINE {row['signature']} OWNER TO {to}")
+
+
 async def _ensure_login(conn: asyncpg.Connection, role: str, password: str) -> None:
     quoted_password = "'" + password.replace("'", "''") + "'"
     exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)

@@ -23,7 +23,7 @@ async def _owner_url(settings: CommonSettings, url: str | None) -> str:
         await migrate(owner_url, SPEC.schema, SPEC.migrations)
         return owner_url
     admin_url = url or resolve_database_url(settings)
-    await prepare(admin_url, {SPEC.name: (SPEC.login_groups, SPEC.schema, SPEC.migrations)})
+    await prepare(admin_url, [SPEC])
     return db_roles.derive_url(admin_url, db_roles.MIGRATION_ROLE)
 
 

@@ -94,8 +94,7 @@ def db_upgrade() -> None:
             for spec in specs:
                 await migrate(url, spec.schema, spec.migrations)
         else:
-            await prepare(resolve_database_url(settings),
-                          {spec.name: (spec.login_groups, spec.schema, spec.migrations) for spec in specs})
+            await prepare(resolve_database_url(settings), specs)
         for spec in specs:
             console.print(f"migrated schema [bold]{spec.schema}[/]")
 

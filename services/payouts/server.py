@@ -39,7 +39,7 @@ from services.payouts.peers import Peers
 from services.payouts.servicers.audit import LedgerAuditServicer
 from services.payouts.servicers.payouts import PayoutsServicer
 from services.payouts.settings import PayoutsSettings
-from services.payouts.wallets import WalletBook
+from services.payouts.wallets import WALLET_SCHEMA, WalletBook
 from shared.logging import get_logger
 from shared.rpc import remote_auth
 from shared.rpc.server import ServiceContext, ServiceSpec
@@ -111,4 +111,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     register=register,
     login_groups=(APP_ROLE,),
+    other_schemas=(WALLET_SCHEMA,),
 )

@@ -54,7 +54,8 @@ class ServiceSpec:
 
     ``register`` adds servicers to the server and returns their full service names (for health
     and reflection) and the authenticator the service uses. ``login_groups`` are the roles its
-    login role belongs to (and inherits the grants of); it belongs to no other.
+    login role belongs to (and inherits the grants of); it belongs to no other. ``other_schemas``
+    are further schemas its migrations make (owned by the migration role like its own).
     """
 
     name: str
@@ -62,6 +63,7 @@ class ServiceSpec:
     migrations: Path
     register: Callable[[grpc.aio.Server, ServiceContext], Awaitable[tuple[list[str], Authenticator | None]]]
     login_groups: tuple[str, ...] = ()
+    other_schemas: tuple[str, ...] = ()
 
 
 class RunningService:
@@ -98,8 +100,7 @@ class RunningService:
         if not self._migrated:
             try:
                 if self.access.admin_url is not None:
-                    await prepare(self.access.admin_url, {
-                        self.spec.name: (self.spec.login_groups, self.spec.schema, self.spec.migrations)})
+                    await prepare(self.access.admin_url, [self.spec])
                 elif not await schema_is_current(db, self.spec.schema, self.spec.migrations):
                     log.warning("schema not current; waiting for the migration job", schema=self.spec.schema)
                     await self._set_serving(False)

@@ -172,7 +172,7 @@ async def test_a_login_role_loses_any_membership_it_was_given(postgres):
     """Provisioning aligns the roles: a membership slipped in (e.g. by hand) is taken away again."""
     admin = await postgres.create_database("roles")
     try:
-        await prepare(admin, {"leaderboard": ((), "leaderboard", load("leaderboard")[0].migrations)})
+        await prepare(admin, [load("leaderboard")[0]])
         conn = await asyncpg.connect(admin)
         try:
             await conn.execute(f"GRANT {db_roles.MIGRATION_ROLE} TO {db_roles.login_role('leaderboard')}")
@@ -181,5 +181,34 @@ async def test_a_login_role_loses_any_membership_it_was_given(postgres):
                 "SELECT pg_has_role($1, $2, 'MEMBER')", db_roles.login_role("leaderboard"), db_roles.MIGRATION_ROLE)
         finally:
             await conn.close()
+    finally:
+        await postgres.drop_database(admin)
+
+
+async def test_a_schema_the_administrator_migrated_is_handed_to_the_migration_role(postgres):
+    """A database from before the roles (migrated by the superuser itself) carries on after an upgrade."""
+    admin = await postgres.create_database("roles")
+    spec = load("payouts")[0]
+    try:
+        await db_roles.provision(admin, {"payouts": spec.login_groups})
+        await migrate(admin, spec.schema, spec.migrations)  # the old way: everything the superuser's
+        await prepare(admin, [spec])
+        conn = await asyncpg.connect(admin)
+        try:
+            owners = await conn.fetch(
+                "SELECT DISTINCT c.relowner::regrole::text AS owner FROM pg_class c "
+                "WHERE c.relnamespace IN ('payouts'::regnamespace, 'payouts_wallet'::regnamespace) "
+                "UNION SELECT DISTINCT p.proowner::regrole::text FROM pg_proc p "
+                "WHERE p.pronamespace = 'payouts'::regnamespace "
+                "UNION SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname LIKE 'payouts%'")
+        finally:
+            await conn.close()
+        assert {row["owner"] for row in owners} == {db_roles.MIGRATION_ROLE}
+        service = await asyncpg.connect(db_roles.derive_url(admin, db_roles.login_role("payouts")))
+        try:
+            assert await service.fetchval("SELECT count(*) FROM payouts.ledger_accounts") == 0
+            await refused(service, "DELETE FROM payouts.ledger_postings")
+        finally:
+            await service.close()
     finally:
         await postgres.drop_database(admin)
