@@ -10,7 +10,7 @@
 
 Who creates the roles: an administrator (a superuser or a CREATEROLE role) once per cluster, with
 :func:`provision` (``crowdquant db upgrade`` with an admin ``DATABASE_URL``, the embedded server,
-the test harness) or with the SQL in ``k8s/README.md`` / ``deploy/postgres/init-roles.sh``.
+the test harness) or with ``scripts/postgres-init-roles.sh`` (docker-compose, Kubernetes).
 
 With an admin URL the service URLs are derived from it (:func:`derive_url`): the same server and
 database, the role's name, and a password that is an HMAC of the admin URL (stable, so every process
@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
+from shared.config import ConfigError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -35,8 +36,8 @@ MIGRATION_ROLE = "cq_migrate"
 _LOGIN_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 
 
-class RoleSetupError(Exception):
-    """The roles cannot be set up with this URL (e.g. it may not create roles); the message says why."""
+class RoleSetupError(ConfigError):
+    """The roles cannot be set up with this URL (it may not create roles); the message names the variable."""
 
 
 def login_role(service: str) -> str:

@@ -212,3 +212,10 @@ async def test_a_schema_the_administrator_migrated_is_handed_to_the_migration_ro
             await service.close()
     finally:
         await postgres.drop_database(admin)
+
+
+async def test_a_url_that_may_not_create_roles_is_refused_with_a_clear_message(services, database_url):
+    """A service's own URL given to the wrong service is not an administrator's: refused, naming the variable."""
+    scoring_url = db_roles.derive_url(database_url, db_roles.login_role("scoring"))
+    with pytest.raises(db_roles.RoleSetupError, match="DATABASE_URL logs in as 'cq_scoring'"):
+        await db_roles.provision(scoring_url, {"payouts": ("crowdquant_app",)})

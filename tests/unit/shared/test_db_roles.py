@@ -52,3 +52,16 @@ def test_login_roles_are_named_per_service() -> None:
     names = {db_roles.login_role(s) for s in ("submissions", "scoring", "leaderboard", "payouts")}
     assert names == {"cq_submissions", "cq_scoring", "cq_leaderboard", "cq_payouts"}
     assert db_roles.MIGRATION_ROLE not in names
+
+
+@pytest.mark.parametrize("name", ["submissions", "scoring", "leaderboard", "payouts"])
+def test_each_services_migrations_form_one_line(name: str) -> None:
+    """Two branches adding a revision on the same parent leave two heads: no service would start."""
+    from pathlib import Path
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parents[3] / "services" / name / "migrations"))
+    assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1

@@ -31,6 +31,9 @@ STATEMENTS = [
     f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA scoring TO {ROLE}",
     f"REVOKE INSERT, UPDATE, DELETE ON scoring.alembic_version FROM {ROLE}",
     f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA scoring TO {ROLE}",
+    # tables a later migration adds (as the migration role) come with the same rights
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA scoring GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE}",
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA scoring GRANT USAGE, SELECT ON SEQUENCES TO {ROLE}",
 ]
 
 
@@ -40,6 +43,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA scoring REVOKE ALL ON SEQUENCES FROM {ROLE}")
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA scoring REVOKE ALL ON TABLES FROM {ROLE}")
     op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA scoring FROM {ROLE}")
     op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA scoring FROM {ROLE}")
     op.execute(f"REVOKE USAGE ON SCHEMA scoring FROM {ROLE}")

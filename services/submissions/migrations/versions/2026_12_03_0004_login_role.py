@@ -31,6 +31,9 @@ STATEMENTS = [
     f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA submissions TO {ROLE}",
     f"REVOKE INSERT, UPDATE, DELETE ON submissions.alembic_version FROM {ROLE}",
     f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA submissions TO {ROLE}",
+    # tables a later migration adds (as the migration role) come with the same rights
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA submissions GRANT SELECT, INSERT, UPDATE ON TABLES TO {ROLE}",
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA submissions GRANT USAGE, SELECT ON SEQUENCES TO {ROLE}",
 ]
 
 
@@ -40,6 +43,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA submissions REVOKE ALL ON SEQUENCES FROM {ROLE}")
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA submissions REVOKE ALL ON TABLES FROM {ROLE}")
     op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA submissions FROM {ROLE}")
     op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA submissions FROM {ROLE}")
     op.execute(f"REVOKE USAGE ON SCHEMA submissions FROM {ROLE}")

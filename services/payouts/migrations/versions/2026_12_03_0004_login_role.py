@@ -6,15 +6,15 @@ an entry; read, insert and update the payouts tables. On top of that it may only
 ``alembic_version`` (the service checks that its schema is current before it serves) and keep
 bitcoinlib's wallet tables in schema ``payouts_wallet``, which bitcoinlib creates itself on first use.
 
-Revision ID: 0003_login_role
-Revises: 0002_ledger_batches
+Revision ID: 0004_login_role
+Revises: 0003_zero_payout_reasons
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "0003_login_role"
-down_revision = "0002_ledger_batches"
+revision = "0004_login_role"
+down_revision = "0003_zero_payout_reasons"
 branch_labels = None
 depends_on = None
 

@@ -5,15 +5,15 @@ The service reads and writes rows; a re-publish replaces a round's rows.
 serves). The role itself is made by an administrator beforehand (see
 ``shared/db_roles.py``); the migration role that runs this owns the schema and its tables.
 
-Revision ID: 0003_login_role
-Revises: 0002_boards
+Revision ID: 0004_login_role
+Revises: 0003_payout_reasons
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "0003_login_role"
-down_revision = "0002_boards"
+revision = "0004_login_role"
+down_revision = "0003_payout_reasons"
 branch_labels = None
 depends_on = None
 
@@ -31,6 +31,9 @@ STATEMENTS = [
     f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA leaderboard TO {ROLE}",
     f"REVOKE INSERT, UPDATE, DELETE ON leaderboard.alembic_version FROM {ROLE}",
     f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA leaderboard TO {ROLE}",
+    # tables a later migration adds (as the migration role) come with the same rights
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE}",
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard GRANT USAGE, SELECT ON SEQUENCES TO {ROLE}",
 ]
 
 
@@ -40,6 +43,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard REVOKE ALL ON SEQUENCES FROM {ROLE}")
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard REVOKE ALL ON TABLES FROM {ROLE}")
     op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA leaderboard FROM {ROLE}")
     op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA leaderboard FROM {ROLE}")
     op.execute(f"REVOKE USAGE ON SCHEMA leaderboard FROM {ROLE}")
