@@ -3,7 +3,7 @@
 Written as the migration role, the owner of the schema: with ``CROWDQUANT_MIGRATION_DATABASE_URL``
 (the migration job's container) directly; with an administrator's URL (``url``, ``DATABASE_URL`` or
 the embedded server) the roles are made and the schema migrated first, then the derived migration
-role writes.
+role writes. A URL of the submissions service's own role writes as that role.
 """
 
 from __future__ import annotations
@@ -16,21 +16,23 @@ from shared.config import CommonSettings
 from shared.db import Database, migrate, prepare, resolve_database_url
 
 
-async def _owner_url(settings: CommonSettings, url: str | None) -> str:
-    """The migration role's URL, with the submissions schema current."""
+async def _writer_url(settings: CommonSettings, url: str | None) -> str:
+    """A URL that may write keys, with the submissions schema current."""
     if url is None and settings.migration_database_url is not None:
         owner_url = settings.migration_database_url.get_secret_value()
         await migrate(owner_url, SPEC.schema, SPEC.migrations)
         return owner_url
-    admin_url = url or resolve_database_url(settings)
-    await prepare(admin_url, [SPEC])
-    return db_roles.derive_url(admin_url, db_roles.MIGRATION_ROLE)
+    url = url or resolve_database_url(settings)
+    if db_roles.url_user(url) == db_roles.login_role(SPEC.name):
+        return url  # the submissions service's own role: its schema is migrated already
+    await prepare(url, [SPEC])
+    return db_roles.derive_url(url, db_roles.MIGRATION_ROLE)
 
 
 async def _create_keys(settings: CommonSettings, url: str | None,
                        keys: list[tuple[Role, str, str, list[str], str]]) -> list[str]:
     """Create keys (role, participant id, description, scopes, service name) in one transaction."""
-    database = Database(await _owner_url(settings, url), schema=SPEC.schema, pool_size=1)
+    database = Database(await _writer_url(settings, url), schema=SPEC.schema, pool_size=1)
     try:
         async with database.transaction() as conn:
             return [(await create_key_row(conn, None, participant_id, role, scopes, description,
