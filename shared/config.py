@@ -43,6 +43,8 @@ class CommonSettings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "CROWDQUANT_DATABASE_URL")
     )
+    # The migration role's URL (owner of the schemas): only the migration job holds it, never a service.
+    migration_database_url: SecretStr | None = None
     data_dir: Path = Path(".data")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -70,7 +72,7 @@ class CommonSettings(BaseSettings):
         "submissions_addr", "scoring_addr", "leaderboard_addr", "payouts_addr"
     )(_addr)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():

@@ -1,26 +1,30 @@
-"""Database access: async SQLAlchemy on asyncpg, one schema per service, Alembic on start.
+"""Database access: async SQLAlchemy on asyncpg, one schema and one login role per service, Alembic.
 
-``resolve_database_url`` picks the server (``DATABASE_URL`` or the embedded one) and makes sure the
-database exists. ``Database`` owns the engine; ``transaction()`` is the unit of work: one database
-transaction per state change, so a failed request writes nothing.
+``resolve_database_url`` picks the server (``DATABASE_URL`` or the embedded one);
+``service_access`` says how one service reaches it: always as its own login role (``cq_<service>``,
+see ``shared/db_roles.py``), and with an administrator's URL only in development (the embedded
+server, or a ``DATABASE_URL`` that is not the service's role), from which the roles are made and the
+schema migrated as the migration role. ``Database`` owns the engine; ``transaction()`` is the unit of
+work: one database transaction per state change, so a failed request writes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
 import sqlalchemy.exc
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from shared import embedded_pg
+from shared import db_roles, embedded_pg
 from shared.config import CommonSettings
 from shared.errors import Unavailable
 from shared.logging import get_logger
@@ -76,6 +80,77 @@ def resolve_database_url(settings: CommonSettings) -> str:
     return embedded_pg.with_database(server_uri, embedded_pg.DEFAULT_DATABASE)
 
 
+@dataclass(frozen=True)
+class DatabaseAccess:
+    """How one service reaches its database: ``url`` logs in as its own role, always.
+
+    ``admin_url`` is set only in development (embedded server, or a ``DATABASE_URL`` that is not the
+    service's role): the service then creates the roles and migrates its schema itself, as the
+    migration role. In production it is None: a migration job has done that, and the service waits
+    (NOT_SERVING) until its schema is current.
+    """
+
+    url: str
+    admin_url: str | None = None
+
+
+def service_access(settings: CommonSettings, service: str) -> DatabaseAccess:
+    """The service's own URL, and the admin URL it came from when it was derived (development)."""
+    url = resolve_database_url(settings)
+    if settings.database_url is not None and db_roles.url_user(url) == db_roles.login_role(service):
+        return DatabaseAccess(url)
+    return admin_access(url, service)
+
+
+def admin_access(admin_url: str, service: str) -> DatabaseAccess:
+    """Development: ``service`` logs in as its own role, derived from an administrator's URL."""
+    admin_url = to_plain_url(admin_url)
+    return DatabaseAccess(db_roles.derive_url(admin_url, db_roles.login_role(service)), admin_url)
+
+
+class SchemaSpec(Protocol):
+    """What :func:`prepare` needs of a service (``shared.rpc.server.ServiceSpec`` has it)."""
+
+    name: str
+    schema: str
+    migrations: Path
+    login_groups: tuple[str, ...]
+    other_schemas: tuple[str, ...]
+
+
+async def prepare(admin_url: str, specs: Iterable[SchemaSpec]) -> None:
+    """As an administrator: make the database and the roles, then migrate as the migration role.
+
+    Schemas made before the roles existed (by the administrator itself) are handed to the migration
+    role first, so an old development database carries on.
+    """
+    specs = list(specs)
+    await ensure_database(admin_url)
+    await db_roles.provision(admin_url, {spec.name: spec.login_groups for spec in specs})
+    await db_roles.adopt(admin_url, [s for spec in specs for s in (spec.schema, *spec.other_schemas)])
+    migrator = db_roles.derive_url(admin_url, db_roles.MIGRATION_ROLE)
+    for spec in specs:
+        await migrate(migrator, spec.schema, spec.migrations)
+
+
+async def schema_is_current(database: Database, schema: str, migrations_dir: Path) -> bool:
+    """Whether ``schema`` is at the newest revision, as the service's own role can see it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    try:
+        async with database.connect() as conn:
+            current = (await conn.execute(text(f'SELECT version_num FROM "{schema}".alembic_version'))).scalar()
+    except sqlalchemy.exc.DBAPIError as exc:
+        if is_unavailable(exc):
+            raise
+        return False  # no schema yet, or not granted to this role yet: the migration has not run
+    return current == head
+
+
 async def ensure_database(url: str) -> None:
     """Create the URL's database if it does not exist (needs a role that may create databases)."""
     name = urlsplit(url).path.lstrip("/")
@@ -98,9 +173,9 @@ async def _connect(url: str) -> asyncpg.Connection:
 
 
 class Database:
-    """The engine of one service, with its schema and an optional role to act as."""
+    """The engine of one service, with its schema; it logs in as the URL's role and stays that role."""
 
-    def __init__(self, url: str, *, schema: str | None = None, app_role: str | None = None,
+    def __init__(self, url: str, *, schema: str | None = None,
                  pool_size: int = 10, connect_timeout: float = 5.0) -> None:
         self.url = to_plain_url(url)
         self.schema = schema
@@ -112,12 +187,6 @@ class Database:
             pool_timeout=connect_timeout,
             connect_args={"timeout": connect_timeout, "command_timeout": 300},
         )
-        if app_role:
-            @event.listens_for(self.engine.sync_engine, "connect")
-            def _set_role(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-                cursor = dbapi_connection.cursor()
-                cursor.execute(f'SET ROLE "{app_role}"')
-                cursor.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -19,7 +19,7 @@ import asyncpg
 from services.registry import SERVICES, load
 from shared import embedded_pg
 from shared.config import load_settings
-from shared.db import ensure_database, to_plain_url
+from shared.db import admin_access, ensure_database, to_plain_url
 from shared.rpc.server import RunningService, start_service
 
 
@@ -65,6 +65,8 @@ async def start_services(database_url: str, service_keys: Mapping[str, str], nam
     """Start real servers in this process on free loopback ports, wired to each other.
 
     Each service calls its peers with its own key, ``service_keys[name]`` (``create_service_keys``).
+    ``database_url`` is an administrator's: each service makes the roles, migrates its schema as the
+    migration role and then logs in as its own role, as in development (``shared.db.admin_access``).
     """
     names = [n for n in SERVICES if n in set(names)]
     running: dict[str, RunningService] = {}
@@ -74,7 +76,7 @@ async def start_services(database_url: str, service_keys: Mapping[str, str], nam
         settings = load_settings(cls, port=0, grpc_host="127.0.0.1", service_api_key=service_keys[name],
                                  health_interval_seconds=0.5, grace_seconds=0.5,
                                  **{**peers, **overrides.get(name, {})})
-        running[name] = await start_service(spec, settings, database_url)
+        running[name] = await start_service(spec, settings, admin_access(database_url, name))
     for name, service in running.items():
         for other in running.values():
             setattr(other.ctx.settings, f"{name}_addr", service.address)

@@ -1,8 +1,10 @@
 """Run every service as its own process on loopback ports (the demo, end-to-end tests).
 
-Each child is ``python -m crowdquant.cli.main serve <name>``. A service gets the database and
-its own key only (``service_keys[name]``); the gateway gets neither: it calls only the
-leaderboard's public reads, anonymously. Logs go to ``<log_dir>/<name>.log``; children get
+Each child is ``python -m crowdquant.cli.main serve <name>``. ``database_url`` is an administrator's
+and stays in this process: before the first child starts, a one-shot ``crowdquant db upgrade`` makes
+the roles and migrates every schema (as the migration role). A service then gets its own database
+role's URL and its own key only (``service_keys[name]``); the gateway gets neither: it calls only
+the leaderboard's public reads, anonymously. Logs go to ``<log_dir>/<name>.log``; children get
 SIGTERM on stop and SIGKILL after a grace period.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from crowdquant.cli.probe import check_health
 from services.registry import SERVICES
+from shared import db_roles
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -47,6 +50,7 @@ class Cluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     with_gateway: bool = False
     gateway_port: int = 0
+    migrated: bool = False
 
     def __post_init__(self) -> None:
         # Each port is free when chosen, but the system may hand the same one out again once it is
@@ -70,11 +74,15 @@ class Cluster:
         return f"127.0.0.1:{self.ports[name]}"
 
     def child_env(self, name: str) -> dict[str, str]:
-        """The environment of child ``name``: only its own secrets (none for the gateway)."""
+        """The environment of child ``name``: only its own secrets (none for the gateway).
+
+        A service's database URL is its own role's, derived from the administrator's URL.
+        """
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CROWDQUANT_", "DATABASE_URL"))}
         env.update({"CROWDQUANT_GRPC_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
         if name in SERVICES:
-            env.update({"DATABASE_URL": self.database_url, "CROWDQUANT_SERVICE_API_KEY": self.service_keys[name]})
+            env.update({"DATABASE_URL": db_roles.derive_url(self.database_url, db_roles.login_role(name)),
+                        "CROWDQUANT_SERVICE_API_KEY": self.service_keys[name]})
         for peer in SERVICES:
             env[f"CROWDQUANT_{peer.upper()}_PORT"] = str(self.ports[peer])
             env[f"CROWDQUANT_{peer.upper()}_ADDR"] = self.addr(peer)
@@ -84,8 +92,22 @@ class Cluster:
         env.update(self.env)
         return env
 
-    def start(self, name: str) -> None:
+    def migrate(self) -> None:
+        """The one-shot migration (as ``migrate`` in docker-compose.yml), once per cluster."""
+        if self.migrated:
+            return
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / "migrate.log").open("ab") as log:
+            done = subprocess.run([sys.executable, "-m", "crowdquant.cli.main", "db", "upgrade"],
+                                  env={**self.child_env("migrate"), "DATABASE_URL": self.database_url},
+                                  stdout=log, stderr=subprocess.STDOUT, timeout=300)
+        if done.returncode != 0:
+            tail = (self.log_dir / "migrate.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"migration failed with {done.returncode}:\n{tail}")
+        self.migrated = True
+
+    def start(self, name: str) -> None:
+        self.migrate()
         log = (self.log_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "crowdquant.cli.main", "serve", name],

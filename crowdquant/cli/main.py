@@ -37,7 +37,7 @@ operator.register(app)
 def serve(name: str = typer.Argument(..., help="submissions | scoring | leaderboard | payouts | gateway")) -> None:
     """Run one service until SIGTERM/SIGINT."""
     from services.registry import SERVICES, load
-    from shared.db import resolve_database_url
+    from shared.db import service_access
     from shared.logging import configure_logging
     from shared.rpc.server import serve_forever
 
@@ -52,8 +52,7 @@ def serve(name: str = typer.Argument(..., help="submissions | scoring | leaderbo
     spec, settings_cls = load(name)
     settings = load_settings(settings_cls)
     configure_logging(name, settings.log_level, settings.log_format)
-    url = resolve_database_url(settings)
-    asyncio.run(serve_forever(spec, settings, url))
+    asyncio.run(serve_forever(spec, settings, service_access(settings, name)))
 
 
 @app.command()
@@ -77,18 +76,26 @@ def health(addr: str = typer.Option("127.0.0.1:50051", help="host:port of a crow
 @db_app.command("upgrade")
 @friendly
 def db_upgrade() -> None:
-    """Migrate every service's schema to the newest revision."""
+    """Migrate every service's schema to the newest revision, as the migration role.
+
+    With ``CROWDQUANT_MIGRATION_DATABASE_URL`` (the migration job) only the migrations run: the roles
+    already exist. Otherwise ``DATABASE_URL`` (or the embedded server) is an administrator's: the
+    database and the roles are made first, then the migrations run as the derived migration role.
+    """
     from services.registry import SERVICES, load
-    from shared.db import ensure_database, migrate, resolve_database_url
+    from shared.db import migrate, prepare, resolve_database_url
 
     settings = load_settings(CommonSettings)
-    url = resolve_database_url(settings)
+    specs = [load(name)[0] for name in SERVICES]
 
     async def run() -> None:
-        await ensure_database(url)
-        for name in SERVICES:
-            spec, _ = load(name)
-            await migrate(url, spec.schema, spec.migrations)
+        if settings.migration_database_url is not None:
+            url = settings.migration_database_url.get_secret_value()
+            for spec in specs:
+                await migrate(url, spec.schema, spec.migrations)
+        else:
+            await prepare(resolve_database_url(settings), specs)
+        for spec in specs:
             console.print(f"migrated schema [bold]{spec.schema}[/]")
 
     asyncio.run(run())

@@ -10,10 +10,11 @@ transaction (``CROWDQUANT_MAX_OUTPUTS_PER_BATCH``) have request overrides. The n
 its tournament's (bitcoinlib_test unless the tournament says testnet, regtest or mainnet, which need a
 secret and a reachable provider).
 
-The service writes as the database role ``crowdquant_app``, which may append to the ledger but never
-change or delete an entry. On start it resumes every unfinished batch in the background (re-broadcasting
-stored transactions, never rebuilding them). ``CROWDQUANT_FAULT_POINTS`` (crash tests only, see
-``faults.py``) makes it kill itself at a named state change.
+The service logs in as the database role ``cq_payouts``, whose only membership is ``crowdquant_app``:
+it may append to the ledger but never change or delete an entry. On start it resumes every unfinished
+batch in the background (re-broadcasting stored transactions, never rebuilding them).
+``CROWDQUANT_FAULT_POINTS`` (crash tests only, see ``faults.py``) makes it kill itself at a named state
+change.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from services.payouts.peers import Peers
 from services.payouts.servicers.audit import LedgerAuditServicer
 from services.payouts.servicers.payouts import PayoutsServicer
 from services.payouts.settings import PayoutsSettings
-from services.payouts.wallets import WalletBook
+from services.payouts.wallets import WALLET_SCHEMA, WalletBook
 from shared.logging import get_logger
 from shared.rpc import remote_auth
 from shared.rpc.server import ServiceContext, ServiceSpec
@@ -109,5 +110,6 @@ SPEC = ServiceSpec(
     schema=SCHEMA,
     migrations=Path(__file__).parent / "migrations",
     register=register,
-    app_role=APP_ROLE,
+    login_groups=(APP_ROLE,),
+    other_schemas=(WALLET_SCHEMA,),
 )

@@ -1,8 +1,10 @@
 """Start a crowdquant gRPC service: database, migrations, health, reflection, graceful shutdown.
 
 The server listens at once, even when the database is down: health reports NOT_SERVING until the
-database answers and the schema is migrated, and a watcher keeps checking, so a service recovers
-without a restart when its database comes back.
+database answers and the schema is current, and a watcher keeps checking, so a service recovers
+without a restart when its database comes back. The service logs in as its own role; it migrates
+its schema only in development, when it was given an administrator's URL (``DatabaseAccess``);
+otherwise a migration job does, and the service waits for it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from shared import pagination
 from shared.config import ConfigError, ServiceSettings
-from shared.db import Database, ensure_database, is_unavailable, migrate
+from shared.db import Database, DatabaseAccess, prepare, schema_is_current
 from shared.logging import get_logger
 from shared.rpc.access import AccessPolicy
 from shared.rpc.authn import Authenticator
@@ -51,20 +53,24 @@ class ServiceSpec:
     """A service's shape: its name, schema, migrations and how to register its servicers.
 
     ``register`` adds servicers to the server and returns their full service names (for health
-    and reflection) and the authenticator the service uses.
+    and reflection) and the authenticator the service uses. ``login_groups`` are the roles its
+    login role belongs to (and inherits the grants of); it belongs to no other. ``other_schemas``
+    are further schemas its migrations make (owned by the migration role like its own).
     """
 
     name: str
     schema: str
     migrations: Path
     register: Callable[[grpc.aio.Server, ServiceContext], Awaitable[tuple[list[str], Authenticator | None]]]
-    app_role: str | None = None
+    login_groups: tuple[str, ...] = ()
+    other_schemas: tuple[str, ...] = ()
 
 
 class RunningService:
     def __init__(self, spec: ServiceSpec, ctx: ServiceContext, server: grpc.aio.Server, port: int,
-                 health_servicer: Any, service_names: list[str]) -> None:
+                 health_servicer: Any, service_names: list[str], access: DatabaseAccess) -> None:
         self.spec = spec
+        self.access = access
         self.ctx = ctx
         self.server = server
         self.port = port
@@ -89,17 +95,16 @@ class RunningService:
         log.info("health changed", status="SERVING" if serving else "NOT_SERVING")
 
     async def check_once(self) -> bool:
-        """One readiness check: migrate if not done yet, then ping the database."""
+        """One readiness check: the schema current (migrated here in development), then a ping."""
         db = self.ctx.database
         if not self._migrated:
             try:
-                try:
-                    await ensure_database(db.url)
-                except Exception as exc:
-                    if is_unavailable(exc):
-                        raise
-                    log.info("database not created here", error=type(exc).__name__)
-                await migrate(db.url, self.spec.schema, self.spec.migrations)
+                if self.access.admin_url is not None:
+                    await prepare(self.access.admin_url, [self.spec])
+                elif not await schema_is_current(db, self.spec.schema, self.spec.migrations):
+                    log.warning("schema not current; waiting for the migration job", schema=self.spec.schema)
+                    await self._set_serving(False)
+                    return False
                 self._migrated = True
                 for hook in self.ctx.on_ready:
                     await hook()
@@ -133,7 +138,7 @@ class RunningService:
         log.info("stopped")
 
 
-async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_url: str) -> RunningService:
+async def start_service(spec: ServiceSpec, settings: ServiceSettings, access: DatabaseAccess) -> RunningService:
     """Build and start the server; returns once it listens (readiness follows in the background)."""
     options = [
         ("grpc.max_receive_message_length", min(settings.max_message_bytes,
@@ -146,7 +151,7 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_u
     ]
     secret = settings.page_token_secret or settings.service_api_key
     pagination.configure(secret.get_secret_value() if secret else None)
-    database = Database(database_url, schema=spec.schema, app_role=spec.app_role,
+    database = Database(access.url, schema=spec.schema,
                         pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout_seconds)
     policy = AccessPolicy()
     ctx = ServiceContext(settings=settings, database=database, policy=policy)
@@ -173,7 +178,7 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_u
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {settings.grpc_host}:{settings.port}")
-    running = RunningService(spec, ctx, server, port, health_servicer, service_names)
+    running = RunningService(spec, ctx, server, port, health_servicer, service_names, access)
     for name in ["", *service_names]:
         await health_servicer.set(name, NOT_SERVING)
     # "liveness" says only that the process answers: a database outage takes a pod out of
@@ -185,9 +190,9 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, database_u
     return running
 
 
-async def serve_forever(spec: ServiceSpec, settings: ServiceSettings, database_url: str) -> None:
+async def serve_forever(spec: ServiceSpec, settings: ServiceSettings, access: DatabaseAccess) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully within the grace period."""
-    running = await start_service(spec, settings, database_url)
+    running = await start_service(spec, settings, access)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -23,6 +23,7 @@ from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
 from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
+from shared import db_roles
 from shared.auth import Role
 from shared.config import CommonSettings
 from shared.testing import bearer
@@ -84,7 +85,9 @@ class ServerProcess:
     def _spawn(self, service_key: str) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDQUANT_")}
-        env.update({"DATABASE_URL": self.database_url, "CROWDQUANT_SERVICE_API_KEY": service_key,
+        # its own role only, as in production (create_key above made the roles and migrated the schema)
+        own_url = db_roles.derive_url(self.database_url, db_roles.login_role("submissions"))
+        env.update({"DATABASE_URL": own_url, "CROWDQUANT_SERVICE_API_KEY": service_key,
                     "CROWDQUANT_SUBMISSIONS_PORT": str(self.port), "CROWDQUANT_GRPC_HOST": "127.0.0.1",
                     "CROWDQUANT_NOTIFY_SCORING": "false", "CROWDQUANT_LOG_LEVEL": "warning",
                     "CROWDQUANT_UPLOADS_PER_MINUTE": "100000", "CROWDQUANT_UPLOAD_BURST": "10000",

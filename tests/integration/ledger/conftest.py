@@ -2,7 +2,9 @@
 
 The server and the empty database come from the shared ``database_url`` fixture (pgserver in a temp
 folder, or ``DATABASE_URL``); this file adds schema ``payouts`` with ``LEDGER_UPGRADE`` applied.
-Writes in these tests go through ``app_engine`` (``SET ROLE crowdquant_app``, as the service runs);
+Writes in these tests go through ``app_engine`` (acting as ``crowdquant_app``, whose grants the
+service's login ``cq_payouts`` inherits; ``tests/integration/security/test_database_roles.py`` tries
+the real login);
 ``owner_engine`` is the superuser, used only to tamper and to inspect.
 """
 

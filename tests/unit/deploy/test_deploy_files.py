@@ -43,6 +43,7 @@ CALLERS = {
 PUBLIC = {"gateway", "submissions", "payouts"}
 DATABASE_USERS = set(GRPC_PORTS) | {"migrate"}
 SECRET_NAME = "crowdquant-secrets"
+MIGRATION_SECRET_NAME = "crowdquant-migrate"  # the migration Job's own: no service pod reads it
 TLS_SECRET_NAME = "crowdquant-tls"
 CONFIG_NAME = "crowdquant-config"
 IMAGE = "crowdquant"
@@ -447,7 +448,7 @@ def test_no_secret_manifests() -> None:
         assert not URL_WITH_PASSWORD.search(path.read_text()), path.name
 
 
-def test_secret_references_use_one_secret_and_the_compose_secret_names() -> None:
+def test_secret_references_use_the_two_secrets_and_the_compose_secret_names() -> None:
     names: set[str] = set()
     keys: set[str] = set()
     for _, doc in MANIFESTS:
@@ -455,11 +456,13 @@ def test_secret_references_use_one_secret_and_the_compose_secret_names() -> None
             if "secretKeyRef" in node:
                 names.add(node["secretKeyRef"]["name"])
                 keys.add(node["secretKeyRef"]["key"])
+                if node["secretKeyRef"]["name"] == MIGRATION_SECRET_NAME:
+                    assert node["secretKeyRef"]["key"] == "migration_database_url"
             if "secretRef" in node:
                 names.add(node["secretRef"]["name"])
             if "secret" in node and isinstance(node["secret"], dict):
                 names.add(node["secret"].get("secretName") or node["secret"].get("name"))
-    assert names == {SECRET_NAME}
+    assert names == {SECRET_NAME, MIGRATION_SECRET_NAME}
     # One folder of secret files serves compose and the cluster (k8s/README.md); postgres_password
     # is compose's own database server.
     assert keys == set(COMPOSE["secrets"]) - {"postgres_password"}
@@ -475,7 +478,7 @@ def test_each_pod_gets_only_its_secrets(app: str) -> None:
         "leaderboard": {"DATABASE_URL", "CROWDQUANT_SERVICE_API_KEY"},
         "payouts": {"DATABASE_URL", "CROWDQUANT_SERVICE_API_KEY", "CROWDQUANT_WALLET_SECRET"},
         "gateway": set(),  # anonymous to the leaderboard: no key, no database
-        "migrate": {"DATABASE_URL"},
+        "migrate": {"CROWDQUANT_MIGRATION_DATABASE_URL"},
         "pipeline": {"CROWDQUANT_OPERATOR_API_KEY"},
     }[app]
     (container,) = dict(_pod_templates())[app]["spec"]["containers"]
@@ -594,3 +597,29 @@ def test_network_policies_limit_egress_outside_the_namespace() -> None:
             assert outside[app] - expected == {8332, 18332, 18443, 38332, 443}
         else:
             assert outside[app] == expected, app
+
+
+# ---------------------------------------------------------------------------------------------------
+# Database roles: each service its own login role, the migration its own, the superuser nowhere
+
+
+@pytest.mark.parametrize("app", sorted(DATABASE_USERS))
+def test_each_database_user_gets_only_its_own_role_url(app: str) -> None:
+    own = "migration_database_url" if app == "migrate" else f"{app}_database_url"
+    (container,) = dict(_pod_templates())[app]["spec"]["containers"]
+    database_keys = {env["valueFrom"]["secretKeyRef"]["key"] for env in container["env"]
+                     if "secretKeyRef" in env.get("valueFrom", {})
+                     and env["valueFrom"]["secretKeyRef"]["key"].endswith("database_url")}
+    assert database_keys == {own}
+    mounted = {s for s in COMPOSE["services"][app]["secrets"] if s.endswith("database_url") or "postgres" in s}
+    assert mounted == {own}, "no service holds another role's URL or the superuser's password"
+
+
+def test_compose_postgres_makes_the_roles_on_first_start() -> None:
+    postgres = COMPOSE["services"]["postgres"]
+    script = "./scripts/postgres-init-roles.sh:/docker-entrypoint-initdb.d/10-crowdquant-roles.sh:ro"
+    assert script in postgres["volumes"]
+    assert (REPO / "scripts" / "postgres-init-roles.sh").is_file()
+    urls = {s for s in COMPOSE["secrets"] if s.endswith("_database_url")}
+    assert urls == {"migration_database_url", *(f"{name}_database_url" for name in GRPC_PORTS)}
+    assert urls <= set(postgres["secrets"]), "the init script reads each role's password from its URL"

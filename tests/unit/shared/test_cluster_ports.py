@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from crowdquant.cli import cluster
+from shared import db_roles
 
 
 def test_every_service_gets_its_own_port(monkeypatch) -> None:
@@ -24,7 +26,10 @@ def test_each_process_gets_only_its_own_secrets(monkeypatch) -> None:
     c = cluster.Cluster(database_url="postgresql://x/y", service_keys=keys, log_dir=Path("."), with_gateway=True)
     for name in cluster.SERVICES:
         env = c.child_env(name)
-        assert env["CROWDQUANT_SERVICE_API_KEY"] == keys[name] and env["DATABASE_URL"] == "postgresql://x/y"
+        assert env["CROWDQUANT_SERVICE_API_KEY"] == keys[name]
+        # its own database role only, never the administrator's URL the cluster was given
+        assert env["DATABASE_URL"] == db_roles.derive_url("postgresql://x/y", db_roles.login_role(name))
+        assert urlsplit(env["DATABASE_URL"]).username == f"cq_{name}"
     gateway = c.child_env("gateway")
     assert not {k for k in gateway if "API_KEY" in k or k.startswith("DATABASE_URL")}, "the gateway holds no secret"
     assert gateway["CROWDQUANT_LEADERBOARD_ADDR"] == c.addr("leaderboard")

@@ -1,0 +1,50 @@
+"""The service's own login role ``cq_leaderboard``: its schema, the DML it needs, nothing else.
+
+The service reads and writes rows; a re-publish replaces a round's rows.
+``alembic_version`` is only readable (the service checks that its schema is current before it
+serves). The role itself is made by an administrator beforehand (see
+``shared/db_roles.py``); the migration role that runs this owns the schema and its tables.
+
+Revision ID: 0004_login_role
+Revises: 0003_payout_reasons
+Create Date: 2026-12-03
+"""
+
+from alembic import op
+
+revision = "0004_login_role"
+down_revision = "0003_payout_reasons"
+branch_labels = None
+depends_on = None
+
+ROLE = "cq_leaderboard"
+
+STATEMENTS = [
+    f"""DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN
+            RAISE EXCEPTION 'role {ROLE} does not exist: create the service roles first (README: database roles)';
+        END IF;
+    END
+    $$""",
+    f"GRANT USAGE ON SCHEMA leaderboard TO {ROLE}",
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA leaderboard TO {ROLE}",
+    f"REVOKE INSERT, UPDATE, DELETE ON leaderboard.alembic_version FROM {ROLE}",
+    f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA leaderboard TO {ROLE}",
+    # tables a later migration adds (as the migration role) come with the same rights
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE}",
+    f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard GRANT USAGE, SELECT ON SEQUENCES TO {ROLE}",
+]
+
+
+def upgrade() -> None:
+    for statement in STATEMENTS:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard REVOKE ALL ON SEQUENCES FROM {ROLE}")
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA leaderboard REVOKE ALL ON TABLES FROM {ROLE}")
+    op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA leaderboard FROM {ROLE}")
+    op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA leaderboard FROM {ROLE}")
+    op.execute(f"REVOKE USAGE ON SCHEMA leaderboard FROM {ROLE}")
