@@ -5,15 +5,15 @@ The service reads and writes rows, never deletes them.
 serves). The role itself is made by an administrator beforehand (see
 ``shared/db_roles.py``); the migration role that runs this owns the schema and its tables.
 
-Revision ID: 0004_login_role
-Revises: 0003_service_identities
+Revision ID: 0006_login_role
+Revises: 0005_key_scopes
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "0004_login_role"
-down_revision = "0003_service_identities"
+revision = "0006_login_role"
+down_revision = "0005_key_scopes"
 branch_labels = None
 depends_on = None
 
