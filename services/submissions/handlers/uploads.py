@@ -192,8 +192,8 @@ async def open_upload(conn: Any, cache: RoundCache, caller: Principal, header: p
 
 
 async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Principal,
-                 upload: Upload) -> tuple[pb.UploadPredictionsResponse, np.ndarray]:
-    """Check and store one upload; returns the response and the predictions on validation rows."""
+                 upload: Upload) -> pb.UploadPredictionsResponse:
+    """Check and store one upload; returns the response."""
     header = upload.header
     round_row = await require_round(conn, header.round, counts=False)
     require_state(STATE_BY_NAME[round_row.state], RoundState.OPEN, action="uploading predictions")
@@ -228,7 +228,7 @@ async def accept(conn: Any, cache: RoundCache, signer: ReceiptSigner, caller: Pr
         version=version, row_count=len(aligned), content_sha256=sha, predictions=content.canonical_bytes(aligned),
         checks=checks.SerializeToString(), receipt=receipt_pb.SerializeToString(), accepted_at=now)
     response = pb.UploadPredictionsResponse(submission=submission_pb(row, latest=True), receipt=receipt_pb)
-    return response, aligned[view.splits == Split.VALIDATION]
+    return response
 
 
 def receipt_to_proto(receipt: receipts.Receipt, accepted: datetime) -> pb.Receipt:

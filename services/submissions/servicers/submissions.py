@@ -395,17 +395,16 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             assembler.add(message.chunk.ids, message.chunk.values)
         ids, values, content = await asyncio.to_thread(assembler.finish)
         upload = uploads.Upload(header, ids, values)
-        validation: list[np.ndarray] = []
+        accepted_now: list[bool] = []  # False for a repeated request id: its first answer is returned
         async with self.upload_slots, self.db.transaction() as conn:
             async def action() -> pb.UploadPredictionsResponse:
-                response, on_validation = await uploads.accept(conn, self.cache, self.keys.signer, caller, upload)
-                validation.append(on_validation)
-                return response
+                accepted_now.append(True)
+                return await uploads.accept(conn, self.cache, self.keys.signer, caller, upload)
 
             response = await run_once(conn, schema=SCHEMA, subject=caller.subject, rpc="UploadPredictions",
                                       request=header, response_type=pb.UploadPredictionsResponse, action=action,
                                       content=content)
-        if self.on_accept is not None and validation:
+        if self.on_accept is not None and accepted_now:
             self.on_accept(response)
         return response
 
