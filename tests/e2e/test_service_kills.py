@@ -14,6 +14,7 @@ score, every allocation line and every payee output with it:
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import threading
 import time
@@ -41,6 +42,25 @@ PARTICIPANTS = 8
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
+def comparable(values: tuple[float, ...]) -> tuple[float | str, ...]:
+    """NaN (the correlation of a constant model) never equals itself; compare it as a word."""
+    return tuple("nan" if math.isnan(v) else v for v in values)
+
+
+def differences(got: dict, want: dict) -> list[str]:
+    """Readable differences between two `results` dicts: one line per differing value."""
+    lines = []
+    for number in sorted(set(got) | set(want)):
+        for part in ("scores", "allocation"):
+            a, b = got.get(number, {}).get(part, {}), want.get(number, {}).get(part, {})
+            lines += [f"round {number} {part} {name}: {a.get(name)} != {b.get(name)}"
+                      for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+        a, b = got.get(number, {}).get("outputs"), want.get(number, {}).get("outputs")
+        if a != b:
+            lines.append(f"round {number} outputs: {a} != {b}")
+    return lines
+
+
 def ref(number: int) -> common_pb2.RoundRef:
     return common_pb2.RoundRef(tournament_id=TOURNAMENT, round_number=number)
 
@@ -57,7 +77,7 @@ def results(demo: Demo, rounds: int) -> dict[int, dict]:
         outputs = sorted((o.address, o.amount_satoshis) for b in p.round_batches(ref(number))
                          if b.state != po_pb.Batch.STATE_VOIDED for o in b.outputs)
         out[number] = {
-            "scores": {names[s.model.model_id]: (s.logloss.mean, s.corr.mean, s.mmc.mean, s.meta_weight)
+            "scores": {names[s.model.model_id]: comparable((s.logloss.mean, s.corr.mean, s.mmc.mean, s.meta_weight))
                        for s in scores},
             "allocation": {names[line.model.model_id]: (line.amount_satoshis, line.eligible)
                            for line in allocation.lines},
@@ -103,9 +123,6 @@ def calm(postgres, tmp_path_factory) -> dict[int, dict]:  # type: ignore[no-unty
         return run.finish(ROUNDS)
 
 
-@pytest.mark.xfail(strict=False, reason="known regression: after kills the resolved scores and allocations no longer "
-                   "equal the calm run's (seen once the live-eras, originality and payout-policy changes met); "
-                   "the test still runs so its result stays visible")
 def test_service_kills_mid_pipeline_change_no_result(calm, postgres, tmp_path: Path):
     run = DemoRun(postgres, tmp_path / "killed")
     with run as demo:
@@ -121,7 +138,8 @@ def test_service_kills_mid_pipeline_change_no_result(calm, postgres, tmp_path: P
             p.run(ref(1), until=step)
         p.run(ref(1))
         killed = run.finish(1)
-    assert killed[1] == calm[1] and calm[1]["outputs"]
+    assert calm[1]["outputs"]
+    assert not differences({1: killed[1]}, {1: calm[1]})
 
 
 class PayoutsKiller(threading.Thread):
@@ -178,9 +196,6 @@ def killed_demo(postgres, tmp_path: Path) -> Iterator[tuple[DemoRun, Demo]]:  # 
         yield run, demo
 
 
-@pytest.mark.xfail(strict=False, reason="known regression: after kills the resolved scores and allocations no longer "
-                   "equal the calm run's (seen once the live-eras, originality and payout-policy changes met); "
-                   "the test still runs so its result stays visible")
 def test_payouts_killed_at_random_times_through_whole_rounds(calm, killed_demo):
     run, demo = killed_demo
     now = {"round": 0, "step": "deposits and stakes"}
@@ -199,7 +214,7 @@ def test_payouts_killed_at_random_times_through_whole_rounds(calm, killed_demo):
     status = asyncio.run(demo.cluster.wait_healthy())
     assert all(s == "SERVING" for s in status.values()), status
     chaos = run.finish(ROUNDS)
-    assert chaos == calm
+    assert not differences(chaos, calm)
     asyncio.run(paid_exactly_once(demo, run.url))
 
 
