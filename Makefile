@@ -47,6 +47,7 @@ $(BUF):
 
 lint: $(STAMP) $(STUBS) $(BUF)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(BUF) lint
 
 bench: $(STAMP) $(STUBS)

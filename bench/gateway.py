@@ -44,6 +44,7 @@ HOST = "127.0.0.1"
 
 # --- the servers (run in child processes) --------------------------------------------------------
 
+
 async def hello(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     """The baseline: the least an ASGI application can do for a request."""
     if scope["type"] == "lifespan":
@@ -55,8 +56,13 @@ async def hello(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     body = b"hello, world"
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -68,8 +74,12 @@ def serve(target: str, port: int, leaderboard: str, http: str, loop: str) -> Non
     from services.gateway.settings import GatewaySettings
 
     if target == "gateway":
-        settings = GatewaySettings(leaderboard_addr=leaderboard, gateway_rate_limit_per_second=1_000_000,
-                                   gateway_rate_limit_burst=1_000_000, log_level="warning")
+        settings = GatewaySettings(
+            leaderboard_addr=leaderboard,
+            gateway_rate_limit_per_second=1_000_000,
+            gateway_rate_limit_burst=1_000_000,
+            log_level="warning",
+        )
         app = create_app(settings)
     else:
         app = hello
@@ -77,6 +87,7 @@ def serve(target: str, port: int, leaderboard: str, http: str, loop: str) -> Non
 
 
 # --- the load --------------------------------------------------------------------------------------
+
 
 def implementation(choice: str, fast: str, plain: str) -> str:
     """What uvicorn's "auto" resolves to: the C implementation when its package is installed."""
@@ -98,17 +109,20 @@ async def one_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     at = head.lower().find(b"\r\ncontent-length:")
-    length = int(head[at + 17:head.index(b"\r\n", at + 2)]) if at >= 0 else 0
+    length = int(head[at + 17 : head.index(b"\r\n", at + 2)]) if at >= 0 else 0
     if length:
         await reader.readexactly(length)
     return status, length
 
 
-async def client(port: int, path: str, encoding: str, start: float, stop: float, latencies: list[float],
-                 statuses: dict[int, int]) -> None:
+async def client(
+    port: int, path: str, encoding: str, start: float, stop: float, latencies: list[float], statuses: dict[int, int]
+) -> None:
     reader, writer = await asyncio.open_connection(HOST, port)
-    request = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: crowdquant-bench\r\n"
-               f"Accept-Encoding: {encoding}\r\n\r\n").encode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: crowdquant-bench\r\n"
+        f"Accept-Encoding: {encoding}\r\n\r\n"
+    ).encode()
     try:
         while (began := time.perf_counter()) < stop:
             status, _ = await one_request(reader, writer, request)
@@ -140,8 +154,9 @@ async def load(port: int, path: str, encoding: str, warmup: float, seconds: floa
     """``CLIENTS`` closed-loop clients for ``warmup + seconds``; only the last ``seconds`` count."""
     start = time.perf_counter() + warmup
     stop = start + seconds
-    await asyncio.gather(*(client(port, path, encoding, start, stop, tally.latencies, tally.statuses)
-                           for _ in range(CLIENTS)))
+    await asyncio.gather(
+        *(client(port, path, encoding, start, stop, tally.latencies, tally.statuses) for _ in range(CLIENTS))
+    )
     tally.seconds += seconds
 
 
@@ -178,10 +193,24 @@ async def measure(targets: list[Target], leaderboard: str, args: argparse.Namesp
     try:
         for server in dict.fromkeys(t.server for t in targets):
             port = free_port()
-            procs[server] = (await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--serve", server, "--port", str(port), "--leaderboard", leaderboard,
-                "--http", args.http, "--loop", args.loop, env={**os.environ, "CROWDQUANT_LOG_LEVEL": "warning"}),
-                port)
+            procs[server] = (
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    "--serve",
+                    server,
+                    "--port",
+                    str(port),
+                    "--leaderboard",
+                    leaderboard,
+                    "--http",
+                    args.http,
+                    "--loop",
+                    args.loop,
+                    env={**os.environ, "CROWDQUANT_LOG_LEVEL": "warning"},
+                ),
+                port,
+            )
         for t in targets:
             proc, port = procs[t.server]
             await wait_ready(port, t.path, proc)
@@ -201,15 +230,18 @@ async def measure(targets: list[Target], leaderboard: str, args: argparse.Namesp
     for t in targets:
         tally = tallies[t.name]
         bad = {s: n for s, n in tally.statuses.items() if s != 200}
-        print(f"  {t.server:<7} GET {t.path:<38} {t.encoding:<8} {tally.rate:>7,.0f} req/s   "
-              f"p50 {tally.percentile_ms(0.5):6.2f} ms   p99 {tally.percentile_ms(0.99):6.2f} ms"
-              + (f"   non-200: {bad}" if bad else ""))
+        print(
+            f"  {t.server:<7} GET {t.path:<38} {t.encoding:<8} {tally.rate:>7,.0f} req/s   "
+            f"p50 {tally.percentile_ms(0.5):6.2f} ms   p99 {tally.percentile_ms(0.99):6.2f} ms"
+            + (f"   non-200: {bad}" if bad else "")
+        )
         if bad:
             raise RuntimeError(f"{t.name} answered {bad}")
     return tallies
 
 
 # --- the data ----------------------------------------------------------------------------------------
+
 
 async def seed(database_url: str, cache) -> None:  # type: ignore[no-untyped-def]
     from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source
@@ -226,11 +258,29 @@ async def seed(database_url: str, cache) -> None:  # type: ignore[no-untyped-def
             for i in range(MODELS):
                 corr, mmc, half = skill[i] + rng.gauss(0, 0.01), rng.gauss(0, 0.005), abs(rng.gauss(0.006, 0.002))
                 stake = rng.choice([0, 10_000, 250_000, 5_000_000])
-                results.append(ModelResult(f"m_{i:04d}", f"model-{i:04d}", f"participant-{i % 400:03d}", {
-                    Metric.CORR: Score(corr, corr - half, corr + half), Metric.MMC: Score(mmc, mmc - half, mmc + half)},
-                    stake, int(stake * max(-0.05, min(0.05, 0.5 * corr + 2 * mmc)))))
-            board = RoundBoard("bench", number, Source.LIVE, Metric.CORR, (Metric.CORR, Metric.MMC), tuple(results),
-                               meta_model={Metric.CORR: Score(0.02, 0.015, 0.025)}, payouts_known=True)
+                results.append(
+                    ModelResult(
+                        f"m_{i:04d}",
+                        f"model-{i:04d}",
+                        f"participant-{i % 400:03d}",
+                        {
+                            Metric.CORR: Score(corr, corr - half, corr + half),
+                            Metric.MMC: Score(mmc, mmc - half, mmc + half),
+                        },
+                        stake,
+                        int(stake * max(-0.05, min(0.05, 0.5 * corr + 2 * mmc))),
+                    )
+                )
+            board = RoundBoard(
+                "bench",
+                number,
+                Source.LIVE,
+                Metric.CORR,
+                (Metric.CORR, Metric.MMC),
+                tuple(results),
+                meta_model={Metric.CORR: Score(0.02, 0.015, 0.025)},
+                payouts_known=True,
+            )
             async with database.transaction() as conn:
                 await store_round(conn, board)
     finally:
@@ -252,10 +302,12 @@ async def main(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             await seed(url, running["leaderboard"].ctx.extras["cache"])
             print(f"seeded 3 published rounds of {MODELS:,} models in {time.perf_counter() - started:.1f} s")
-            print(f"{CLIENTS} concurrent keep-alive clients; {args.warmup:g} s warm-up, then {args.seconds:g} s "
-                  f"measured per target in {args.rounds} alternating rounds; load average {os.getloadavg()[0]:.1f}; "
-                  f"same uvicorn settings (http={implementation(args.http, 'httptools', 'h11')}, "
-                  f"loop={implementation(args.loop, 'uvloop', 'asyncio')}):")
+            print(
+                f"{CLIENTS} concurrent keep-alive clients; {args.warmup:g} s warm-up, then {args.seconds:g} s "
+                f"measured per target in {args.rounds} alternating rounds; load average {os.getloadavg()[0]:.1f}; "
+                f"same uvicorn settings (http={implementation(args.http, 'httptools', 'h11')}, "
+                f"loop={implementation(args.loop, 'uvloop', 'asyncio')}):"
+            )
             board = f"/api/v1/leaderboard?page_size={TOP}"
             targets = [Target("hello", "hello", "/"), Target("board", "gateway", board)]
             if args.identity:
@@ -269,8 +321,7 @@ async def main(args: argparse.Namespace) -> int:
         postgres.close()
     ratio = rps / base_rps
     ok_ratio, ok_p99 = ratio >= GOAL_RATIO, p99 <= GOAL_P99_MS
-    print(f"\nleaderboard / hello-world rate: {ratio:.0%} (goal >= {GOAL_RATIO:.0%}) "
-          f"{'met' if ok_ratio else 'MISSED'}")
+    print(f"\nleaderboard / hello-world rate: {ratio:.0%} (goal >= {GOAL_RATIO:.0%}) {'met' if ok_ratio else 'MISSED'}")
     print(f"leaderboard p99: {p99:.1f} ms (goal <= {GOAL_P99_MS:g} ms) {'met' if ok_p99 else 'MISSED'}")
     return 0 if ok_ratio and ok_p99 else 1
 
@@ -280,12 +331,21 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds of load per target")
     parser.add_argument("--rounds", type=int, default=4, help="alternating measured rounds per target")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
-    parser.add_argument("--identity", action="store_true",
-                        help="also measure clients that do not accept gzip (for information)")
-    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
-                        help="uvicorn's HTTP implementation for both servers (auto: httptools when installed)")
-    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
-                        help="uvicorn's event loop for both servers (auto: uvloop when installed)")
+    parser.add_argument(
+        "--identity", action="store_true", help="also measure clients that do not accept gzip (for information)"
+    )
+    parser.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="uvicorn's HTTP implementation for both servers (auto: httptools when installed)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="uvicorn's event loop for both servers (auto: uvloop when installed)",
+    )
     parser.add_argument("--serve", choices=["gateway", "hello"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--leaderboard", default="", help=argparse.SUPPRESS)

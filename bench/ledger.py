@@ -191,9 +191,7 @@ async def setup(url: str) -> dict[str, int]:
     engine = app_engine(url, 4)
     try:
         async with engine.begin() as conn:
-            specs = [
-                ledger.AccountSpec(code, ledger.AccountType.ASSET, non_negative=True) for code in ACCOUNTS
-            ]
+            specs = [ledger.AccountSpec(code, ledger.AccountType.ASSET, non_negative=True) for code in ACCOUNTS]
             specs += [
                 ledger.AccountSpec("bench:equity", ledger.AccountType.EQUITY),
                 ledger.AccountSpec(HOUSE, ledger.AccountType.ASSET),
@@ -277,8 +275,7 @@ def run_clients(
     ready, results, go = context.Queue(), context.Queue(), context.Event()
     groups = [per_client[i::procs] for i in range(procs)]
     workers = [
-        context.Process(target=client_process, args=(url, group, ids, mode, ready, go, results))
-        for group in groups
+        context.Process(target=client_process, args=(url, group, ids, mode, ready, go, results)) for group in groups
     ]
     for worker in workers:
         worker.start()
@@ -324,10 +321,7 @@ async def sizes(url: str) -> tuple[float, float]:
             [await conn.fetchval("SELECT pg_total_relation_size($1)", f"payouts.{t}") for t in LEDGER_TABLES]
         )
         raw_bytes = sum(
-            [
-                await conn.fetchval("SELECT pg_total_relation_size($1)", f"raw.{t}")
-                for t in ("entries", "postings")
-            ]
+            [await conn.fetchval("SELECT pg_total_relation_size($1)", f"raw.{t}") for t in ("entries", "postings")]
         )
         entries = await conn.fetchval("SELECT count(*) FROM payouts.ledger_entries")
         raw_entries = await conn.fetchval("SELECT count(*) FROM raw.entries")
@@ -349,9 +343,7 @@ async def grow(url: str, target: int) -> float:
 
     async def worker() -> None:
         while sizes_left:
-            specs = make_transfers(
-                sizes_left.pop(), ACCOUNTS, effective=now, spread_days=365, house_share=0.2
-            )
+            specs = make_transfers(sizes_left.pop(), ACCOUNTS, effective=now, spread_days=365, house_share=0.2)
             async with engine.begin() as conn:
                 await ledger.post_entries(conn, specs)
 
@@ -417,9 +409,7 @@ async def measure(url: str, ids: dict[str, int], args: argparse.Namespace) -> bo
         f"all their indexes), raw {raw_per_transfer:,.0f}; ratio {per_transfer / raw_per_transfer:.2f}"
     )
     admin = await asyncpg.connect(url)
-    await admin.execute(
-        "VACUUM ANALYZE payouts.ledger_postings, payouts.ledger_entries, payouts.ledger_chain"
-    )
+    await admin.execute("VACUUM ANALYZE payouts.ledger_postings, payouts.ledger_entries, payouts.ledger_chain")
     await admin.close()
 
     engine = app_engine(url, 1)
@@ -450,9 +440,7 @@ async def measure(url: str, ids: dict[str, int], args: argparse.Namespace) -> bo
         for name, codes, goal in (("accounts", ACCOUNTS, True), ("house", [HOUSE], False)):
             latencies = await as_of(url, codes, 200 if args.quick else 500, basis)
             p95 = percentile(latencies, 0.95) * 1000
-            verdict = (
-                f" (goal p95 < 20 ms: {'met' if p95 < 20 else 'MISSED'})" if goal else " (busiest account)"
-            )
+            verdict = f" (goal p95 < 20 ms: {'met' if p95 < 20 else 'MISSED'})" if goal else " (busiest account)"
             print(
                 f"  {basis.value:9} {name:8}: p50 {percentile(latencies, 0.5) * 1000:6.2f} ms  "
                 f"p95 {p95:6.2f} ms"
@@ -492,11 +480,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument(
-        "--client-procs", type=int, default=2, help="processes the 8 clients of (b), (c) run in"
-    )
+    parser.add_argument("--client-procs", type=int, default=2, help="processes the 8 clients of (b), (c) run in")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -45,8 +45,9 @@ from shared.db import to_plain_url
 from shared.logging import configure_logging
 from shared.testing import PostgresForTests, bearer, upload_stream
 
-SPEC = pb.GeneratedDatasetSpec(seed=9, n_train=5000, n_validation=6000, n_live=3000, n_features=10,
-                               n_training_eras=10, n_tournament_eras=7)
+SPEC = pb.GeneratedDatasetSpec(
+    seed=9, n_train=5000, n_validation=6000, n_live=3000, n_features=10, n_training_eras=10, n_tournament_eras=7
+)
 md = bearer
 requests = upload_stream
 
@@ -58,8 +59,12 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
     settings = CommonSettings()
     service_keys = await create_service_keys(settings, "load", url=url)
     operator = await create_key(settings, Role.OPERATOR, "", "load", [], url=url)
-    cluster = Cluster(database_url=url, service_keys=service_keys, log_dir=Path(tempfile.mkdtemp(prefix="cqload")),
-                      with_gateway=readers > 0)
+    cluster = Cluster(
+        database_url=url,
+        service_keys=service_keys,
+        log_dir=Path(tempfile.mkdtemp(prefix="cqload")),
+        with_gateway=readers > 0,
+    )
     result: dict = {}
     try:
         cluster.start_all()
@@ -67,29 +72,51 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
         assert all(s == "SERVING" for s in status.values()), status
         channel = grpc.aio.insecure_channel(cluster.addr("submissions"))
         subs, ident = pb_grpc.SubmissionsServiceStub(channel), id_grpc.IdentityServiceStub(channel)
-        await subs.CreateTournament(pb.CreateTournamentRequest(
-            request_id="t", tournament_id="load", target_kind=1,
-            rules=pb.TournamentRules(upload=pb.UploadRules(max_uploads_per_model_per_round=max_per_model))),
-            metadata=md(operator))
-        opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o", tournament_id="load", generated=SPEC),
-                                       metadata=md(operator))).round
+        await subs.CreateTournament(
+            pb.CreateTournamentRequest(
+                request_id="t",
+                tournament_id="load",
+                target_kind=1,
+                rules=pb.TournamentRules(upload=pb.UploadRules(max_uploads_per_model_per_round=max_per_model)),
+            ),
+            metadata=md(operator),
+        )
+        opened = (
+            await subs.OpenRound(
+                pb.OpenRoundRequest(request_id="o", tournament_id="load", generated=SPEC), metadata=md(operator)
+            )
+        ).round
         ids: list[str] = []
-        async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
-                                               metadata=md(service_keys["scoring"])):
+        async for m in subs.StreamRoundTargets(
+            pb.StreamRoundTargetsRequest(round=opened.round), metadata=md(service_keys["scoring"])
+        ):
             ids += m.chunk.ids.decode().split("\n")
         from bitcoinlib.keys import HDKey
 
         address = HDKey(network="bitcoinlib_test", witness_type="segwit").address()
         players = []
         for i in range(uploaders):
-            p = (await ident.CreateParticipant(id_pb.CreateParticipantRequest(request_id=f"p{i}", display_name=f"u{i}"),
-                                               metadata=md(operator))).participant
-            key = (await ident.CreateApiKey(id_pb.CreateApiKeyRequest(
-                request_id=f"k{i}", participant_id=p.participant_id, role=common_pb2.ROLE_PARTICIPANT),
-                metadata=md(operator))).secret
-            model = (await subs.CreateModel(pb.CreateModelRequest(request_id=f"m{i}", tournament_id="load",
-                                                                  display_name=f"model{i}", payout_address=address),
-                                            metadata=md(key))).model
+            p = (
+                await ident.CreateParticipant(
+                    id_pb.CreateParticipantRequest(request_id=f"p{i}", display_name=f"u{i}"), metadata=md(operator)
+                )
+            ).participant
+            key = (
+                await ident.CreateApiKey(
+                    id_pb.CreateApiKeyRequest(
+                        request_id=f"k{i}", participant_id=p.participant_id, role=common_pb2.ROLE_PARTICIPANT
+                    ),
+                    metadata=md(operator),
+                )
+            ).secret
+            model = (
+                await subs.CreateModel(
+                    pb.CreateModelRequest(
+                        request_id=f"m{i}", tournament_id="load", display_name=f"model{i}", payout_address=address
+                    ),
+                    metadata=md(key),
+                )
+            ).model
             players.append((key, model.model_id))
         receipts: list[pb.Receipt] = []
         latencies: list[float] = []
@@ -107,8 +134,9 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
                 started = time.perf_counter()
                 for attempt in range(5):
                     try:
-                        resp = await subs.UploadPredictions(requests(header, ids, values), metadata=md(key),
-                                                            timeout=120)
+                        resp = await subs.UploadPredictions(
+                            requests(header, ids, values), metadata=md(key), timeout=120
+                        )
                         receipts.append(resp.receipt)
                         latencies.append(time.perf_counter() - started)
                         break
@@ -144,19 +172,28 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
         conn = await asyncpg.connect(to_plain_url(url))
         try:
             rows = await conn.fetch(
-                "SELECT model_id, version, content_sha256, predictions FROM submissions.submissions")
+                "SELECT model_id, version, content_sha256, predictions FROM submissions.submissions"
+            )
         finally:
             await conn.close()
-        stored = {(r["model_id"], r["version"]): (r["content_sha256"], hashlib.sha256(r["predictions"]).hexdigest())
-                  for r in rows}
+        stored = {
+            (r["model_id"], r["version"]): (r["content_sha256"], hashlib.sha256(r["predictions"]).hexdigest())
+            for r in rows
+        }
         mismatched = sum(1 for sha, actual in stored.values() if sha != actual)
         lost = sum(1 for r in receipts if stored.get((r.model_id, r.version), ("",))[0] != r.content_sha256)
         result = {
-            "uploads": len(receipts), "seconds": round(elapsed, 1), "uploads_per_s": round(len(receipts) / elapsed, 1),
+            "uploads": len(receipts),
+            "seconds": round(elapsed, 1),
+            "uploads_per_s": round(len(receipts) / elapsed, 1),
             "p50_ms": round(statistics.median(latencies) * 1000) if latencies else None,
             "p99_ms": round(float(np.percentile(latencies, 99)) * 1000) if latencies else None,
-            "errors": errors, "lost": lost, "stored": len(stored), "hash_mismatches": mismatched,
-            "reads": len(reads), "read_errors": read_errors,
+            "errors": errors,
+            "lost": lost,
+            "stored": len(stored),
+            "hash_mismatches": mismatched,
+            "reads": len(reads),
+            "read_errors": read_errors,
             "read_p99_ms": round(float(np.percentile(reads, 99)) * 1000) if reads else None,
         }
         await channel.close()
@@ -167,8 +204,16 @@ async def run(uploaders: int, readers: int, seconds: float, max_per_model: int =
     return result
 
 
-def greedy_process(address: str, keys: list[str], model_id: str, round_ref: bytes, streams: int, seconds: float,
-                   reopen_seconds: float, ends: multiprocessing.Queue) -> None:
+def greedy_process(
+    address: str,
+    keys: list[str],
+    model_id: str,
+    round_ref: bytes,
+    streams: int,
+    seconds: float,
+    reopen_seconds: float,
+    ends: multiprocessing.Queue,
+) -> None:
     """The greedy participant: ``streams`` upload streams that send a header and nothing, each reopened
     about ``reopen_seconds`` (jittered) after it ends (refused, or cut by the idle timeout), for
     ``seconds``; with ``reopen_seconds`` <= 0 only a held stream that was cut is reopened. Puts the
@@ -181,8 +226,9 @@ def greedy_process(address: str, keys: list[str], model_id: str, round_ref: byte
         channels = [grpc.aio.insecure_channel(address) for _ in keys]
 
         async def header_then_nothing(request_id: str):
-            yield pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id=request_id, model_id=model_id,
-                                                                     round=ref))
+            yield pb.UploadPredictionsRequest(
+                header=pb.UploadHeader(request_id=request_id, model_id=model_id, round=ref)
+            )
             await stop.wait()
 
         async def idle_stream(n: int) -> None:
@@ -192,8 +238,9 @@ def greedy_process(address: str, keys: list[str], model_id: str, round_ref: byte
             while not stop.is_set():
                 attempt += 1
                 try:
-                    await stub.UploadPredictions(header_then_nothing(f"idle-{n}-{attempt}"),
-                                                 metadata=md(keys[n % len(keys)]))
+                    await stub.UploadPredictions(
+                        header_then_nothing(f"idle-{n}-{attempt}"), metadata=md(keys[n % len(keys)])
+                    )
                     stream_ends["OK"] += 1
                 except grpc.aio.AioRpcError as exc:
                     stream_ends[exc.code().name] += 1
@@ -217,12 +264,14 @@ def greedy_process(address: str, keys: list[str], model_id: str, round_ref: byte
     ends.put(asyncio.run(attack()))
 
 
-ISOLATION_SPEC = pb.GeneratedDatasetSpec(seed=5, n_train=1000, n_validation=4000, n_live=2000, n_features=8,
-                                         n_training_eras=4, n_tournament_eras=6)
+ISOLATION_SPEC = pb.GeneratedDatasetSpec(
+    seed=5, n_train=1000, n_validation=4000, n_live=2000, n_features=8, n_training_eras=4, n_tournament_eras=6
+)
 
 
-async def run_isolation(streams: int = 1000, keys_asked: int = 36, seconds: float = 60.0,
-                        reopen_seconds: float = 5.0, pace: float = 0.6) -> dict:
+async def run_isolation(
+    streams: int = 1000, keys_asked: int = 36, seconds: float = 60.0, reopen_seconds: float = 5.0, pace: float = 0.6
+) -> dict:
     """One participant holds ``streams`` idle upload streams with up to ``keys_asked`` keys while another uploads.
 
     Real processes on loopback with their default limits (keys and streams per participant, idle
@@ -244,48 +293,89 @@ async def run_isolation(streams: int = 1000, keys_asked: int = 36, seconds: floa
         channel = grpc.aio.insecure_channel(cluster.addr("submissions"))
         channels.append(channel)
         subs, ident = pb_grpc.SubmissionsServiceStub(channel), id_grpc.IdentityServiceStub(channel)
-        await subs.CreateTournament(pb.CreateTournamentRequest(
-            request_id="t", tournament_id="iso", target_kind=1,
-            rules=pb.TournamentRules(upload=pb.UploadRules(max_uploads_per_model_per_round=1000))),
-            metadata=md(operator))
-        opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o", tournament_id="iso",
-                                                           generated=ISOLATION_SPEC), metadata=md(operator))).round
+        await subs.CreateTournament(
+            pb.CreateTournamentRequest(
+                request_id="t",
+                tournament_id="iso",
+                target_kind=1,
+                rules=pb.TournamentRules(upload=pb.UploadRules(max_uploads_per_model_per_round=1000)),
+            ),
+            metadata=md(operator),
+        )
+        opened = (
+            await subs.OpenRound(
+                pb.OpenRoundRequest(request_id="o", tournament_id="iso", generated=ISOLATION_SPEC),
+                metadata=md(operator),
+            )
+        ).round
         ids: list[str] = []
-        async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
-                                               metadata=md(service_keys["scoring"])):
+        async for m in subs.StreamRoundTargets(
+            pb.StreamRoundTargetsRequest(round=opened.round), metadata=md(service_keys["scoring"])
+        ):
             ids += m.chunk.ids.decode().split("\n")
         from bitcoinlib.keys import HDKey
 
         address = HDKey(network="bitcoinlib_test", witness_type="segwit").address()
         people = {}
         for name in ("greedy", "honest"):
-            p = (await ident.CreateParticipant(id_pb.CreateParticipantRequest(request_id=f"p-{name}",
-                                                                              display_name=name),
-                                               metadata=md(operator))).participant
-            key = (await ident.CreateApiKey(id_pb.CreateApiKeyRequest(
-                request_id=f"k-{name}", participant_id=p.participant_id, role=common_pb2.ROLE_PARTICIPANT),
-                metadata=md(operator))).secret
-            model = (await subs.CreateModel(pb.CreateModelRequest(request_id=f"m-{name}", tournament_id="iso",
-                                                                  display_name=f"{name}-model",
-                                                                  payout_address=address),
-                                            metadata=md(key))).model
+            p = (
+                await ident.CreateParticipant(
+                    id_pb.CreateParticipantRequest(request_id=f"p-{name}", display_name=name), metadata=md(operator)
+                )
+            ).participant
+            key = (
+                await ident.CreateApiKey(
+                    id_pb.CreateApiKeyRequest(
+                        request_id=f"k-{name}", participant_id=p.participant_id, role=common_pb2.ROLE_PARTICIPANT
+                    ),
+                    metadata=md(operator),
+                )
+            ).secret
+            model = (
+                await subs.CreateModel(
+                    pb.CreateModelRequest(
+                        request_id=f"m-{name}",
+                        tournament_id="iso",
+                        display_name=f"{name}-model",
+                        payout_address=address,
+                    ),
+                    metadata=md(key),
+                )
+            ).model
             people[name] = (p.participant_id, key, model.model_id)
         greedy_id, greedy_key, greedy_model = people["greedy"]
         greedy_keys, key_refusals = [greedy_key], Counter()
         for n in range(keys_asked - 1):
             try:
-                greedy_keys.append((await ident.CreateApiKey(id_pb.CreateApiKeyRequest(
-                    request_id=f"greedy-{n}", participant_id=greedy_id, role=common_pb2.ROLE_PARTICIPANT),
-                    metadata=md(greedy_key))).secret)
+                greedy_keys.append(
+                    (
+                        await ident.CreateApiKey(
+                            id_pb.CreateApiKeyRequest(
+                                request_id=f"greedy-{n}", participant_id=greedy_id, role=common_pb2.ROLE_PARTICIPANT
+                            ),
+                            metadata=md(greedy_key),
+                        )
+                    ).secret
+                )
             except grpc.aio.AioRpcError as exc:
                 key_refusals[exc.code().name] += 1
         stop = asyncio.Event()
         # the greedy side runs in its own process, as an attacker would: it never slows the honest client's loop
         context = multiprocessing.get_context("spawn")
         ends_queue = context.Queue()
-        greedy = context.Process(target=greedy_process, args=(
-            cluster.addr("submissions"), greedy_keys, greedy_model, opened.round.SerializeToString(), streams,
-            seconds + 10.0, reopen_seconds, ends_queue))
+        greedy = context.Process(
+            target=greedy_process,
+            args=(
+                cluster.addr("submissions"),
+                greedy_keys,
+                greedy_model,
+                opened.round.SerializeToString(),
+                streams,
+                seconds + 10.0,
+                reopen_seconds,
+                ends_queue,
+            ),
+        )
         greedy.start()
 
         health_codes: Counter[str] = Counter()
@@ -315,8 +405,9 @@ async def run_isolation(streams: int = 1000, keys_asked: int = 36, seconds: floa
                 header = pb.UploadHeader(request_id=f"honest-{n}", model_id=model_id, round=opened.round)
                 started = time.perf_counter()
                 try:
-                    await subs.UploadPredictions(requests(header, ids, rng.uniform(0.3, 0.7, len(ids))),
-                                                 metadata=md(key), timeout=30)
+                    await subs.UploadPredictions(
+                        requests(header, ids, rng.uniform(0.3, 0.7, len(ids))), metadata=md(key), timeout=30
+                    )
                     latencies.append(time.perf_counter() - started)
                 except grpc.aio.AioRpcError as exc:
                     honest_errors[exc.code().name] += 1
@@ -332,9 +423,12 @@ async def run_isolation(streams: int = 1000, keys_asked: int = 36, seconds: floa
         stream_ends = await asyncio.to_thread(ends_queue.get, True, 60)
         greedy.join(30)
         return {
-            "greedy_keys_granted": len(greedy_keys), "greedy_key_refusals": dict(key_refusals),
-            "greedy_stream_ends": dict(stream_ends), "honest_uploads": len(latencies),
-            "honest_errors": dict(honest_errors), "seconds": round(elapsed, 1),
+            "greedy_keys_granted": len(greedy_keys),
+            "greedy_key_refusals": dict(key_refusals),
+            "greedy_stream_ends": dict(stream_ends),
+            "honest_uploads": len(latencies),
+            "honest_errors": dict(honest_errors),
+            "seconds": round(elapsed, 1),
             "honest_p50_ms": round(statistics.median(latencies) * 1000) if latencies else None,
             "honest_p99_ms": round(float(np.percentile(latencies, 99)) * 1000) if latencies else None,
             "health": dict(health_codes),
@@ -355,24 +449,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--streams", type=int, default=1000, help="isolation: idle streams the greedy side wants")
     parser.add_argument("--keys", type=int, default=36, help="isolation: keys the greedy side asks for")
-    parser.add_argument("--reopen-seconds", type=float, default=5.0,
-                        help="isolation: pause (jittered) before the greedy side reopens a stream that ended; "
-                             "0 = it holds what it got and asks no more after a refusal")
+    parser.add_argument(
+        "--reopen-seconds",
+        type=float,
+        default=5.0,
+        help="isolation: pause (jittered) before the greedy side reopens a stream that ended; "
+        "0 = it holds what it got and asks no more after a refusal",
+    )
     args = parser.parse_args()
     os.environ.setdefault("CROWDQUANT_LOG_LEVEL", "warning")
     if args.scenario == "isolation":
         result = asyncio.run(run_isolation(args.streams, args.keys, args.seconds, args.reopen_seconds))
         print(json.dumps(result, indent=2))
         healthy = set(result["health"]) == {"SERVING"}
-        print(f"honest participant: {result['honest_uploads']} uploads in {result['seconds']} s beside "
-              f"{args.streams} idle streams with {args.keys} keys asked ({result['greedy_keys_granted']} granted): "
-              f"p99 {result['honest_p99_ms']} ms (goal < 2000), errors {sum(result['honest_errors'].values())}; "
-              f"health {'SERVING throughout' if healthy else result['health']}")
+        print(
+            f"honest participant: {result['honest_uploads']} uploads in {result['seconds']} s beside "
+            f"{args.streams} idle streams with {args.keys} keys asked ({result['greedy_keys_granted']} granted): "
+            f"p99 {result['honest_p99_ms']} ms (goal < 2000), errors {sum(result['honest_errors'].values())}; "
+            f"health {'SERVING throughout' if healthy else result['health']}"
+        )
         return
     result = asyncio.run(run(args.uploaders, args.readers, args.seconds))
     print(json.dumps(result, indent=2))
-    print(f"{result['uploads_per_s']} uploads/s over {result['seconds']} s with {args.uploaders} uploaders, "
-          f"p99 {result['p99_ms']} ms; errors {sum(result['errors'].values())}, lost {result['lost']} (goal 0, 0)")
+    print(
+        f"{result['uploads_per_s']} uploads/s over {result['seconds']} s with {args.uploaders} uploaders, "
+        f"p99 {result['p99_ms']} ms; errors {sum(result['errors'].values())}, lost {result['lost']} (goal 0, 0)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,11 @@ RULES = (
     ("default (Pearson or Spearman > 0.95, no KS)", OriginalityRule(), True),
     ("Pearson > 0.95 alone", OriginalityRule(max_abs_rank_correlation=1.0), True),
     ("2017 (Pearson, KS < 0.005, KS <= 0.03; others only)", OriginalityRule.of_2017(), False),
-    ("2017 with KS <= 0.002 (the demo's former narrowing)",
-     OriginalityRule(similar_ks_statistic=0.002, max_abs_rank_correlation=1.0, ks=True), False),
+    (
+        "2017 with KS <= 0.002 (the demo's former narrowing)",
+        OriginalityRule(similar_ks_statistic=0.002, max_abs_rank_correlation=1.0, ks=True),
+        False,
+    ),
 )
 
 
@@ -32,15 +35,19 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="the demo's --small data instead of the 2016 size")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"{len(seeds)} rounds (seeds {args.seeds}), {args.participants} participants, "
-          f"{'small' if args.small else '2016'} size")
+    print(
+        f"{len(seeds)} rounds (seeds {args.seeds}), {args.participants} participants, "
+        f"{'small' if args.small else '2016'} size"
+    )
     ok = True
     for name, rule, same_model in RULES:
         start = time.perf_counter()
         rates = measure(rule, seeds, args.participants, small=args.small, same_model=same_model)
-        print(f"{name}: near-copies flagged {rates.copies_flagged}/{rates.copies} ({rates.copy_rate:.0%}), "
-              f"honest flagged {rates.honest_flagged}/{rates.honest} ({rates.honest_rate:.1%}) "
-              f"[{time.perf_counter() - start:.0f} s]")
+        print(
+            f"{name}: near-copies flagged {rates.copies_flagged}/{rates.copies} ({rates.copy_rate:.0%}), "
+            f"honest flagged {rates.honest_flagged}/{rates.honest} ({rates.honest_rate:.1%}) "
+            f"[{time.perf_counter() - start:.0f} s]"
+        )
         if rule == OriginalityRule():
             ok = rates.copy_rate == 1.0 and rates.honest_rate <= 0.05
     print("goal (default: 100% of near-copies, <= 5% of honest models):", "met" if ok else "NOT met")

@@ -68,9 +68,7 @@ def check_independently(tx: SignedTransaction, prevouts: dict[tuple[str, int], t
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db-uri", help="bitcoinlib wallet database URI (default: a temporary SQLite file)")
     parser.add_argument("--payees", type=int, default=1_000)
     parser.add_argument("--sample", type=int, default=20, help="one-payee transactions to build")
@@ -120,13 +118,10 @@ def main() -> int:
     single_vb = statistics.mean(tx.vsize for tx in singles)
     verdicts = {check_independently(tx, prevouts).split(",")[0] for tx in singles}
     print(
-        f"\none-payee transactions: built a sample of {args.sample} and extrapolated to {args.payees:,} "
-        "(not all built)"
+        f"\none-payee transactions: built a sample of {args.sample} and extrapolated to {args.payees:,} (not all built)"
     )
     total_vb = single_vb * args.payees
-    print(
-        f"  {single_vb:.1f} vB each (1 input, payee + change), {single_seconds * 1000:.0f} ms each to build"
-    )
+    print(f"  {single_vb:.1f} vB each (1 input, payee + change), {single_seconds * 1000:.0f} ms each to build")
     print(
         f"  {args.payees:,} of them: ~{total_vb:,.0f} vB, ~{total_vb * FEE_RATE:,.0f} sat in fees, "
         f"~{single_seconds * args.payees:.1f} s to build+sign; {', '.join(sorted(verdicts))}"

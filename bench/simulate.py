@@ -40,13 +40,20 @@ def main() -> int:
     parser.add_argument("--chart-dir", default="", help="write simulation-<policy>.svg here")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 140))
-    config = SimulationConfig(participants=args.participants, rounds=args.rounds, seed=args.seed, size=args.size,
-                              skill_rounds=args.skill_rounds)
+    config = SimulationConfig(
+        participants=args.participants,
+        rounds=args.rounds,
+        seed=args.seed,
+        size=args.size,
+        skill_rounds=args.skill_rounds,
+    )
     started = time.perf_counter()
     sims = run_simulation(config, console, policies=("pool", "default"))
     elapsed = time.perf_counter() - started
-    summary = Table(title=f"payout policies, {args.participants} participants x {args.rounds} rounds "
-                          f"({args.size} size, seed {args.seed}) in {elapsed:.0f} s")
+    summary = Table(
+        title=f"payout policies, {args.participants} participants x {args.rounds} rounds "
+        f"({args.size} size, seed {args.seed}) in {elapsed:.0f} s"
+    )
     for column in ("figure", "2016 pool", "default", "goal", "default meets it"):
         summary.add_column(column)
     rows = {name: goals(figures(sim)) for name, sim in sims.items()}

@@ -47,8 +47,9 @@ class EchoServicer(pb_grpc.SubmissionsServiceServicer):
                 ids.append(message.chunk.ids)
                 values.append(message.chunk.values)
         async with self.pool.acquire() as conn:
-            await conn.execute("INSERT INTO bench_echo (ids, predictions) VALUES ($1, $2)",
-                               b"\n".join(ids), b"".join(values))
+            await conn.execute(
+                "INSERT INTO bench_echo (ids, predictions) VALUES ($1, $2)", b"\n".join(ids), b"".join(values)
+            )
         return pb.UploadPredictionsResponse()
 
 
@@ -59,8 +60,7 @@ async def main(earlier: int, samples: int, seconds: float) -> None:
     settings = CommonSettings()
     service_keys = await create_service_keys(settings, "bench", url=url)
     operator = await create_key(settings, Role.OPERATOR, "", "bench", [], url=url)
-    running = await start_services(url, service_keys, names=["submissions"],
-                                   submissions={"notify_scoring": False})
+    running = await start_services(url, service_keys, names=["submissions"], submissions={"notify_scoring": False})
     pool = await asyncpg.create_pool(to_plain_url(url), min_size=2, max_size=10)
     await pool.execute("CREATE TABLE bench_echo (id bigserial PRIMARY KEY, ids bytea, predictions bytea)")
     echo = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
@@ -68,19 +68,25 @@ async def main(earlier: int, samples: int, seconds: float) -> None:
     echo_port = echo.add_insecure_port("127.0.0.1:0")
     await echo.start()
     try:
-        channel = grpc.aio.insecure_channel(running["submissions"].address,
-                                            options=[("grpc.max_send_message_length", 64 << 20)])
+        channel = grpc.aio.insecure_channel(
+            running["submissions"].address, options=[("grpc.max_send_message_length", 64 << 20)]
+        )
         echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}")
         subs, ident = pb_grpc.SubmissionsServiceStub(channel), id_grpc.IdentityServiceStub(channel)
         echo_stub = pb_grpc.SubmissionsServiceStub(echo_channel)
-        await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t", tournament_id="bench", target_kind=1),
-                                    metadata=md(operator))
-        opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o", tournament_id="bench",
-                                                           generated=pb.GeneratedDatasetSpec(seed=1)),
-                                       metadata=md(operator))).round
+        await subs.CreateTournament(
+            pb.CreateTournamentRequest(request_id="t", tournament_id="bench", target_kind=1), metadata=md(operator)
+        )
+        opened = (
+            await subs.OpenRound(
+                pb.OpenRoundRequest(request_id="o", tournament_id="bench", generated=pb.GeneratedDatasetSpec(seed=1)),
+                metadata=md(operator),
+            )
+        ).round
         ids: list[str] = []
-        async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
-                                               metadata=md(service_keys["scoring"])):
+        async for m in subs.StreamRoundTargets(
+            pb.StreamRoundTargetsRequest(round=opened.round), metadata=md(service_keys["scoring"])
+        ):
             ids += m.chunk.ids.decode().split("\n")
         print(f"round: {len(ids):,} tournament rows")
         from bitcoinlib.keys import HDKey
@@ -89,12 +95,20 @@ async def main(earlier: int, samples: int, seconds: float) -> None:
         participants: list[tuple[str, str]] = []
 
         async def participant(name: str) -> tuple[str, str]:
-            p = (await ident.CreateParticipant(id_pb.CreateParticipantRequest(request_id=name, display_name=name),
-                                               metadata=md(operator))).participant
+            p = (
+                await ident.CreateParticipant(
+                    id_pb.CreateParticipantRequest(request_id=name, display_name=name), metadata=md(operator)
+                )
+            ).participant
             key = await create_key(settings, Role.PARTICIPANT, p.participant_id, "bench", [], url=url)
-            model = (await subs.CreateModel(pb.CreateModelRequest(request_id=name, tournament_id="bench",
-                                                                  display_name=name, payout_address=address),
-                                            metadata=md(key))).model
+            model = (
+                await subs.CreateModel(
+                    pb.CreateModelRequest(
+                        request_id=name, tournament_id="bench", display_name=name, payout_address=address
+                    ),
+                    metadata=md(key),
+                )
+            ).model
             return key, model.model_id
 
         rng = np.random.default_rng(0)
@@ -131,14 +145,16 @@ async def main(earlier: int, samples: int, seconds: float) -> None:
 
         # before the clock, as in a steady state: each client's key checked once (a slow hash by design,
         # then cached by the server)
-        for key, _ in measured[(samples + 19) // 20:]:
+        for key, _ in measured[(samples + 19) // 20 :]:
             await subs.GetRound(pb.GetRoundRequest(round=opened.round), metadata=md(key))
         done: list[float] = []
         started = time.perf_counter()
         await asyncio.gather(*(client(s, started + seconds, done) for s in range(8)))
         elapsed = time.perf_counter() - started
-        print(f"8 concurrent clients: {len(done)} uploads in {elapsed:.1f} s = {len(done) / elapsed:.1f} uploads/s "
-              f"(goal >= 20), p99 {np.percentile(done, 99) * 1000:.0f} ms")
+        print(
+            f"8 concurrent clients: {len(done)} uploads in {elapsed:.1f} s = {len(done) / elapsed:.1f} uploads/s "
+            f"(goal >= 20), p99 {np.percentile(done, 99) * 1000:.0f} ms"
+        )
         await channel.close()
         await echo_channel.close()
     finally:

@@ -62,15 +62,25 @@ class RoundOutcome:
 
 
 class Pipeline:
-    def __init__(self, addresses: Addresses, api_key: str, *, timeout: float = 600.0, retries: int = 8,
-                 retry_seconds: float = 120.0, log: Callable[[str], None] = lambda _m: None) -> None:
+    def __init__(
+        self,
+        addresses: Addresses,
+        api_key: str,
+        *,
+        timeout: float = 600.0,
+        retries: int = 8,
+        retry_seconds: float = 120.0,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
         self.key = api_key
         self.timeout = timeout
         self.retries = retries  # scoring runs started again after a failed one
         self.retry_seconds = retry_seconds  # how long a call is retried while its service is down
         self.log = log
-        self.channels = {name: grpc.insecure_channel(getattr(addresses, name), options=CHANNEL_OPTIONS)
-                         for name in ("submissions", "scoring", "leaderboard", "payouts")}
+        self.channels = {
+            name: grpc.insecure_channel(getattr(addresses, name), options=CHANNEL_OPTIONS)
+            for name in ("submissions", "scoring", "leaderboard", "payouts")
+        }
         self.submissions = sub_grpc.SubmissionsServiceStub(self.channels["submissions"])
         self.scoring = sc_grpc.ScoringServiceStub(self.channels["scoring"])
         self.leaderboard = lb_grpc.LeaderboardServiceStub(self.channels["leaderboard"])
@@ -106,20 +116,30 @@ class Pipeline:
         return f"pipeline:{ref.tournament_id}:{ref.round_number}:{step}"
 
     def open(self, tournament_id: str, spec: sub_pb.GeneratedDatasetSpec) -> sub_pb.Round:
-        latest = self.call(self.submissions.GetTournament,
-                           sub_pb.GetTournamentRequest(tournament_id=tournament_id)).tournament.latest_round_number
+        latest = self.call(
+            self.submissions.GetTournament, sub_pb.GetTournamentRequest(tournament_id=tournament_id)
+        ).tournament.latest_round_number
         number = latest + 1
-        return self.call(self.submissions.OpenRound, sub_pb.OpenRoundRequest(
-            request_id=f"pipeline:{tournament_id}:{number}:open", tournament_id=tournament_id, round_number=number,
-            generated=spec)).round
+        return self.call(
+            self.submissions.OpenRound,
+            sub_pb.OpenRoundRequest(
+                request_id=f"pipeline:{tournament_id}:{number}:open",
+                tournament_id=tournament_id,
+                round_number=number,
+                generated=spec,
+            ),
+        ).round
 
     def close_round(self, ref: common_pb2.RoundRef) -> sub_pb.Round:
-        return self.call(self.submissions.CloseRound,
-                         sub_pb.CloseRoundRequest(request_id=self.rid(ref, "close"), round=ref)).round
+        return self.call(
+            self.submissions.CloseRound, sub_pb.CloseRoundRequest(request_id=self.rid(ref, "close"), round=ref)
+        ).round
 
     def resolve(self, ref: common_pb2.RoundRef) -> sub_pb.Round:
-        return self.call(self.submissions.ResolveRound, sub_pb.ResolveRoundRequest(
-            request_id=self.rid(ref, "resolve"), round=ref, use_generated_targets=True)).round
+        return self.call(
+            self.submissions.ResolveRound,
+            sub_pb.ResolveRoundRequest(request_id=self.rid(ref, "resolve"), round=ref, use_generated_targets=True),
+        ).round
 
     def score(self, ref: common_pb2.RoundRef) -> sc_pb.ScoringRun:
         """Score the round and wait for the run; a failed or cancelled run is followed by a fresh one
@@ -137,14 +157,17 @@ class Pipeline:
             request_id = f"{self.rid(ref, 'score')}:{run.run_id}"
             if attempt < self.retries:
                 time.sleep(min(5.0, 0.25 * 2**attempt))
-        raise Aborted(f"round {ref.round_number} of {ref.tournament_id!r} was not scored after {self.retries + 1} "
-                      f"runs; the last, {run.run_id}, ended with: {run.error_message or 'no reason given'}. "
-                      "Fix the cause and run the pipeline again")
+        raise Aborted(
+            f"round {ref.round_number} of {ref.tournament_id!r} was not scored after {self.retries + 1} "
+            f"runs; the last, {run.run_id}, ended with: {run.error_message or 'no reason given'}. "
+            "Fix the cause and run the pipeline again"
+        )
 
     def published(self, ref: common_pb2.RoundRef) -> bool:
         try:
-            board = self.call(self.leaderboard.GetRoundLeaderboard,
-                              lb_pb.GetRoundLeaderboardRequest(round=ref, page_size=1))
+            board = self.call(
+                self.leaderboard.GetRoundLeaderboard, lb_pb.GetRoundLeaderboardRequest(round=ref, page_size=1)
+            )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return False
@@ -152,12 +175,14 @@ class Pipeline:
         return board.source == lb_pb.SCORE_SOURCE_LIVE
 
     def publish(self, ref: common_pb2.RoundRef) -> lb_pb.LeaderboardRound:
-        return self.call(self.leaderboard.PublishRound,
-                         lb_pb.PublishRoundRequest(request_id=self.rid(ref, "publish"), round=ref)).round
+        return self.call(
+            self.leaderboard.PublishRound, lb_pb.PublishRoundRequest(request_id=self.rid(ref, "publish"), round=ref)
+        ).round
 
     def allocate(self, ref: common_pb2.RoundRef) -> po_pb.Allocation:
-        return self.call(self.payouts.AllocateRound,
-                         po_pb.AllocateRoundRequest(request_id=self.rid(ref, "allocate"), round=ref)).allocation
+        return self.call(
+            self.payouts.AllocateRound, po_pb.AllocateRoundRequest(request_id=self.rid(ref, "allocate"), round=ref)
+        ).allocation
 
     def existing_allocation(self, ref: common_pb2.RoundRef) -> po_pb.Allocation | None:
         try:
@@ -174,17 +199,27 @@ class Pipeline:
         """Create the round's batches (once), then confirm each broadcast one (offline test network)."""
         batches = self.round_batches(ref)
         if not any(b.state != po_pb.Batch.STATE_VOIDED for b in batches):
-            batches = list(self.call(self.payouts.CreateBatch, po_pb.CreateBatchRequest(
-                request_id=self.rid(ref, f"pay:{len(batches)}"), round=ref)).batches)
+            batches = list(
+                self.call(
+                    self.payouts.CreateBatch,
+                    po_pb.CreateBatchRequest(request_id=self.rid(ref, f"pay:{len(batches)}"), round=ref),
+                ).batches
+            )
         confirmed = []
         for batch in batches:
             if batch.state in (po_pb.Batch.STATE_SIGNED, po_pb.Batch.STATE_PLANNED):
-                self.call(self.payouts.RecoverBatches, po_pb.RecoverBatchesRequest(
-                    request_id=f"{self.rid(ref, 'recover')}:{batch.batch_id}"))
+                self.call(
+                    self.payouts.RecoverBatches,
+                    po_pb.RecoverBatchesRequest(request_id=f"{self.rid(ref, 'recover')}:{batch.batch_id}"),
+                )
                 batch = self.call(self.payouts.GetBatch, po_pb.GetBatchRequest(batch_id=batch.batch_id)).batch
             if batch.state == po_pb.Batch.STATE_BROADCAST:
-                batch = self.call(self.payouts.ConfirmBatch, po_pb.ConfirmBatchRequest(
-                    request_id=f"{self.rid(ref, 'confirm')}:{batch.batch_id}", batch_id=batch.batch_id)).batch
+                batch = self.call(
+                    self.payouts.ConfirmBatch,
+                    po_pb.ConfirmBatchRequest(
+                        request_id=f"{self.rid(ref, 'confirm')}:{batch.batch_id}", batch_id=batch.batch_id
+                    ),
+                ).batch
             confirmed.append(batch)
         return confirmed
 
@@ -230,8 +265,10 @@ class Pipeline:
                 out.batches = self.round_batches(ref)
             if last >= 4:
                 # publish again so the public board shows the allocated payouts (same board otherwise)
-                self.call(self.leaderboard.PublishRound,
-                          lb_pb.PublishRoundRequest(request_id=self.rid(ref, "publish:payouts"), round=ref))
+                self.call(
+                    self.leaderboard.PublishRound,
+                    lb_pb.PublishRoundRequest(request_id=self.rid(ref, "publish:payouts"), round=ref),
+                )
         out.state = R.State.Name(self.round(ref).state).removeprefix("STATE_")
         return out
 

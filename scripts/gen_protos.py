@@ -19,8 +19,15 @@ PROTO = ROOT / "proto"
 def main() -> int:
     files = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
     include = Path(protoc.__file__).parent / "_proto"
-    args = ["protoc", f"-I{PROTO}", f"-I{include}", f"--python_out={ROOT}", f"--grpc_python_out={ROOT}",
-            f"--pyi_out={ROOT}", *files]
+    args = [
+        "protoc",
+        f"-I{PROTO}",
+        f"-I{include}",
+        f"--python_out={ROOT}",
+        f"--grpc_python_out={ROOT}",
+        f"--pyi_out={ROOT}",
+        *files,
+    ]
     if protoc.main(args) != 0:
         print("protoc failed", file=sys.stderr)
         return 1

@@ -151,8 +151,7 @@ def secret_matches(secret: str, salt: bytes, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_secret(secret, salt), stored_hash)
 
 
-def check_scopes(role: Role, scopes: list[str] | tuple[str, ...],
-                 creator: Principal | None = None) -> tuple[str, ...]:
+def check_scopes(role: Role, scopes: list[str] | tuple[str, ...], creator: Principal | None = None) -> tuple[str, ...]:
     """The scopes of a new key of ``role``: unknown names or ones beyond the role are INVALID_ARGUMENT.
 
     None asked = all of the role's scopes, narrowed to the creating key's own. A key never makes a
@@ -169,17 +168,23 @@ def check_scopes(role: Role, scopes: list[str] | tuple[str, ...],
         )
     beyond = [s for s in asked if s not in role_scopes]
     if beyond:
-        raise InvalidArgument(f"scopes: {', '.join(beyond)} not available to a {role} key; "
-                              f"a {role} key may hold {', '.join(role_scopes)}", metadata={"field": "scopes"})
+        raise InvalidArgument(
+            f"scopes: {', '.join(beyond)} not available to a {role} key; "
+            f"a {role} key may hold {', '.join(role_scopes)}",
+            metadata={"field": "scopes"},
+        )
     if creator is None:
         return asked or role_scopes
     if not asked:
         asked = tuple(s for s in role_scopes if s in creator.granted) or role_scopes
     missing = [s for s in asked if s not in creator.granted]
     if missing:
-        raise PermissionDenied(f"scopes: this key lacks {', '.join(missing)}; a key may only create keys within "
-                               f"its own scopes ({', '.join(sorted(creator.granted))})",
-                               reason="SCOPE_BEYOND_CREATOR", metadata={"field": "scopes"})
+        raise PermissionDenied(
+            f"scopes: this key lacks {', '.join(missing)}; a key may only create keys within "
+            f"its own scopes ({', '.join(sorted(creator.granted))})",
+            reason="SCOPE_BEYOND_CREATOR",
+            metadata={"field": "scopes"},
+        )
     return asked
 
 
@@ -191,11 +196,13 @@ def check_service_name(role: Role, service_name: str) -> str:
         return ""
     names = ", ".join(n.value for n in ServiceName)
     if not service_name:
-        raise InvalidArgument(f"service_name is required for a service key: one of {names}",
-                              metadata={"field": "service_name"})
+        raise InvalidArgument(
+            f"service_name is required for a service key: one of {names}", metadata={"field": "service_name"}
+        )
     if service_name not in {n.value for n in ServiceName}:
-        raise InvalidArgument(f"service_name: unknown service {service_name[:40]!r}; one of {names}",
-                              metadata={"field": "service_name"})
+        raise InvalidArgument(
+            f"service_name: unknown service {service_name[:40]!r}; one of {names}", metadata={"field": "service_name"}
+        )
     return service_name
 
 

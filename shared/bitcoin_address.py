@@ -183,8 +183,7 @@ def decode_address(address: str, network: str = DEFAULT_NETWORK) -> Destination:
             metadata=meta,
         )
     raise InvalidArgument(
-        f"address {_describe(text)} is not a valid {net.name} address: "
-        f"unknown version byte 0x{version_byte:02x}",
+        f"address {_describe(text)} is not a valid {net.name} address: unknown version byte 0x{version_byte:02x}",
         metadata=meta,
     )
 

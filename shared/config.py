@@ -37,8 +37,9 @@ def _addr(value: str) -> str:
 class CommonSettings(BaseSettings):
     """Settings every process shares."""
 
-    model_config = SettingsConfigDict(env_prefix="CROWDQUANT_", extra="ignore", case_sensitive=False,
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CROWDQUANT_", extra="ignore", case_sensitive=False, populate_by_name=True
+    )
 
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "CROWDQUANT_DATABASE_URL")
@@ -68,9 +69,7 @@ class CommonSettings(BaseSettings):
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
 
-    _check_addrs = field_validator(
-        "submissions_addr", "scoring_addr", "leaderboard_addr", "payouts_addr"
-    )(_addr)
+    _check_addrs = field_validator("submissions_addr", "scoring_addr", "leaderboard_addr", "payouts_addr")(_addr)
 
     @field_validator("database_url", "migration_database_url")
     @classmethod
@@ -105,9 +104,7 @@ def _service_settings(name: str) -> type[ServiceSettings]:
 
     class _Settings(ServiceSettings):
         service_name: str = name
-        port: int = Field(
-            default=default_port, ge=0, lt=65536, validation_alias=f"CROWDQUANT_{name.upper()}_PORT"
-        )
+        port: int = Field(default=default_port, ge=0, lt=65536, validation_alias=f"CROWDQUANT_{name.upper()}_PORT")
 
     _Settings.__name__ = f"{name.capitalize()}BaseSettings"
     return _Settings

@@ -175,8 +175,9 @@ async def _connect(url: str) -> asyncpg.Connection:
 class Database:
     """The engine of one service, with its schema; it logs in as the URL's role and stays that role."""
 
-    def __init__(self, url: str, *, schema: str | None = None,
-                 pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, schema: str | None = None, pool_size: int = 10, connect_timeout: float = 5.0
+    ) -> None:
         self.url = to_plain_url(url)
         self.schema = schema
         self.engine: AsyncEngine = create_async_engine(

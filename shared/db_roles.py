@@ -75,9 +75,13 @@ async def provision(admin_url: str, services: Mapping[str, Iterable[str]], *, at
         try:
             await _provision_once(admin_url, {name: tuple(groups) for name, groups in services.items()})
             return
-        except (asyncpg.exceptions.DuplicateObjectError, asyncpg.exceptions.UniqueViolationError,
-                asyncpg.exceptions.InternalServerError, asyncpg.exceptions.SerializationError,
-                asyncpg.exceptions.DeadlockDetectedError):
+        except (
+            asyncpg.exceptions.DuplicateObjectError,
+            asyncpg.exceptions.UniqueViolationError,
+            asyncpg.exceptions.InternalServerError,
+            asyncpg.exceptions.SerializationError,
+            asyncpg.exceptions.DeadlockDetectedError,
+        ):
             # "tuple concurrently updated" or a role made meanwhile by another process: again.
             if attempt == attempts - 1:
                 raise
@@ -87,12 +91,12 @@ async def provision(admin_url: str, services: Mapping[str, Iterable[str]], *, at
 async def _provision_once(admin_url: str, services: dict[str, tuple[str, ...]]) -> None:
     conn = await asyncpg.connect(admin_url, timeout=10)
     try:
-        me = await conn.fetchrow(
-            "SELECT rolname, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        me = await conn.fetchrow("SELECT rolname, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
         if not (me["rolsuper"] or me["rolcreaterole"]):
             raise RoleSetupError(
                 f"DATABASE_URL logs in as {me['rolname']!r}, which may not create roles: set it to the "
-                f"service's own role (e.g. {login_role('submissions')}) or to an administrator's URL")
+                f"service's own role (e.g. {login_role('submissions')}) or to an administrator's URL"
+            )
         database = await conn.fetchval("SELECT current_database()")
         groups = sorted({group for names in services.values() for group in names})
         for role in [MIGRATION_ROLE, *(login_role(name) for name in services)]:
@@ -108,13 +112,16 @@ async def _provision_once(admin_url: str, services: dict[str, tuple[str, ...]]) 
                 await _grant_membership(conn, group, role)
             others = await conn.fetch(
                 "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
-                "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1", role)
+                "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+                role,
+            )
             for row in others:
                 if row["rolname"] not in wanted:
                     await conn.execute(f"REVOKE {_quote_ident(row['rolname'])} FROM {_quote_ident(role)}")
                     log.warning("membership revoked", role=role, group=row["rolname"])
         has_create = await conn.fetchval(
-            "SELECT has_database_privilege($1, current_database(), 'CREATE')", MIGRATION_ROLE)
+            "SELECT has_database_privilege($1, current_database(), 'CREATE')", MIGRATION_ROLE
+        )
         if not has_create:
             await conn.execute(f"GRANT CREATE ON DATABASE {_quote_ident(database)} TO {MIGRATION_ROLE}")
     finally:
@@ -130,8 +137,7 @@ async def adopt(admin_url: str, schemas: Iterable[str]) -> None:
     conn = await asyncpg.connect(admin_url, timeout=10)
     try:
         for schema in schemas:
-            owner = await conn.fetchval(
-                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", schema)
+            owner = await conn.fetchval("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", schema)
             if owner is None or owner == MIGRATION_ROLE:
                 continue
             async with conn.transaction():
@@ -141,8 +147,14 @@ async def adopt(admin_url: str, schemas: Iterable[str]) -> None:
         await conn.close()
 
 
-_RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE",
-                   "S": "SEQUENCE"}
+_RELATION_KINDS = {
+    "r": "TABLE",
+    "p": "TABLE",
+    "v": "VIEW",
+    "m": "MATERIALIZED VIEW",
+    "f": "FOREIGN TABLE",
+    "S": "SEQUENCE",
+}
 
 
 async def _adopt_schema(conn: asyncpg.Connection, schema: str) -> None:
@@ -153,13 +165,15 @@ async def _adopt_schema(conn: asyncpg.Connection, schema: str) -> None:
         "AND c.relkind::text = ANY($2::text[]) AND NOT EXISTS ("  # a column's own sequence moves with its table
         "  SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
         "  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) ORDER BY 2 DESC, 1",
-        schema, list(_RELATION_KINDS))
+        schema,
+        list(_RELATION_KINDS),
+    )
     for row in relations:
         name = f"{_quote_ident(schema)}.{_quote_ident(row['relname'])}"
         await conn.execute(f"ALTER {_RELATION_KINDS[row['relkind']]} {name} OWNER TO {to}")
     routines = await conn.fetch(
-        "SELECT p.oid::regprocedure::text AS signature FROM pg_proc p WHERE p.pronamespace = $1::regnamespace",
-        schema)
+        "SELECT p.oid::regprocedure::text AS signature FROM pg_proc p WHERE p.pronamespace = $1::regnamespace", schema
+    )
     for row in routines:
         await conn.execute(f"ALTER ROUTINE {row['signature']} OWNER TO {to}")
 
@@ -174,5 +188,8 @@ async def _ensure_login(conn: asyncpg.Connection, role: str, password: str) -> N
 async def _grant_membership(conn: asyncpg.Connection, group: str, member: str) -> None:
     if not await conn.fetchval(
         "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
-        "JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 AND u.rolname = $2", group, member):
+        "JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 AND u.rolname = $2",
+        group,
+        member,
+    ):
         await conn.execute(f"GRANT {_quote_ident(group)} TO {_quote_ident(member)}")

@@ -44,18 +44,28 @@ def fingerprint(request: Message) -> bytes:
 
 def check_request_id(request_id: str) -> str:
     if not request_id or not request_id.strip():
-        raise InvalidArgument("request_id is required on every mutating call (e.g. a UUID)",
-                              metadata={"field": "request_id"})
+        raise InvalidArgument(
+            "request_id is required on every mutating call (e.g. a UUID)", metadata={"field": "request_id"}
+        )
     if len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
-        raise InvalidArgument(f"request_id must be 1-{MAX_REQUEST_ID} printable characters",
-                              metadata={"field": "request_id"})
+        raise InvalidArgument(
+            f"request_id must be 1-{MAX_REQUEST_ID} printable characters", metadata={"field": "request_id"}
+        )
     return request_id
 
 
 async def run_once(
-    conn: AsyncConnection, *, schema: str, subject: str, rpc: str, request: Message,
-    response_type: type[M], action: Callable[[], Awaitable[M]],
-    stored: Callable[[M], M] | None = None, request_id: str | None = None, content: bytes | None = None,
+    conn: AsyncConnection,
+    *,
+    schema: str,
+    subject: str,
+    rpc: str,
+    request: Message,
+    response_type: type[M],
+    action: Callable[[], Awaitable[M]],
+    stored: Callable[[M], M] | None = None,
+    request_id: str | None = None,
+    content: bytes | None = None,
 ) -> M:
     """Run ``action`` once per (subject, request_id); ``stored`` may strip what must not be kept.
 
@@ -67,21 +77,28 @@ async def run_once(
     if content is not None:
         fp = hashlib.sha256(fp + content).digest()
     claimed = await conn.execute(
-        text(f"INSERT INTO {schema}.idempotency_keys (subject, request_id, rpc, fingerprint) "
-             "VALUES (:s, :r, :rpc, :fp) ON CONFLICT DO NOTHING RETURNING 1"),
+        text(
+            f"INSERT INTO {schema}.idempotency_keys (subject, request_id, rpc, fingerprint) "
+            "VALUES (:s, :r, :rpc, :fp) ON CONFLICT DO NOTHING RETURNING 1"
+        ),
         {"s": subject, "r": request_id, "rpc": rpc, "fp": fp},
     )
     if claimed.first() is None:
-        row = (await conn.execute(
-            text(f"SELECT rpc, fingerprint, response FROM {schema}.idempotency_keys "
-                 "WHERE subject = :s AND request_id = :r"),
-            {"s": subject, "r": request_id},
-        )).one()
+        row = (
+            await conn.execute(
+                text(
+                    f"SELECT rpc, fingerprint, response FROM {schema}.idempotency_keys "
+                    "WHERE subject = :s AND request_id = :r"
+                ),
+                {"s": subject, "r": request_id},
+            )
+        ).one()
         if row.rpc != rpc or bytes(row.fingerprint) != fp:
             raise AlreadyExists(
                 f"request_id {request_id!r} was already used for a different {row.rpc} request; "
                 "send a new request_id for a new request",
-                reason="REQUEST_ID_REUSED", metadata={"request_id": request_id},
+                reason="REQUEST_ID_REUSED",
+                metadata={"request_id": request_id},
             )
         return response_type.FromString(bytes(row.response or b""))
     response = await action()

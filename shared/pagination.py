@@ -76,9 +76,11 @@ def decode_token(token: str, filters: Any = None) -> Any:
         data = json.loads(body)
         position, fingerprint = data["p"], data["f"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument("page_token is not a token this service issued",
-                              metadata={"field": "page_token"}) from exc
+        raise InvalidArgument(
+            "page_token is not a token this service issued", metadata={"field": "page_token"}
+        ) from exc
     if fingerprint != _fingerprint(filters):
-        raise InvalidArgument("page_token belongs to a query with other filters; start again without it",
-                              metadata={"field": "page_token"})
+        raise InvalidArgument(
+            "page_token belongs to a query with other filters; start again without it", metadata={"field": "page_token"}
+        )
     return position

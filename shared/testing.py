@@ -60,8 +60,9 @@ class PostgresForTests:
             self._server.cleanup()
 
 
-async def start_services(database_url: str, service_keys: Mapping[str, str], names: Iterable[str] = SERVICES,
-                         **overrides: Any) -> dict[str, RunningService]:
+async def start_services(
+    database_url: str, service_keys: Mapping[str, str], names: Iterable[str] = SERVICES, **overrides: Any
+) -> dict[str, RunningService]:
     """Start real servers in this process on free loopback ports, wired to each other.
 
     Each service calls its peers with its own key, ``service_keys[name]`` (``create_service_keys``).
@@ -73,9 +74,15 @@ async def start_services(database_url: str, service_keys: Mapping[str, str], nam
     for name in names:
         spec, cls = load(name)
         peers = {f"{other}_addr": svc.address for other, svc in running.items()}
-        settings = load_settings(cls, port=0, grpc_host="127.0.0.1", service_api_key=service_keys[name],
-                                 health_interval_seconds=0.5, grace_seconds=0.5,
-                                 **{**peers, **overrides.get(name, {})})
+        settings = load_settings(
+            cls,
+            port=0,
+            grpc_host="127.0.0.1",
+            service_api_key=service_keys[name],
+            health_interval_seconds=0.5,
+            grace_seconds=0.5,
+            **{**peers, **overrides.get(name, {})},
+        )
         running[name] = await start_service(spec, settings, admin_access(database_url, name))
     for name, service in running.items():
         for other in running.values():
@@ -167,13 +174,16 @@ async def table_checksums(database_url: str, schemas: Iterable[str]) -> dict[str
     try:
         tables = await conn.fetch(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE' ORDER BY 1, 2", list(schemas))
+            "WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
+            list(schemas),
+        )
         out: dict[str, tuple[int, str]] = {}
         for t in tables:
             name = f'"{t["table_schema"]}"."{t["table_name"]}"'
             row = await conn.fetchrow(
                 f"SELECT count(*) AS n, coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') AS h "
-                f"FROM {name} x")
+                f"FROM {name} x"
+            )
             out[name] = (row["n"], row["h"])
         return out
     finally:
@@ -193,17 +203,26 @@ def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[P
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crowdquant test")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     key_path.chmod(0o600)
     return cert_path, key_path
 
@@ -222,8 +241,11 @@ def upload_stream(header: Any, ids: Any, values: Any, chunk_rows: int = 8192) ->
     async def stream() -> Any:
         yield pb.UploadPredictionsRequest(header=header)
         for start in range(0, len(ids), chunk_rows):
-            yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(
-                ids="\n".join(ids[start:start + chunk_rows]).encode(),
-                values=np.asarray(values[start:start + chunk_rows], dtype="<f4").tobytes()))
+            yield pb.UploadPredictionsRequest(
+                chunk=pb.PredictionsChunk(
+                    ids="\n".join(ids[start : start + chunk_rows]).encode(),
+                    values=np.asarray(values[start : start + chunk_rows], dtype="<f4").tobytes(),
+                )
+            )
 
     return stream()

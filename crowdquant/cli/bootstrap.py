@@ -29,27 +29,37 @@ async def _writer_url(settings: CommonSettings, url: str | None) -> str:
     return db_roles.derive_url(url, db_roles.MIGRATION_ROLE)
 
 
-async def _create_keys(settings: CommonSettings, url: str | None,
-                       keys: list[tuple[Role, str, str, list[str], str]]) -> list[str]:
+async def _create_keys(
+    settings: CommonSettings, url: str | None, keys: list[tuple[Role, str, str, list[str], str]]
+) -> list[str]:
     """Create keys (role, participant id, description, scopes, service name) in one transaction."""
     database = Database(await _writer_url(settings, url), schema=SPEC.schema, pool_size=1)
     try:
         async with database.transaction() as conn:
-            return [(await create_key_row(conn, None, participant_id, role, scopes, description,
-                                           service_name=service))[1]
-                    for role, participant_id, description, scopes, service in keys]
+            return [
+                (await create_key_row(conn, None, participant_id, role, scopes, description, service_name=service))[1]
+                for role, participant_id, description, scopes, service in keys
+            ]
     finally:
         await database.dispose()
 
 
-async def create_key(settings: CommonSettings, role: Role, participant_id: str, description: str,
-                     scopes: list[str], url: str | None = None, service_name: str = "") -> str:
+async def create_key(
+    settings: CommonSettings,
+    role: Role,
+    participant_id: str,
+    description: str,
+    scopes: list[str],
+    url: str | None = None,
+    service_name: str = "",
+) -> str:
     return (await _create_keys(settings, url, [(role, participant_id, description, scopes, service_name)]))[0]
 
 
 async def create_service_keys(settings: CommonSettings, description: str, url: str | None = None) -> dict[str, str]:
     """One key per service, each naming its service: ``{"submissions": key, "scoring": key, ...}``."""
     names = [name.value for name in ServiceName]
-    keys = await _create_keys(settings, url, [(Role.SERVICE, "", f"{description} ({name})", [], name)
-                                              for name in names])
+    keys = await _create_keys(
+        settings, url, [(Role.SERVICE, "", f"{description} ({name})", [], name) for name in names]
+    )
     return dict(zip(names, keys, strict=True))

@@ -81,8 +81,12 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CROWDQUANT_", "DATABASE_URL"))}
         env.update({"CROWDQUANT_GRPC_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
         if name in SERVICES:
-            env.update({"DATABASE_URL": db_roles.derive_url(self.database_url, db_roles.login_role(name)),
-                        "CROWDQUANT_SERVICE_API_KEY": self.service_keys[name]})
+            env.update(
+                {
+                    "DATABASE_URL": db_roles.derive_url(self.database_url, db_roles.login_role(name)),
+                    "CROWDQUANT_SERVICE_API_KEY": self.service_keys[name],
+                }
+            )
         for peer in SERVICES:
             env[f"CROWDQUANT_{peer.upper()}_PORT"] = str(self.ports[peer])
             env[f"CROWDQUANT_{peer.upper()}_ADDR"] = self.addr(peer)
@@ -98,9 +102,13 @@ class Cluster:
             return
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / "migrate.log").open("ab") as log:
-            done = subprocess.run([sys.executable, "-m", "crowdquant.cli.main", "db", "upgrade"],
-                                  env={**self.child_env("migrate"), "DATABASE_URL": self.database_url},
-                                  stdout=log, stderr=subprocess.STDOUT, timeout=300)
+            done = subprocess.run(
+                [sys.executable, "-m", "crowdquant.cli.main", "db", "upgrade"],
+                env={**self.child_env("migrate"), "DATABASE_URL": self.database_url},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+            )
         if done.returncode != 0:
             tail = (self.log_dir / "migrate.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"migration failed with {done.returncode}:\n{tail}")
@@ -111,7 +119,10 @@ class Cluster:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "crowdquant.cli.main", "serve", name],
-            env=self.child_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.child_env(name),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 

@@ -22,8 +22,12 @@ from shared.config import CommonSettings, load_settings
 if hasattr(signal, "SIGUSR1"):
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack (stuck process)
 
-app = typer.Typer(help="crowdquant: the back office of a crowd-sourced prediction tournament.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="crowdquant: the back office of a crowd-sourced prediction tournament.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 db_app = typer.Typer(help="The database: migrations, the embedded server.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (bootstrap straight into the database).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -57,10 +61,12 @@ def serve(name: str = typer.Argument(..., help="submissions | scoring | leaderbo
 
 @app.command()
 @friendly
-def health(addr: str = typer.Option("127.0.0.1:50051", help="host:port of a crowdquant service"),
-           service: str = typer.Option("", help="service name to check; empty = the whole server"),
-           timeout: float = typer.Option(3.0),
-           ca_file: str = typer.Option("", envvar="CROWDQUANT_TLS_CA_FILE", help="CA to verify a TLS server")) -> None:
+def health(
+    addr: str = typer.Option("127.0.0.1:50051", help="host:port of a crowdquant service"),
+    service: str = typer.Option("", help="service name to check; empty = the whole server"),
+    timeout: float = typer.Option(3.0),
+    ca_file: str = typer.Option("", envvar="CROWDQUANT_TLS_CA_FILE", help="CA to verify a TLS server"),
+) -> None:
     """Exit 0 when the service reports SERVING (for container health checks)."""
     from pathlib import Path
 
@@ -127,10 +133,12 @@ def keys_create(
     role: str = typer.Option(..., help="participant | operator | auditor | service"),
     participant: str = typer.Option("", help="participant id (for participant keys)"),
     description: str = typer.Option("", help="what the key is for"),
-    scope: list[str] = typer.Option([], help="read | submit | stake | keys | operate, repeatable "
-                                             "(default: all of the role's)"),
-    service: str = typer.Option("", help="for a service key: the service that uses it "
-                                         "(submissions | scoring | leaderboard | payouts)"),
+    scope: list[str] = typer.Option(
+        [], help="read | submit | stake | keys | operate, repeatable (default: all of the role's)"
+    ),
+    service: str = typer.Option(
+        "", help="for a service key: the service that uses it (submissions | scoring | leaderboard | payouts)"
+    ),
 ) -> None:
     """Create a key directly in the database (bootstrap of the first operator key). Printed once."""
     from crowdquant.cli.bootstrap import create_key
@@ -140,8 +148,9 @@ def keys_create(
         role_value = Role(role)
     except ValueError:
         fail(f"--role must be one of {', '.join(r.value for r in Role)}", 2)
-    key = asyncio.run(create_key(load_settings(CommonSettings), role_value, participant, description, scope,
-                                 service_name=service))
+    key = asyncio.run(
+        create_key(load_settings(CommonSettings), role_value, participant, description, scope, service_name=service)
+    )
     sys.stdout.write(key + "\n")
 
 
@@ -178,8 +187,9 @@ def simulate(
     from crowdquant.simulation import SimulationConfig
     from shared.errors import InvalidArgument
 
-    config = SimulationConfig(participants=participants, rounds=rounds, seed=seed, size=size, policy=policy,
-                              skill_rounds=skill_rounds)
+    config = SimulationConfig(
+        participants=participants, rounds=rounds, seed=seed, size=size, policy=policy, skill_rounds=skill_rounds
+    )
     try:
         config.validate()
     except InvalidArgument as exc:

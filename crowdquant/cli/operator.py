@@ -10,8 +10,13 @@ from rich.table import Table
 from crowdquant.cli.common import console, friendly
 from crowdquant.common.v1 import common_pb2
 
-KEY = typer.Option(..., "--api-key", envvar=["CROWDQUANT_OPERATOR_API_KEY", "CROWDQUANT_API_KEY"],
-                   help="operator (or auditor, for audit) key", show_default=False)
+KEY = typer.Option(
+    ...,
+    "--api-key",
+    envvar=["CROWDQUANT_OPERATOR_API_KEY", "CROWDQUANT_API_KEY"],
+    help="operator (or auditor, for audit) key",
+    show_default=False,
+)
 TOURNAMENT = typer.Option(..., "--tournament", "-t", envvar="CROWDQUANT_TOURNAMENT", help="tournament id")
 ROUND = typer.Option("latest", "--round", "-r", help="round number, or 'latest'")
 
@@ -22,6 +27,7 @@ def round_number(value: str) -> int:
     if not value.isdigit():
         raise typer.BadParameter("--round must be a round number or 'latest'")
     return int(value)
+
 
 round_app = typer.Typer(help="One step of a round's pipeline at a time.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="The whole remaining pipeline of a round.", no_args_is_help=True)
@@ -40,14 +46,17 @@ def _ref(tournament: str, number: int) -> common_pb2.RoundRef:
 
 def _show_round(r) -> None:  # type: ignore[no-untyped-def]
     state = type(r).State.Name(r.state).removeprefix("STATE_")
-    console.print(f"round {r.round.tournament_id} #{r.round.round_number}: {state}; {r.model_count} models, "
-                  f"{r.submission_count} uploads; commitment {r.commitment_sha256}")
+    console.print(
+        f"round {r.round.tournament_id} #{r.round.round_number}: {state}; {r.model_count} models, "
+        f"{r.submission_count} uploads; commitment {r.commitment_sha256}"
+    )
 
 
 @round_app.command("open")
 @friendly
-def round_open(tournament: str = TOURNAMENT, seed: int = typer.Option(0, help="generated data seed"),
-               api_key: str = KEY) -> None:
+def round_open(
+    tournament: str = TOURNAMENT, seed: int = typer.Option(0, help="generated data seed"), api_key: str = KEY
+) -> None:
     """Open the next round with generated data."""
     from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 
@@ -75,8 +84,13 @@ def allocation_table(allocation) -> Table:  # type: ignore[no-untyped-def]
         table.add_column(column, justify="left" if column in ("model", "why") else "right")
     for line in sorted(allocation.lines, key=lambda x: (-x.amount_satoshis, x.model.display_name)):
         why = zero_payout_text(line.zero_payout) if line.HasField("zero_payout") else ""
-        table.add_row(line.model.display_name or line.model.model_id, f"{line.stake_satoshis:,}",
-                      f"{line.contribution:.6g}", f"{line.amount_satoshis:,}", why)
+        table.add_row(
+            line.model.display_name or line.model.model_id,
+            f"{line.stake_satoshis:,}",
+            f"{line.contribution:.6g}",
+            f"{line.amount_satoshis:,}",
+            why,
+        )
     return table
 
 
@@ -96,8 +110,14 @@ def _step(name: str):  # type: ignore[no-untyped-def]
     def command(tournament: str = TOURNAMENT, number: str = ROUND, api_key: str = KEY) -> None:
         p = _pipeline(api_key)
         ref = p.round(_ref(tournament, round_number(number))).round
-        action = {"close": p.close_round, "resolve": p.resolve, "score": p.score, "publish": p.publish,
-                  "allocate": p.allocate, "pay": p.pay}[name]
+        action = {
+            "close": p.close_round,
+            "resolve": p.resolve,
+            "score": p.score,
+            "publish": p.publish,
+            "allocate": p.allocate,
+            "pay": p.pay,
+        }[name]
         result = action(ref)
         if name == "allocate":
             result = allocation_table(result)
@@ -113,9 +133,12 @@ for _name in ("close", "resolve", "score", "publish", "allocate", "pay"):
 
 @pipeline_app.command("run")
 @friendly
-def pipeline_run(tournament: str = TOURNAMENT, number: str = ROUND,
-                 until: str = typer.Option("pay", help="last step: close|resolve|score|publish|allocate|pay"),
-                 api_key: str = KEY) -> None:
+def pipeline_run(
+    tournament: str = TOURNAMENT,
+    number: str = ROUND,
+    until: str = typer.Option("pay", help="last step: close|resolve|score|publish|allocate|pay"),
+    api_key: str = KEY,
+) -> None:
     """Run the remaining steps of a round; safe to re-run after any failure (it resumes)."""
     p = _pipeline(api_key)
     outcome = p.run(_ref(tournament, round_number(number)), until=until)
@@ -134,8 +157,9 @@ def audit_trial_balance(api_key: str = KEY) -> None:
     for column in ("account", "debit", "credit", "balance"):
         table.add_column(column, justify="left" if column == "account" else "right")
     for line in trial.lines:
-        table.add_row(line.account_code, f"{line.debit_satoshis:,}", f"{line.credit_satoshis:,}",
-                      f"{line.balance_satoshis:,}")
+        table.add_row(
+            line.account_code, f"{line.debit_satoshis:,}", f"{line.credit_satoshis:,}", f"{line.balance_satoshis:,}"
+        )
     console.print(table)
     console.print("balanced" if trial.balanced else "[red]NOT BALANCED[/]")
     if not trial.balanced:
@@ -150,8 +174,10 @@ def audit_verify_chain(api_key: str = KEY) -> None:
     if result.ok:
         console.print(f"chain verified: {result.entries_checked:,} entries")
         return
-    console.print(f"[red]chain broken[/] at entry {result.first_bad_entry_id}: expected {result.expected_hash}, "
-                  f"stored {result.actual_hash}")
+    console.print(
+        f"[red]chain broken[/] at entry {result.first_bad_entry_id}: expected {result.expected_hash}, "
+        f"stored {result.actual_hash}"
+    )
     raise typer.Exit(1)
 
 
@@ -182,8 +208,9 @@ def audit_export(api_key: str = KEY) -> None:
     from crowdquant.payouts.v1 import ledger_audit_service_pb2 as au_pb
 
     p = _pipeline(api_key)
-    for chunk in p.audit.ExportEntries(au_pb.ExportEntriesRequest(), metadata=(("authorization", f"Bearer {api_key}"),),
-                                       timeout=600):
+    for chunk in p.audit.ExportEntries(
+        au_pb.ExportEntriesRequest(), metadata=(("authorization", f"Bearer {api_key}"),), timeout=600
+    ):
         sys.stdout.write(chunk.csv_text)
 
 

@@ -89,15 +89,28 @@ def retry_after(error: grpc.RpcError) -> float | None:
 
 
 class Client:
-    def __init__(self, address: str = "127.0.0.1:50051", api_key: str | None = None, *, timeout: float = 60.0,
-                 retries: int = 5, credentials: grpc.ChannelCredentials | None = None) -> None:
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50051",
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 5,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.api_key = api_key or os.environ.get("CROWDQUANT_API_KEY")
         self.timeout = timeout
         self.retries = retries
-        options = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20),
-                   *RECONNECT_OPTIONS]
-        self.channel = (grpc.secure_channel(address, credentials, options=options) if credentials
-                        else grpc.insecure_channel(address, options=options))
+        options = [
+            ("grpc.max_receive_message_length", 256 << 20),
+            ("grpc.max_send_message_length", 256 << 20),
+            *RECONNECT_OPTIONS,
+        ]
+        self.channel = (
+            grpc.secure_channel(address, credentials, options=options)
+            if credentials
+            else grpc.insecure_channel(address, options=options)
+        )
         self.stub = pb_grpc.SubmissionsServiceStub(self.channel)
         self._public_keys: dict[str, Any] = {}
 
@@ -130,13 +143,15 @@ class Client:
 
     def round(self, tournament_id: str, number: int = 0) -> pb.Round:
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
-        return self._call(lambda: self.stub.GetRound(pb.GetRoundRequest(round=ref), metadata=self.metadata,
-                                                     timeout=self.timeout)).round
+        return self._call(
+            lambda: self.stub.GetRound(pb.GetRoundRequest(round=ref), metadata=self.metadata, timeout=self.timeout)
+        ).round
 
     def rounds(self, tournament_id: str, limit: int = 20) -> list[pb.Round]:
         request = pb.ListRoundsRequest(tournament_id=tournament_id, page_size=limit)
-        return list(self._call(lambda: self.stub.ListRounds(request, metadata=self.metadata,
-                                                            timeout=self.timeout)).rounds)
+        return list(
+            self._call(lambda: self.stub.ListRounds(request, metadata=self.metadata, timeout=self.timeout)).rounds
+        )
 
     def models(self, tournament_id: str = "") -> list[pb.Model]:
         out: list[pb.Model] = []
@@ -149,13 +164,23 @@ class Client:
             if not token:
                 return out
 
-    def create_model(self, tournament_id: str, name: str, payout_address: str, *,
-                     participant_id: str = "", request_id: str | None = None) -> pb.Model:
-        request = pb.CreateModelRequest(request_id=request_id or uuid.uuid4().hex, tournament_id=tournament_id,
-                                        participant_id=participant_id, display_name=name,
-                                        payout_address=payout_address)
-        return self._call(lambda: self.stub.CreateModel(request, metadata=self.metadata,
-                                                        timeout=self.timeout)).model
+    def create_model(
+        self,
+        tournament_id: str,
+        name: str,
+        payout_address: str,
+        *,
+        participant_id: str = "",
+        request_id: str | None = None,
+    ) -> pb.Model:
+        request = pb.CreateModelRequest(
+            request_id=request_id or uuid.uuid4().hex,
+            tournament_id=tournament_id,
+            participant_id=participant_id,
+            display_name=name,
+            payout_address=payout_address,
+        )
+        return self._call(lambda: self.stub.CreateModel(request, metadata=self.metadata, timeout=self.timeout)).model
 
     def model_id(self, tournament_id: str, model: str) -> str:
         """A model id from an id or a display name of the caller's models."""
@@ -168,15 +193,17 @@ class Client:
 
     # --- data ------------------------------------------------------------------------------
 
-    def fetch_data(self, tournament_id: str, number: int = 0,
-                   progress: Callable[[int, int], None] | None = None) -> DownloadedRound:
+    def fetch_data(
+        self, tournament_id: str, number: int = 0, progress: Callable[[int, int], None] | None = None
+    ) -> DownloadedRound:
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
 
         def fetch() -> DownloadedRound:
             header = None
             ids, eras, splits, feats, targets = [], [], [], [], []
-            for message in self.stub.DownloadRoundData(pb.DownloadRoundDataRequest(round=ref),
-                                                       metadata=self.metadata, timeout=self.timeout * 10):
+            for message in self.stub.DownloadRoundData(
+                pb.DownloadRoundDataRequest(round=ref), metadata=self.metadata, timeout=self.timeout * 10
+            ):
                 if message.WhichOneof("kind") == "header":
                     header = message.header
                     continue
@@ -190,15 +217,33 @@ class Client:
                     progress(sum(map(len, ids)), header.row_count)
             assert header is not None
             kind = TargetKind.BINARY if header.target_kind == common_pb2.TARGET_KIND_BINARY else TargetKind.GRADED
-            data = Dataset(np.concatenate(ids), np.concatenate(eras), np.concatenate(splits),
-                           np.concatenate(feats), np.concatenate(targets), kind)
-            return DownloadedRound(header.round.tournament_id, header.round.round_number, header.target_kind,
-                                   list(header.feature_names), data)
+            data = Dataset(
+                np.concatenate(ids),
+                np.concatenate(eras),
+                np.concatenate(splits),
+                np.concatenate(feats),
+                np.concatenate(targets),
+                kind,
+            )
+            return DownloadedRound(
+                header.round.tournament_id,
+                header.round.round_number,
+                header.target_kind,
+                list(header.feature_names),
+                data,
+            )
 
         return self._call(fetch)
 
-    def download_data(self, tournament_id: str, dest: str | Path, number: int = 0, *, fmt: str = "csv",
-                      progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    def download_data(
+        self,
+        tournament_id: str,
+        dest: str | Path,
+        number: int = 0,
+        *,
+        fmt: str = "csv",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Path]:
         """Write ``training_data`` and ``tournament_data`` files (CSV, or Parquet with pyarrow)."""
         fetched = self.fetch_data(tournament_id, number, progress)
         dest = Path(dest)
@@ -213,28 +258,43 @@ class Client:
 
     # --- uploads ---------------------------------------------------------------------------
 
-    def submit(self, tournament_id: str, predictions: Any, *, model: str, round_number: int = 0,
-               request_id: str | None = None, progress: Callable[[int, int], None] | None = None) -> Receipt:
+    def submit(
+        self,
+        tournament_id: str,
+        predictions: Any,
+        *,
+        model: str,
+        round_number: int = 0,
+        request_id: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Receipt:
         """Upload predictions; returns the receipt after checking its signature."""
         ids, values = as_predictions(predictions)
         model_id = self.model_id(tournament_id, model)
         if round_number == 0:
             round_number = self.round(tournament_id).round.round_number
-        header = pb.UploadHeader(request_id=request_id or uuid.uuid4().hex, model_id=model_id,
-                                 round=common_pb2.RoundRef(tournament_id=tournament_id, round_number=round_number))
+        header = pb.UploadHeader(
+            request_id=request_id or uuid.uuid4().hex,
+            model_id=model_id,
+            round=common_pb2.RoundRef(tournament_id=tournament_id, round_number=round_number),
+        )
         values32 = np.asarray(values, dtype="<f4")
 
         def requests() -> Iterator[pb.UploadPredictionsRequest]:
             yield pb.UploadPredictionsRequest(header=header)
             for start in range(0, len(ids), CHUNK_ROWS):
                 part = slice(start, start + CHUNK_ROWS)
-                yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(
-                    ids="\n".join(ids[part].tolist()).encode(), values=values32[part].tobytes()))
+                yield pb.UploadPredictionsRequest(
+                    chunk=pb.PredictionsChunk(
+                        ids="\n".join(ids[part].tolist()).encode(), values=values32[part].tobytes()
+                    )
+                )
                 if progress:
                     progress(min(start + CHUNK_ROWS, len(ids)), len(ids))
 
-        response = self._call(lambda: self.stub.UploadPredictions(requests(), metadata=self.metadata,
-                                                                  timeout=self.timeout))
+        response = self._call(
+            lambda: self.stub.UploadPredictions(requests(), metadata=self.metadata, timeout=self.timeout)
+        )
         return self.verify(response)
 
     def verify(self, response: pb.UploadPredictionsResponse) -> Receipt:
@@ -242,16 +302,34 @@ class Client:
         r = response.receipt
         public = self._public_keys.get(r.key_id)
         if public is None:
-            key = self._call(lambda: self.stub.GetReceiptPublicKey(pb.GetReceiptPublicKeyRequest(key_id=r.key_id),
-                                                                   timeout=self.timeout))
+            key = self._call(
+                lambda: self.stub.GetReceiptPublicKey(
+                    pb.GetReceiptPublicKeyRequest(key_id=r.key_id), timeout=self.timeout
+                )
+            )
             public = self._public_keys[r.key_id] = receipts.load_public_key_raw(key.public_key)
         fields = receipts.ReceiptFields.from_payload(r.signed_payload)
         receipts.verify_receipt(public, receipts.Receipt(fields, r.signature), r.signed_payload)
         shown = (r.round.tournament_id, r.round.round_number, r.model_id, r.version, r.content_sha256, r.row_count)
-        signed = (fields.tournament_id, fields.round_number, fields.model_id, fields.version, fields.content_sha256,
-                  fields.row_count)
+        signed = (
+            fields.tournament_id,
+            fields.round_number,
+            fields.model_id,
+            fields.version,
+            fields.content_sha256,
+            fields.row_count,
+        )
         if shown != signed:
             raise receipts.ReceiptInvalid("receipt fields differ from what was signed")
-        return Receipt(fields.tournament_id, fields.round_number, fields.model_id, fields.version,
-                       fields.content_sha256, fields.row_count, fields.accept_time, fields.key_id, True,
-                       response.submission)
+        return Receipt(
+            fields.tournament_id,
+            fields.round_number,
+            fields.model_id,
+            fields.version,
+            fields.content_sha256,
+            fields.row_count,
+            fields.accept_time,
+            fields.key_id,
+            True,
+            response.submission,
+        )

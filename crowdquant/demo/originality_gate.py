@@ -101,8 +101,14 @@ def uploads(spec: datagen.DatasetSpec, n_participants: int, round_number: int = 
         if profile.kind == "good" and source is None:
             source = values
             # The same participant's second model: its own predictions again, with a whisper of noise.
-            out.append(Upload(profile.name, profile.name + "-again", "self-copy",
-                              cast.near_copy(values, profile.seed + 7 * round_number)))
+            out.append(
+                Upload(
+                    profile.name,
+                    profile.name + "-again",
+                    "self-copy",
+                    cast.near_copy(values, profile.seed + 7 * round_number),
+                )
+            )
     assert source is not None, "the cast has no good model to copy"
     for profile in profiles:
         if profile.kind == "copy":
@@ -146,14 +152,24 @@ def measure_round(round_uploads: list[Upload], rule: OriginalityRule, *, same_mo
     return rates
 
 
-def measure(rule: OriginalityRule, seeds: list[int], n_participants: int = 50, *, small: bool = False,
-            same_model: bool = True) -> GateRates:
+def measure(
+    rule: OriginalityRule, seeds: list[int], n_participants: int = 50, *, small: bool = False, same_model: bool = True
+) -> GateRates:
     """Rates over one generated round per seed (the demo's cast; ``small``: the demo's --small size)."""
     total = GateRates()
     for seed in seeds:
         spec = datagen.DatasetSpec(seed=seed)
         if small:
-            spec = datagen.DatasetSpec(seed=seed, n_training=6000, n_validation=3000, n_live=1000, n_features=10,
-                                       n_training_eras=20, n_validation_eras=5, n_live_eras=1, signal=0.4)
+            spec = datagen.DatasetSpec(
+                seed=seed,
+                n_training=6000,
+                n_validation=3000,
+                n_live=1000,
+                n_features=10,
+                n_training_eras=20,
+                n_validation_eras=5,
+                n_live_eras=1,
+                signal=0.4,
+            )
         total.add(measure_round(uploads(spec, n_participants, round_number=seed), rule, same_model=same_model))
     return total

@@ -29,25 +29,63 @@ class Profile:
 def profiles(n: int, n_features: int = 21, seed: int = 0) -> list[Profile]:
     """A cast of ``n`` participants with a fixed mix of skills (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
-    cast: list[Profile] = [Profile("benchmark-half", "constant", (), 0.0, 0),
-                           Profile("probe-pete", "prober", tuple(range(n_features)), 1.0, 1)]
+    cast: list[Profile] = [
+        Profile("benchmark-half", "constant", (), 0.0, 0),
+        Profile("probe-pete", "prober", tuple(range(n_features)), 1.0, 1),
+    ]
     copies = 2 if n >= 10 else 1
     for i in range(copies):
         cast.append(Profile(f"copycat-{i + 1}", "copy", (), 0.0, 100 + i))
-    names = ["ada", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo", "kai", "lu", "max", "nia", "oz",
-             "pam", "quin", "rex", "sue", "ty", "uma", "vic", "wes", "xia", "yan", "zed"]
+    names = [
+        "ada",
+        "bo",
+        "cy",
+        "di",
+        "ed",
+        "flo",
+        "gus",
+        "hal",
+        "ivy",
+        "jo",
+        "kai",
+        "lu",
+        "max",
+        "nia",
+        "oz",
+        "pam",
+        "quin",
+        "rex",
+        "sue",
+        "ty",
+        "uma",
+        "vic",
+        "wes",
+        "xia",
+        "yan",
+        "zed",
+    ]
     i = 0
     while len(cast) < n:
         base = names[i % len(names)] + ("" if i < len(names) else str(i // len(names)))
         roll = i % 10
         if roll < 5:
             k = int(rng.integers(2, max(3, n_features // 2) + 1))
-            cast.append(Profile(f"{base}-linear", "good", tuple(sorted(rng.choice(n_features, k, replace=False))),
-                                float(rng.choice([0.1, 1.0, 10.0, 100.0])), 1000 + i))
+            cast.append(
+                Profile(
+                    f"{base}-linear",
+                    "good",
+                    tuple(sorted(rng.choice(n_features, k, replace=False))),
+                    float(rng.choice([0.1, 1.0, 10.0, 100.0])),
+                    1000 + i,
+                )
+            )
         elif roll < 8:
             k = int(rng.integers(1, 4))
-            cast.append(Profile(f"{base}-simple", "weak", tuple(sorted(rng.choice(n_features, k, replace=False))),
-                                1.0, 1000 + i))
+            cast.append(
+                Profile(
+                    f"{base}-simple", "weak", tuple(sorted(rng.choice(n_features, k, replace=False))), 1.0, 1000 + i
+                )
+            )
         else:
             cast.append(Profile(f"{base}-random", "noise", (), 0.0, 1000 + i))
         i += 1

@@ -83,8 +83,9 @@ def fmt(value: float, digits: int = 5) -> str:
 
 
 class Demo:
-    def __init__(self, console: Console, *, rounds: int, participants: int, small: bool, database_url: str,
-                 data_dir: Path) -> None:
+    def __init__(
+        self, console: Console, *, rounds: int, participants: int, small: bool, database_url: str, data_dir: Path
+    ) -> None:
         self.console = console
         self.rounds = rounds
         self.n = participants
@@ -98,9 +99,16 @@ class Demo:
     def spec(self, round_number: int) -> sub_pb.GeneratedDatasetSpec:
         if self.small:
             # 6 validation and 4 live eras of 500 rows: live rows alone decide the resolved board
-            return sub_pb.GeneratedDatasetSpec(seed=round_number, n_train=6000, n_validation=3000, n_live=2000,
-                                               n_features=10, n_training_eras=20, n_tournament_eras=10,
-                                               signal_strength=0.4)
+            return sub_pb.GeneratedDatasetSpec(
+                seed=round_number,
+                n_train=6000,
+                n_validation=3000,
+                n_live=2000,
+                n_features=10,
+                n_training_eras=20,
+                n_tournament_eras=10,
+                signal_strength=0.4,
+            )
         return sub_pb.GeneratedDatasetSpec(seed=round_number)
 
     # --- set-up ----------------------------------------------------------------------------
@@ -109,8 +117,13 @@ class Demo:
         settings = CommonSettings()
         service_keys = asyncio.run(create_service_keys(settings, "demo", url=self.url))
         self.operator = asyncio.run(create_key(settings, Role.OPERATOR, "", "demo operator", [], url=self.url))
-        self.cluster = Cluster(database_url=self.url, service_keys=service_keys, log_dir=self.data_dir / "logs",
-                               with_gateway=True, env={"CROWDQUANT_DATA_DIR": str(self.data_dir.resolve())})
+        self.cluster = Cluster(
+            database_url=self.url,
+            service_keys=service_keys,
+            log_dir=self.data_dir / "logs",
+            with_gateway=True,
+            env={"CROWDQUANT_DATA_DIR": str(self.data_dir.resolve())},
+        )
         with self.console.status("starting the services"):
             self.cluster.start_all()
             status = asyncio.run(self.cluster.wait_healthy())
@@ -133,28 +146,47 @@ class Demo:
     def setup_tournament(self) -> None:
         p = self.pipeline
         assert p is not None
-        p.call(p.submissions.CreateTournament, sub_pb.CreateTournamentRequest(
-            request_id="demo-tournament", tournament_id=TOURNAMENT, display_name="crowdquant demo",
-            target_kind=common_pb2.TARGET_KIND_BINARY, network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST,
-            rules=sub_pb.TournamentRules(
-                upload=sub_pb.UploadRules(max_uploads_per_model_per_round=PROBES + 3, min_std=-1),
-                payout=sub_pb.PayoutRules(policy=common_pb2.PAYOUT_POLICY_POOL,
-                                          pool=common_pb2.PoolParameters(pool_satoshis=POOL_SATOSHIS),
-                                          require_originality=True))))
+        p.call(
+            p.submissions.CreateTournament,
+            sub_pb.CreateTournamentRequest(
+                request_id="demo-tournament",
+                tournament_id=TOURNAMENT,
+                display_name="crowdquant demo",
+                target_kind=common_pb2.TARGET_KIND_BINARY,
+                network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST,
+                rules=sub_pb.TournamentRules(
+                    upload=sub_pb.UploadRules(max_uploads_per_model_per_round=PROBES + 3, min_std=-1),
+                    payout=sub_pb.PayoutRules(
+                        policy=common_pb2.PAYOUT_POLICY_POOL,
+                        pool=common_pb2.PoolParameters(pool_satoshis=POOL_SATOSHIS),
+                        require_originality=True,
+                    ),
+                ),
+            ),
+        )
         identity = id_grpc.IdentityServiceStub(p.channels["submissions"])
         profiles = cast.profiles(self.n)
         with self._progress("creating participants and models", len(profiles)) as (progress, task):
             for i, profile in enumerate(profiles):
-                participant = p.call(identity.CreateParticipant, id_pb.CreateParticipantRequest(
-                    request_id=f"demo-p-{i}", display_name=profile.name)).participant
-                key = p.call(identity.CreateApiKey, id_pb.CreateApiKeyRequest(
-                    request_id=f"demo-k-{i}", participant_id=participant.participant_id,
-                    role=common_pb2.ROLE_PARTICIPANT, description="demo")).secret
+                participant = p.call(
+                    identity.CreateParticipant,
+                    id_pb.CreateParticipantRequest(request_id=f"demo-p-{i}", display_name=profile.name),
+                ).participant
+                key = p.call(
+                    identity.CreateApiKey,
+                    id_pb.CreateApiKeyRequest(
+                        request_id=f"demo-k-{i}",
+                        participant_id=participant.participant_id,
+                        role=common_pb2.ROLE_PARTICIPANT,
+                        description="demo",
+                    ),
+                ).secret
                 player = Player(profile, participant.participant_id, key)
                 with Client(self.addresses.submissions, key) as client:
                     payout = address(bytes([i % 250 + 1]) * 32)
-                    player.model_id = client.create_model(TOURNAMENT, profile.name, payout,
-                                                          request_id=f"demo-m-{i}").model_id
+                    player.model_id = client.create_model(
+                        TOURNAMENT, profile.name, payout, request_id=f"demo-m-{i}"
+                    ).model_id
                 self.players.append(player)
                 progress.update(task, advance=1)
         self._stake()
@@ -167,17 +199,34 @@ class Demo:
             if player.profile.kind not in ("good", "prober"):
                 continue
             amount = 100_000 * (1 + i % 5)
-            p.call(p.payouts.RecordDeposit, po_pb.RecordDepositRequest(
-                request_id=f"demo-deposit-{i}", participant_id=player.participant_id, amount_satoshis=amount,
-                memo="demo funding"))
-            p.call(p.payouts.SetStake, po_pb.SetStakeRequest(
-                request_id=f"demo-stake-{i}", model_id=player.model_id, amount_satoshis=amount // 2), key=player.key)
+            p.call(
+                p.payouts.RecordDeposit,
+                po_pb.RecordDepositRequest(
+                    request_id=f"demo-deposit-{i}",
+                    participant_id=player.participant_id,
+                    amount_satoshis=amount,
+                    memo="demo funding",
+                ),
+            )
+            p.call(
+                p.payouts.SetStake,
+                po_pb.SetStakeRequest(
+                    request_id=f"demo-stake-{i}", model_id=player.model_id, amount_satoshis=amount // 2
+                ),
+                key=player.key,
+            )
 
     # --- a round ---------------------------------------------------------------------------
 
     def _progress(self, label: str, total: int):  # type: ignore[no-untyped-def]
-        progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=self.console, transient=False)
+        progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
 
         class _Ctx:
             def __enter__(self_inner):
@@ -219,16 +268,20 @@ class Demo:
         self.console.rule(f"[bold]round {number}")
         opened = p.open(TOURNAMENT, self.spec(number))
         ref = opened.round
-        self.console.print(f"opened round {ref.round_number}: {opened.training_rows:,} training, "
-                           f"{opened.validation_rows:,} validation, {opened.live_rows:,} live rows; "
-                           f"commitment {opened.commitment_sha256[:16]}…")
+        self.console.print(
+            f"opened round {ref.round_number}: {opened.training_rows:,} training, "
+            f"{opened.validation_rows:,} validation, {opened.live_rows:,} live rows; "
+            f"commitment {opened.commitment_sha256[:16]}…"
+        )
         copied: dict[str, Any] = {}
         # copycats go last: they copy someone who already uploaded (and the originality check sees it)
         first = [pl for pl in self.players if pl.profile.kind != "copy"]
         later = [pl for pl in self.players if pl.profile.kind == "copy"]
         uploads = 0
-        with self._progress("participants download, train, upload", len(self.players)) as (progress, task), \
-                ThreadPoolExecutor(max_workers=4) as pool:
+        with (
+            self._progress("participants download, train, upload", len(self.players)) as (progress, task),
+            ThreadPoolExecutor(max_workers=4) as pool,
+        ):
             for group in (first, later):
                 for done in pool.map(lambda pl: self.participate(pl, ref.round_number, copied), group):
                     uploads += done
@@ -249,23 +302,38 @@ class Demo:
         lines = {x.model.model_id: x for x in outcome.allocation.lines} if outcome.allocation is not None else {}
         meta = p.call(p.scoring.GetMetaModel, sc_pb.GetMetaModelRequest(round=ref)).meta_model
         # resolved scores come from the live eras alone (validation rows only fed the open round's Ladder board)
-        table = Table(title=f"round {ref.round_number} leaderboard on {len(meta.corr.eras)} live eras, top 10 by "
-                            f"{common_pb2.Metric.Name(board.metric).removeprefix('METRIC_').lower()}")
+        table = Table(
+            title=f"round {ref.round_number} leaderboard on {len(meta.corr.eras)} live eras, top 10 by "
+            f"{common_pb2.Metric.Name(board.metric).removeprefix('METRIC_').lower()}"
+        )
         for column in ("rank", "model", "value", "95% interval", "tied", "payout (sat)", "why 0"):
             table.add_column(column, justify="left" if column in ("model", "why 0") else "right")
         for e in board.entries:
             tied = "≈" if e.tied_with_previous or e.tied_with_next else ""
             interval = f"{fmt(e.ci_low)} … {fmt(e.ci_high)}"
             line = lines.get(e.model_id)
-            reason = line.zero_payout if line is not None and line.HasField("zero_payout") else (
-                e.zero_payout if e.HasField("zero_payout") else None)
+            reason = (
+                line.zero_payout
+                if line is not None and line.HasField("zero_payout")
+                else (e.zero_payout if e.HasField("zero_payout") else None)
+            )
             amount = line.amount_satoshis if line is not None else e.payout_satoshis
-            table.add_row(str(e.rank), e.model_display_name, fmt(e.value), interval, tied, f"{amount:,}",
-                          reason_words(reason) if reason is not None else "")
+            table.add_row(
+                str(e.rank),
+                e.model_display_name,
+                fmt(e.value),
+                interval,
+                tied,
+                f"{amount:,}",
+                reason_words(reason) if reason is not None else "",
+            )
         self.console.print(table)
         policy = common_pb2.MetaModelPolicy.Name(meta.policy).removeprefix("META_MODEL_POLICY_").lower()
-        own = [f"{name} {fmt(getattr(meta, field).overall if name != 'CORR' else meta.corr.mean)}"
-               for name, field in (("CORR", "corr"), ("AUC", "auc"), ("logloss", "logloss")) if meta.HasField(field)]
+        own = [
+            f"{name} {fmt(getattr(meta, field).overall if name != 'CORR' else meta.corr.mean)}"
+            for name, field in (("CORR", "corr"), ("AUC", "auc"), ("logloss", "logloss"))
+            if meta.HasField(field)
+        ]
         self.console.print(f"meta model ({policy}): {', '.join(own)}")
         if outcome.allocation is not None:
             a = outcome.allocation
@@ -282,8 +350,10 @@ class Demo:
                 self.console.print(f"  paid 0 — {words}: {count} model(s), e.g. {detail}")
         for batch in outcome.batches:
             state = po_pb.Batch.State.Name(batch.state).removeprefix("STATE_")
-            self.console.print(f"batch {batch.batch_id}: txid {batch.txid} — {len(batch.outputs)} payees, "
-                               f"{batch.total_output_satoshis:,} sat, fee {batch.fee_satoshis:,} sat, {state}")
+            self.console.print(
+                f"batch {batch.batch_id}: txid {batch.txid} — {len(batch.outputs)} payees, "
+                f"{batch.total_output_satoshis:,} sat, fee {batch.fee_satoshis:,} sat, {state}"
+            )
         self.console.print(f"round state: {outcome.state}")
 
     # --- the end ---------------------------------------------------------------------------
@@ -293,16 +363,22 @@ class Demo:
         assert p is not None
         self.console.rule("[bold]audit")
         trial = p.trial_balance()
-        self.console.print(f"trial balance: debits {trial.total_debit_satoshis:,} = credits "
-                           f"{trial.total_credit_satoshis:,} sat over {len(trial.lines)} accounts: "
-                           f"{'balanced' if trial.balanced else 'NOT BALANCED'}")
+        self.console.print(
+            f"trial balance: debits {trial.total_debit_satoshis:,} = credits "
+            f"{trial.total_credit_satoshis:,} sat over {len(trial.lines)} accounts: "
+            f"{'balanced' if trial.balanced else 'NOT BALANCED'}"
+        )
         chain = p.verify_chain()
-        self.console.print(f"hash chain: {chain.entries_checked:,} entries, "
-                           f"{'verified' if chain.ok else 'BROKEN at ' + chain.first_bad_entry_id}")
+        self.console.print(
+            f"hash chain: {chain.entries_checked:,} entries, "
+            f"{'verified' if chain.ok else 'BROKEN at ' + chain.first_bad_entry_id}"
+        )
         rec = p.reconcile()
-        self.console.print(f"reconciliation: {rec.outputs_checked} payee outputs checked, wallet ledger "
-                           f"{rec.wallet_ledger_satoshis:,} = UTXOs {rec.wallet_utxo_satoshis:,} sat: "
-                           f"{'clean' if rec.clean else f'{len(rec.differences)} differences'}")
+        self.console.print(
+            f"reconciliation: {rec.outputs_checked} payee outputs checked, wallet ledger "
+            f"{rec.wallet_ledger_satoshis:,} = UTXOs {rec.wallet_utxo_satoshis:,} sat: "
+            f"{'clean' if rec.clean else f'{len(rec.differences)} differences'}"
+        )
         return bool(trial.balanced and chain.ok and rec.clean)
 
     def stop(self) -> None:
@@ -322,8 +398,14 @@ def run_demo(*, rounds: int, participants: int, keep: bool, once: bool, small: b
             url = to_plain_url(settings.database_url.get_secret_value())
         else:
             url = fresh_database(embedded_pg.start(settings.data_dir), f"crowdquant_demo_{secrets.token_hex(3)}")
-    demo = Demo(console, rounds=rounds, participants=participants, small=small, database_url=url,
-                data_dir=Path(settings.data_dir))
+    demo = Demo(
+        console,
+        rounds=rounds,
+        participants=participants,
+        small=small,
+        database_url=url,
+        data_dir=Path(settings.data_dir),
+    )
     ok = False
     try:
         demo.start()

@@ -45,8 +45,16 @@ SIZES: dict[str, DatasetSpec] = {
     # the 2016 shape, live rows over six eras of 2,004 rows
     "full": DatasetSpec(n_live_eras=LIVE_ERAS),
     # like the demo's --small data (10 features, signal 0.4), with six live eras of 200 rows
-    "small": DatasetSpec(n_training=6000, n_validation=3000, n_live=1200, n_features=10, n_training_eras=20,
-                         n_validation_eras=6, n_live_eras=LIVE_ERAS, signal=0.4),
+    "small": DatasetSpec(
+        n_training=6000,
+        n_validation=3000,
+        n_live=1200,
+        n_features=10,
+        n_training_eras=20,
+        n_validation_eras=6,
+        n_live_eras=LIVE_ERAS,
+        signal=0.4,
+    ),
 }
 POLICIES = ("default", "pool", "stake", "pool-corr", "pool-mmc-significant")
 """``default``: the tournament's default payout rules; ``pool``: the 2016 pool (MMC, every positive
@@ -69,11 +77,13 @@ class SimulationConfig:
 
     def validate(self) -> None:
         if self.size not in SIZES:
-            raise InvalidArgument(f"size must be one of {', '.join(SIZES)}, not {self.size!r}",
-                                  metadata={"field": "size"})
+            raise InvalidArgument(
+                f"size must be one of {', '.join(SIZES)}, not {self.size!r}", metadata={"field": "size"}
+            )
         if self.policy not in POLICIES:
-            raise InvalidArgument(f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}",
-                                  metadata={"field": "policy"})
+            raise InvalidArgument(
+                f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}", metadata={"field": "policy"}
+            )
         for name, low in (("participants", 5), ("rounds", 1), ("skill_rounds", 1), ("pool_satoshis", 1)):
             if getattr(self, name) < low:
                 raise InvalidArgument(f"{name} must be >= {low}, got {getattr(self, name)}", metadata={"field": name})
@@ -131,7 +141,8 @@ def tournament_rules(policy: str, pool_satoshis: int) -> sub_pb.TournamentRules:
         payout.significance = sub_pb.PayoutRules.SIGNIFICANCE_REQUIRED
     rules = sub_pb.TournamentRules(
         upload=sub_pb.UploadRules(min_std=-1),  # the demo admits the constant 0.5 benchmark
-        payout=payout)
+        payout=payout,
+    )
     return with_defaults(rules, common_pb2.TARGET_KIND_BINARY)
 
 
@@ -158,8 +169,9 @@ def _predictions(profiles: list[cast.Profile], spec: DatasetSpec, round_number: 
 def _originality(profiles: list[cast.Profile], values: np.ndarray, rules: sub_pb.TournamentRules) -> list[bool]:
     """The upload-time originality check, uploads in cast order with the copycats last (as in the demo)."""
     rule = originality_rule(rules)
-    order = [i for i, p in enumerate(profiles) if p.kind != "copy"] + \
-            [i for i, p in enumerate(profiles) if p.kind == "copy"]
+    order = [i for i, p in enumerate(profiles) if p.kind != "copy"] + [
+        i for i, p in enumerate(profiles) if p.kind == "copy"
+    ]
     earlier = EarlierSubmissions.empty(values.shape[1])
     original = [True] * len(profiles)
     for i in order:
@@ -168,19 +180,34 @@ def _originality(profiles: list[cast.Profile], values: np.ndarray, rules: sub_pb
     return original
 
 
-def _score(values: np.ndarray, tour: object, stakes: list[int], rules: sub_pb.TournamentRules, round_number: int,
-           names: list[str]) -> list:
+def _score(
+    values: np.ndarray,
+    tour: object,
+    stakes: list[int],
+    rules: sub_pb.TournamentRules,
+    round_number: int,
+    names: list[str],
+) -> list:
     """Scoring's own ``compute`` over the live rows only."""
     live = tour.split == Split.LIVE  # type: ignore[attr-defined]
     ids = [f"m{i}" for i in range(len(names))]
     inputs = RoundInputs(
-        ref=common_pb2.RoundRef(tournament_id=TOURNAMENT, round_number=round_number), model_ids=ids,
-        participants=[f"p{i}" for i in range(len(names))], names=dict(zip(ids, names, strict=True)),
-        versions=[1] * len(ids), values=values[:, live], targets=tour.targets[live],  # type: ignore[attr-defined]
-        eras=tour.eras[live], stakes=dict(zip(ids, stakes, strict=True)),  # type: ignore[attr-defined]
-        policy=rules.scoring.meta_model_policy, binary=True, eps=rules.scoring.logloss_epsilon,
-        resamples=rules.scoring.bootstrap_samples, confidence=rules.scoring.confidence_level,
-        logloss_benchmark=rules.consistency.benchmark_logloss)
+        ref=common_pb2.RoundRef(tournament_id=TOURNAMENT, round_number=round_number),
+        model_ids=ids,
+        participants=[f"p{i}" for i in range(len(names))],
+        names=dict(zip(ids, names, strict=True)),
+        versions=[1] * len(ids),
+        values=values[:, live],
+        targets=tour.targets[live],  # type: ignore[attr-defined]
+        eras=tour.eras[live],
+        stakes=dict(zip(ids, stakes, strict=True)),  # type: ignore[attr-defined]
+        policy=rules.scoring.meta_model_policy,
+        binary=True,
+        eps=rules.scoring.logloss_epsilon,
+        resamples=rules.scoring.bootstrap_samples,
+        confidence=rules.scoring.confidence_level,
+        logloss_benchmark=rules.consistency.benchmark_logloss,
+    )
     return compute(inputs).scores
 
 
@@ -189,8 +216,9 @@ def _check(passed: bool) -> sub_pb.CheckResult:
     return sub_pb.CheckResult(outcome=outcome, reason="" if passed else "not original: a near copy")
 
 
-def true_skills(profiles: list[cast.Profile], config: SimulationConfig, stakes: list[int],
-                rules: sub_pb.TournamentRules) -> dict[str, np.ndarray]:
+def true_skills(
+    profiles: list[cast.Profile], config: SimulationConfig, stakes: list[int], rules: sub_pb.TournamentRules
+) -> dict[str, np.ndarray]:
     """Expected live MMC and CORR of each model (mean per-era value) on fresh rounds with 5x the live
     rows, seeds that no simulated round uses."""
     base = SIZES[config.size]
@@ -215,8 +243,9 @@ class PlayedRound:
     original: list[bool]
 
 
-def play(config: SimulationConfig, progress: Callable[[str, int, int], None] = lambda _s, _d, _t: None
-         ) -> tuple[list[cast.Profile], list[PlayedRound], dict[str, np.ndarray]]:
+def play(
+    config: SimulationConfig, progress: Callable[[str, int, int], None] = lambda _s, _d, _t: None
+) -> tuple[list[cast.Profile], list[PlayedRound], dict[str, np.ndarray]]:
     """Generate, predict, check and score every round, then measure every model's true skill.
 
     The meta model is weighted by the cast's initial stakes in every round, so that every policy is
@@ -244,8 +273,9 @@ def _metric(scores: object, metric: str, part: str) -> float:
     return float(getattr(getattr(scores, metric), part)) if scores.HasField(metric) else float("nan")  # type: ignore[attr-defined]
 
 
-def allocate_rounds(config: SimulationConfig, profiles: list[cast.Profile], played: list[PlayedRound],
-                    skills: dict[str, np.ndarray]) -> Simulation:
+def allocate_rounds(
+    config: SimulationConfig, profiles: list[cast.Profile], played: list[PlayedRound], skills: dict[str, np.ndarray]
+) -> Simulation:
     """Every played round through payouts' allocation under ``config.policy``, as the payouts service does."""
     rules = tournament_rules(config.policy, config.pool_satoshis)
     policy_name = payout_path.policy_name(0, rules.payout)
@@ -255,7 +285,8 @@ def allocate_rounds(config: SimulationConfig, profiles: list[cast.Profile], play
         submissions = {f"m{i}": sub_pb.Submission(originality=_check(ok)) for i, ok in enumerate(rnd.original)}
         current = {f"m{i}": m.stake for i, m in enumerate(models)}
         allocation = policy_rules.allocate(
-            payout_path.results(rnd.scores, submissions, current, rules.payout, rules.consistency), policy)
+            payout_path.results(rnd.scores, submissions, current, rules.payout, rules.consistency), policy
+        )
         for m, line, s in zip(models, allocation.lines, rnd.scores, strict=True):
             m.mmc.append(_metric(s, "mmc", "mean"))
             m.corr.append(_metric(s, "corr", "mean"))
@@ -271,11 +302,16 @@ def allocate_rounds(config: SimulationConfig, profiles: list[cast.Profile], play
     return Simulation(config, rules, models, config.pool_satoshis if policy_name == "pool" else 0)
 
 
-def simulate(config: SimulationConfig, progress: Callable[[str, int, int], None] = lambda _s, _d, _t: None,
-             policies: tuple[str, ...] = ()) -> dict[str, Simulation]:
+def simulate(
+    config: SimulationConfig,
+    progress: Callable[[str, int, int], None] = lambda _s, _d, _t: None,
+    policies: tuple[str, ...] = (),
+) -> dict[str, Simulation]:
     """Play ``config.rounds`` rounds once and allocate them under each policy (``config.policy`` if none given)."""
     for name in policies:
         replace(config, policy=name).validate()
     profiles, played, skills = play(config, progress)
-    return {name: allocate_rounds(replace(config, policy=name), profiles, played, skills)
-            for name in policies or (config.policy,)}
+    return {
+        name: allocate_rounds(replace(config, policy=name), profiles, played, skills)
+        for name in policies or (config.policy,)
+    }

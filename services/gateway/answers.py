@@ -21,8 +21,12 @@ JSON = "application/json"
 CORS = {"access-control-allow-origin": "*"}
 CORS_ERRORS = {**CORS, "access-control-expose-headers": "Retry-After"}
 SAFETY = [(b"x-content-type-options", b"nosniff")]
-PREFLIGHT = {**CORS, "access-control-allow-methods": "GET, HEAD, OPTIONS",
-             "access-control-allow-headers": "If-None-Match, Content-Type", "access-control-max-age": "600"}
+PREFLIGHT = {
+    **CORS,
+    "access-control-allow-methods": "GET, HEAD, OPTIONS",
+    "access-control-allow-headers": "If-None-Match, Content-Type",
+    "access-control-max-age": "600",
+}
 
 
 def json_bytes(data: Any) -> bytes:
@@ -30,8 +34,12 @@ def json_bytes(data: Any) -> bytes:
 
 
 def error_body(err: HttpError) -> Body:
-    return make_body(json_bytes({"error": {"code": err.status, "status": err.code, "message": err.message}}),
-                     JSON, err.status, err.retry_after)
+    return make_body(
+        json_bytes({"error": {"code": err.status, "status": err.code, "message": err.message}}),
+        JSON,
+        err.status,
+        err.retry_after,
+    )
 
 
 def answer_headers(body: Body, max_age: int, cors: bool, gzipped: bool = False) -> dict[str, str]:

@@ -66,13 +66,19 @@ class Api:
         """Answer one request; returns the status sent (for the edge's metrics)."""
         method = scope["method"]
         if method == "OPTIONS":
-            await send({"type": "http.response.start", "status": 204,
-                        "headers": [(k.encode(), v.encode()) for k, v in PREFLIGHT.items()]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [(k.encode(), v.encode()) for k, v in PREFLIGHT.items()],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return 204
         if method not in ("GET", "HEAD"):
-            return await self._error(send, HttpError(405, "METHOD_NOT_ALLOWED", "this API is read-only: use GET"),
-                                     allow=True)
+            return await self._error(
+                send, HttpError(405, "METHOD_NOT_ALLOWED", "this API is read-only: use GET"), allow=True
+            )
         line = (scope["path"], scope.get("query_string", b""))
         known = self._known.get(line)
         if known is None:
@@ -100,8 +106,11 @@ class Api:
     async def _send(self, send: Any, body: Body, if_none_match: str | None, gzipped: bool, head_only: bool) -> int:
         max_age = self.gw.max_age
         if not_modified(body, if_none_match, gzipped):
-            headers = [(k.encode(), v.encode()) for k, v in answer_headers(body, max_age, True, gzipped).items()
-                       if k != "content-encoding"]
+            headers = [
+                (k.encode(), v.encode())
+                for k, v in answer_headers(body, max_age, True, gzipped).items()
+                if k != "content-encoding"
+            ]
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return 304
@@ -120,10 +129,18 @@ class Api:
 
     async def _error(self, send: Any, err: HttpError, allow: bool = False) -> int:
         body = error_body(err)
-        await send({"type": "http.response.start", "status": body.status, "headers": [
-            *((k.encode(), v.encode()) for k, v in answer_headers(body, 0, True).items()),
-            *([(b"allow", b"GET, HEAD, OPTIONS")] if allow else []), (b"content-type", body.media_type.encode()),
-            (b"content-length", str(len(body.content)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": body.status,
+                "headers": [
+                    *((k.encode(), v.encode()) for k, v in answer_headers(body, 0, True).items()),
+                    *([(b"allow", b"GET, HEAD, OPTIONS")] if allow else []),
+                    (b"content-type", body.media_type.encode()),
+                    (b"content-length", str(len(body.content)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body.content})
         return body.status
 
@@ -134,13 +151,21 @@ class Api:
         if path == "/api/v1/leaderboard":
             q = params.board_query(query, gw.tournament, gw.page_size)
             request = pb.GetRoundLeaderboardRequest(
-                round=common_pb2.RoundRef(tournament_id=q.tournament, round_number=q.round), metric=q.metric,
-                page_size=q.page_size, page_token=q.page_token)
+                round=common_pb2.RoundRef(tournament_id=q.tournament, round_number=q.round),
+                metric=q.metric,
+                page_size=q.page_size,
+                page_token=q.page_token,
+            )
             return ("api-board", q), lambda: self._present(present.board, leaderboard.board(request))
         if path == "/api/v1/reputation":
             r = params.reputation_query(query, gw.tournament, gw.page_size)
-            rep = pb.GetReputationRequest(tournament_id=r.tournament, metric=r.metric, window_rounds=r.window,
-                                          page_size=r.page_size, page_token=r.page_token)
+            rep = pb.GetReputationRequest(
+                tournament_id=r.tournament,
+                metric=r.metric,
+                window_rounds=r.window,
+                page_size=r.page_size,
+                page_token=r.page_token,
+            )
             return ("api-reputation", r), lambda: self._present(present.reputation, leaderboard.reputation(rep))
         if path == "/api/v1/rounds":
             s = params.rounds_query(query, gw.tournament, gw.page_size)

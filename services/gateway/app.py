@@ -46,8 +46,11 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    return PlainTextResponse(gw.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8",
-                             headers={"cache-control": "no-store"})
+    return PlainTextResponse(
+        gw.metrics.render(),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+        headers={"cache-control": "no-store"},
+    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -68,8 +71,12 @@ def create_app(settings: GatewaySettings, clock: Callable[[], float] = time.mono
         yield
         await gateway.leaderboard.close()
 
-    routes = [*pages.ROUTES, Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
-              Mount("/static", Assets(directory=STATIC), name="static")]
+    routes = [
+        *pages.ROUTES,
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Mount("/static", Assets(directory=STATIC), name="static"),
+    ]
     site = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: http_error, 405: http_error})
     site.state.gateway = gateway
     return Edge(site, gateway, Api(gateway))

@@ -39,8 +39,7 @@ class Body:
 
 def make_body(content: bytes, media_type: str, status: int = 200, retry_after: int | None = None) -> Body:
     packed = gzip.compress(content, compresslevel=6, mtime=0) if len(content) >= GZIP_FROM_BYTES else None
-    return Body(status, content, media_type, '"' + hashlib.sha256(content).hexdigest()[:32] + '"', retry_after,
-                packed)
+    return Body(status, content, media_type, '"' + hashlib.sha256(content).hexdigest()[:32] + '"', retry_after, packed)
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

@@ -52,13 +52,24 @@ def _x_positions(n: int) -> list[float]:
     return [LEFT + pad + i * (width - 2 * pad) / (n - 1) for i in range(n)]
 
 
-def _frame(title: str, labels: Sequence[str], ticks: list[float], y: Callable[[float], float],
-           fmt: Callable[[float], str], xs: list[float]) -> list[str]:
-    parts = [f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
-             'preserveAspectRatio="xMidYMid meet">', f"<title>{escape(title)}</title>"]
+def _frame(
+    title: str,
+    labels: Sequence[str],
+    ticks: list[float],
+    y: Callable[[float], float],
+    fmt: Callable[[float], str],
+    xs: list[float],
+) -> list[str]:
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
+        'preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(title)}</title>",
+    ]
     for t in ticks:
-        parts.append(f'<line class="grid{" zero" if t == 0 else ""}" x1="{LEFT}" x2="{W - RIGHT}" '
-                     f'y1="{y(t):.1f}" y2="{y(t):.1f}"/>')
+        parts.append(
+            f'<line class="grid{" zero" if t == 0 else ""}" x1="{LEFT}" x2="{W - RIGHT}" '
+            f'y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
+        )
         parts.append(f'<text class="tick" x="{LEFT - 8}" y="{y(t) + 4:.1f}" text-anchor="end">{escape(fmt(t))}</text>')
     every = max(1, math.ceil(len(labels) / 12))
     for i, (x, label) in enumerate(zip(xs, labels, strict=True)):
@@ -73,11 +84,17 @@ def _scale(ticks: list[float]) -> Callable[[float], float]:
     return lambda v: TOP + (H - TOP - BOTTOM) * (1 - (v - low) / span)
 
 
-def line_chart(title: str, labels: Sequence[str], series: Sequence[Series],
-               fmt: Callable[[float], str] = lambda v: f"{v:.3f}") -> str:
+def line_chart(
+    title: str, labels: Sequence[str], series: Sequence[Series], fmt: Callable[[float], str] = lambda v: f"{v:.3f}"
+) -> str:
     """Lines with dots (and interval whiskers where given), one per series, legend on top."""
-    values = [v for s in series for seq in (s.values, s.lows or (), s.highs or ()) for v in seq
-              if v is not None and math.isfinite(v)]
+    values = [
+        v
+        for s in series
+        for seq in (s.values, s.lows or (), s.highs or ())
+        for v in seq
+        if v is not None and math.isfinite(v)
+    ]
     if not values or not labels:
         return f'<p class="empty">No {escape(title.lower())} yet.</p>'
     ticks = nice_ticks(min(*values, 0.0), max(*values, 0.0))
@@ -106,18 +123,26 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series],
             if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
                 parts.append(f'<line class="ci" x1="{xs[i]:.1f}" x2="{xs[i]:.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}"/>')
                 tip += f" [{fmt(lo)}, {fmt(hi)}]"
-            parts.append(f'<circle class="dot" cx="{xs[i]:.1f}" cy="{y(v):.1f}" r="4"><title>{escape(tip)}</title>'
-                         "</circle>")
+            parts.append(
+                f'<circle class="dot" cx="{xs[i]:.1f}" cy="{y(v):.1f}" r="4"><title>{escape(tip)}</title></circle>'
+            )
         parts.append("</g>")
         lx = LEFT + k * 110
-        parts.append(f'<g class="legend {css}"><rect x="{lx}" y="6" width="14" height="14" rx="3"/>'
-                     f'<text x="{lx + 20}" y="18">{escape(s.name)}</text></g>')
+        parts.append(
+            f'<g class="legend {css}"><rect x="{lx}" y="6" width="14" height="14" rx="3"/>'
+            f'<text x="{lx + 20}" y="18">{escape(s.name)}</text></g>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def bar_chart(title: str, labels: Sequence[str], values: Sequence[int], fmt: Callable[[float], str],
-              tip: Callable[[float], str] | None = None) -> str:
+def bar_chart(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[int],
+    fmt: Callable[[float], str],
+    tip: Callable[[float], str] | None = None,
+) -> str:
     """Bars from a zero line: gains up, burns (negative payouts) down in another colour.
 
     ``fmt`` labels the axis (short), ``tip`` the tooltip of each bar (exact; ``fmt`` by default).
@@ -134,8 +159,10 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[int], fmt: Cal
     for x, label, v in zip(xs, labels, values, strict=True):
         top, bottom = sorted((y(float(v)), zero))
         css = "bar neg" if v < 0 else "bar pos"
-        parts.append(f'<rect class="{css}" x="{x - width / 2:.1f}" y="{top:.1f}" width="{width:.1f}" '
-                     f'height="{max(bottom - top, 1.0):.1f}" rx="2"><title>{escape(label)} · {escape(tip(v))}'
-                     "</title></rect>")
+        parts.append(
+            f'<rect class="{css}" x="{x - width / 2:.1f}" y="{top:.1f}" width="{width:.1f}" '
+            f'height="{max(bottom - top, 1.0):.1f}" rx="2"><title>{escape(label)} · {escape(tip(v))}'
+            "</title></rect>"
+        )
     parts.append("</svg>")
     return "".join(parts)

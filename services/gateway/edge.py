@@ -23,8 +23,12 @@ def route_label(path: str) -> str:
     """A bounded label for metrics: the route template, never the raw path."""
     if path in EXACT:
         return path
-    for prefix, label in (("/api/v1/models/", "/api/v1/models/{model_id}"), ("/models/", "/models/{model_id}"),
-                          ("/static/", "/static"), ("/api/", "/api/other")):
+    for prefix, label in (
+        ("/api/v1/models/", "/api/v1/models/{model_id}"),
+        ("/models/", "/models/{model_id}"),
+        ("/static/", "/static"),
+        ("/api/", "/api/other"),
+    ):
         if path.startswith(prefix):
             return label
     return "other"
@@ -85,12 +89,19 @@ class Edge:
         message = f"too many requests from your address; retry in {seconds} s"
         if path.startswith("/api/"):
             body = error_body(HttpError(429, "RESOURCE_EXHAUSTED", message)).content
-            headers = [(b"content-type", b"application/json"),
-                       *((k.encode(), v.encode()) for k, v in CORS_ERRORS.items())]
+            headers = [
+                (b"content-type", b"application/json"),
+                *((k.encode(), v.encode()) for k, v in CORS_ERRORS.items()),
+            ]
         else:
             body = f"<!doctype html><title>Too many requests</title><p>{message}.</p>".encode()
             headers = [(b"content-type", b"text/html; charset=utf-8")]
-        headers += [(b"retry-after", str(seconds).encode()), (b"cache-control", b"no-store"),
-                    (b"content-length", str(len(body)).encode()), *SAFETY, REFERRER]
+        headers += [
+            (b"retry-after", str(seconds).encode()),
+            (b"cache-control", b"no-store"),
+            (b"content-length", str(len(body)).encode()),
+            *SAFETY,
+            REFERRER,
+        ]
         await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -17,8 +17,9 @@ from services.gateway.settings import Network
 
 
 class TokenBuckets:
-    def __init__(self, rate: float, burst: int, max_clients: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int, max_clients: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.max_clients = max_clients

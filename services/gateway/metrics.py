@@ -15,8 +15,7 @@ Labels = tuple[tuple[str, str], ...]
 def _labels(labels: Labels) -> str:
     if not labels:
         return ""
-    body = ",".join(f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                    for k, v in labels)
+    body = ",".join(f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in labels)
     return "{" + body + "}"
 
 

@@ -22,8 +22,13 @@ from services.gateway.upstream import HttpError
 
 HTML = "text/html; charset=utf-8"
 PAGE_ROWS = 500
-TITLES = {400: "Bad request", 404: "Not found", 429: "Too many requests", 502: "Unexpected answer",
-          503: "Temporarily unavailable"}
+TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    429: "Too many requests",
+    502: "Unexpected answer",
+    503: "Temporarily unavailable",
+}
 
 
 def error_page(err: HttpError) -> Body:
@@ -58,13 +63,22 @@ async def home(request: Request) -> Response:
 
     async def render() -> str:
         try:
-            board = await gw.leaderboard.board(pb.GetRoundLeaderboardRequest(
-                round=common_pb2.RoundRef(tournament_id=q.tournament, round_number=q.round), metric=q.metric,
-                page_size=q.page_size, page_token=q.page_token))
+            board = await gw.leaderboard.board(
+                pb.GetRoundLeaderboardRequest(
+                    round=common_pb2.RoundRef(tournament_id=q.tournament, round_number=q.round),
+                    metric=q.metric,
+                    page_size=q.page_size,
+                    page_token=q.page_token,
+                )
+            )
         except HttpError as err:
             if err.status == 404 and q.round == 0:
-                return views.message_page("No leaderboard yet", "No round is open or published yet. Come back when "
-                                          "the first round opens.", "/api/v1/rounds", "See the API")
+                return views.message_page(
+                    "No leaderboard yet",
+                    "No round is open or published yet. Come back when the first round opens.",
+                    "/api/v1/rounds",
+                    "See the API",
+                )
             raise
         tournament = board.round.tournament_id
         listed = await gw.leaderboard.rounds(pb.ListRoundsRequest(tournament_id=tournament, page_size=100))
@@ -81,11 +95,18 @@ async def reputation(request: Request) -> Response:
         return bad_request(request, err)
 
     async def render() -> str:
-        rep = await gw.leaderboard.reputation(pb.GetReputationRequest(
-            tournament_id=q.tournament, metric=q.metric, window_rounds=q.window, page_size=q.page_size,
-            page_token=q.page_token))
-        listed = present.rounds(await gw.leaderboard.rounds(pb.ListRoundsRequest(
-            tournament_id=rep.last_round.tournament_id, page_size=10)))["rounds"]
+        rep = await gw.leaderboard.reputation(
+            pb.GetReputationRequest(
+                tournament_id=q.tournament,
+                metric=q.metric,
+                window_rounds=q.window,
+                page_size=q.page_size,
+                page_token=q.page_token,
+            )
+        )
+        listed = present.rounds(
+            await gw.leaderboard.rounds(pb.ListRoundsRequest(tournament_id=rep.last_round.tournament_id, page_size=10))
+        )["rounds"]
         metrics = next((r["metrics"] for r in listed if r["source"] == "live"), [present.METRICS[rep.metric]])
         return views.reputation_page(present.reputation(rep), metrics, q.tournament)
 

@@ -91,16 +91,26 @@ class RoundsQuery:
 
 
 def board_query(params: Mapping[str, str], default_tournament: str, default_size: int) -> BoardQuery:
-    return BoardQuery(tournament(params, default_tournament), _int(params, "round", 0, 10**8, 0), metric(params),
-                      _int(params, "page_size", 1, MAX_PAGE, default_size), page_token(params))
+    return BoardQuery(
+        tournament(params, default_tournament),
+        _int(params, "round", 0, 10**8, 0),
+        metric(params),
+        _int(params, "page_size", 1, MAX_PAGE, default_size),
+        page_token(params),
+    )
 
 
 def reputation_query(params: Mapping[str, str], default_tournament: str, default_size: int) -> ReputationQuery:
-    return ReputationQuery(tournament(params, default_tournament), metric(params), _int(params, "window", 1, 100, 0)
-                           if params.get("window") else 0, _int(params, "page_size", 1, MAX_PAGE, default_size),
-                           page_token(params))
+    return ReputationQuery(
+        tournament(params, default_tournament),
+        metric(params),
+        _int(params, "window", 1, 100, 0) if params.get("window") else 0,
+        _int(params, "page_size", 1, MAX_PAGE, default_size),
+        page_token(params),
+    )
 
 
 def rounds_query(params: Mapping[str, str], default_tournament: str, default_size: int) -> RoundsQuery:
-    return RoundsQuery(tournament(params, default_tournament), _int(params, "page_size", 1, MAX_PAGE, default_size),
-                       page_token(params))
+    return RoundsQuery(
+        tournament(params, default_tournament), _int(params, "page_size", 1, MAX_PAGE, default_size), page_token(params)
+    )

@@ -21,9 +21,20 @@ log = get_logger("crowdquant.gateway")
 
 
 def uvicorn_config(app: Any, host: str, port: int, grace_seconds: float = 5.0, **extra: Any) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
-                          server_header=False, lifespan="on", backlog=2048, timeout_keep_alive=15,
-                          timeout_graceful_shutdown=grace_seconds, **extra)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+        backlog=2048,
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=grace_seconds,
+        **extra,
+    )
 
 
 def tls_options(settings: GatewaySettings) -> dict[str, str]:
@@ -39,9 +50,14 @@ def serve(settings: GatewaySettings) -> None:
     """Run until SIGTERM/SIGINT (uvicorn then finishes open requests within the grace period)."""
     configure_logging("gateway", settings.log_level, settings.log_format)
     tls = tls_options(settings)
-    log.info("listening", address=f"{settings.gateway_host}:{settings.gateway_port}",
-             leaderboard=settings.leaderboard_addr, tls=bool(tls))
-    config = uvicorn_config(create_app(settings), settings.gateway_host, settings.gateway_port,
-                            settings.grace_seconds, **tls)
+    log.info(
+        "listening",
+        address=f"{settings.gateway_host}:{settings.gateway_port}",
+        leaderboard=settings.leaderboard_addr,
+        tls=bool(tls),
+    )
+    config = uvicorn_config(
+        create_app(settings), settings.gateway_host, settings.gateway_port, settings.grace_seconds, **tls
+    )
     uvicorn.Server(config).run()
     log.info("stopped")

@@ -39,10 +39,15 @@ class Gateway:
     @classmethod
     def build(cls, settings: GatewaySettings, clock: Callable[[], float] = time.monotonic) -> Gateway:
         metrics = GatewayMetrics()
-        return cls(settings=settings,
-                   leaderboard=Leaderboard(settings.leaderboard_addr, settings.gateway_upstream_deadline_seconds,
-                                           metrics, settings.tls_ca_file),
-                   cache=ResponseCache(settings.gateway_cache_seconds, clock=clock), metrics=metrics,
-                   limiter=TokenBuckets(settings.gateway_rate_limit_per_second, settings.gateway_rate_limit_burst,
-                                        clock=clock),
-                   trusted=settings.trusted_proxies)
+        return cls(
+            settings=settings,
+            leaderboard=Leaderboard(
+                settings.leaderboard_addr, settings.gateway_upstream_deadline_seconds, metrics, settings.tls_ca_file
+            ),
+            cache=ResponseCache(settings.gateway_cache_seconds, clock=clock),
+            metrics=metrics,
+            limiter=TokenBuckets(
+                settings.gateway_rate_limit_per_second, settings.gateway_rate_limit_burst, clock=clock
+            ),
+            trusted=settings.trusted_proxies,
+        )

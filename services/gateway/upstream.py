@@ -71,8 +71,9 @@ class Leaderboard:
 
     async def _call(self, rpc: str, fn: Callable[..., Awaitable[Any]], request: Any) -> Any:
         try:
-            response = await call_with_retry(fn, request, api_key=None, deadline=self.deadline, attempts=2,
-                                             base_delay=0.05)
+            response = await call_with_retry(
+                fn, request, api_key=None, deadline=self.deadline, attempts=2, base_delay=0.05
+            )
         except DomainError as exc:
             self.metrics.upstream.inc(rpc=rpc, code=type(exc).__name__)
             raise http_error(exc) from exc
@@ -86,8 +87,9 @@ class Leaderboard:
         return await self._call("GetReputation", self.stub.GetReputation, request)
 
     async def profile(self, model_id: str) -> pb.GetModelProfileResponse:
-        return await self._call("GetModelProfile", self.stub.GetModelProfile,
-                                pb.GetModelProfileRequest(model_id=model_id))
+        return await self._call(
+            "GetModelProfile", self.stub.GetModelProfile, pb.GetModelProfileRequest(model_id=model_id)
+        )
 
     async def rounds(self, request: pb.ListRoundsRequest) -> pb.ListRoundsResponse:
         return await self._call("ListRounds", self.stub.ListRounds, request)

@@ -24,8 +24,9 @@ log = get_logger("crowdquant.leaderboard.cache")
 
 
 class BoardCache:
-    def __init__(self, database: Database, check_seconds: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, database: Database, check_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._db = database
         self._clock = clock
         self.check_seconds = check_seconds

@@ -14,8 +14,12 @@ from services.leaderboard.domain.ranking import SortKey
 from shared.errors import InvalidArgument
 from shared.rpc.convert import timestamp
 
-METRIC_TO_PROTO = {Metric.LOGLOSS: common_pb2.METRIC_LOGLOSS, Metric.AUC: common_pb2.METRIC_AUC,
-                   Metric.CORR: common_pb2.METRIC_CORR, Metric.MMC: common_pb2.METRIC_MMC}
+METRIC_TO_PROTO = {
+    Metric.LOGLOSS: common_pb2.METRIC_LOGLOSS,
+    Metric.AUC: common_pb2.METRIC_AUC,
+    Metric.CORR: common_pb2.METRIC_CORR,
+    Metric.MMC: common_pb2.METRIC_MMC,
+}
 METRIC_FROM_PROTO = {v: k for k, v in METRIC_TO_PROTO.items()}
 SOURCE_TO_PROTO = {Source.VALIDATION: pb.SCORE_SOURCE_VALIDATION, Source.LIVE: pb.SCORE_SOURCE_LIVE}
 
@@ -27,8 +31,10 @@ def metric_from_proto(value: int, field: str = "metric") -> Metric | None:
     try:
         return METRIC_FROM_PROTO[value]
     except KeyError:
-        raise InvalidArgument(f"{field}: unknown metric {value}; choose METRIC_CORR, METRIC_MMC, METRIC_LOGLOSS or "
-                              "METRIC_AUC", metadata={"field": field}) from None
+        raise InvalidArgument(
+            f"{field}: unknown metric {value}; choose METRIC_CORR, METRIC_MMC, METRIC_LOGLOSS or METRIC_AUC",
+            metadata={"field": field},
+        ) from None
 
 
 def score_from_proto(score: sc_pb.MetricScore) -> Score:
@@ -45,8 +51,7 @@ def scores_from_proto(message: sc_pb.ModelScores | sc_pb.MetaModel) -> dict[Metr
 
 
 def metric_value(metric: Metric, score: Score) -> pb.MetricValue:
-    return pb.MetricValue(metric=METRIC_TO_PROTO[metric], value=score.value, ci_low=score.ci_low,
-                          ci_high=score.ci_high)
+    return pb.MetricValue(metric=METRIC_TO_PROTO[metric], value=score.value, ci_low=score.ci_low, ci_high=score.ci_high)
 
 
 def metric_values(scores: Mapping[Metric, Score]) -> list[pb.MetricValue]:
@@ -59,30 +64,44 @@ def round_ref(tournament_id: str, number: int) -> common_pb2.RoundRef:
 
 def round_pb(board: RoundBoard) -> pb.LeaderboardRound:
     return pb.LeaderboardRound(
-        round=round_ref(board.tournament_id, board.round_number), source=SOURCE_TO_PROTO[board.source],
-        publish_time=timestamp(board.published_at), model_count=board.model_count,
-        total_payout_satoshis=board.total_payout_satoshis, main_metric=METRIC_TO_PROTO[board.main_metric],
-        metrics=[METRIC_TO_PROTO[m] for m in board.metrics], meta_model_metrics=metric_values(board.meta_model),
-        payouts_known=board.payouts_known)
+        round=round_ref(board.tournament_id, board.round_number),
+        source=SOURCE_TO_PROTO[board.source],
+        publish_time=timestamp(board.published_at),
+        model_count=board.model_count,
+        total_payout_satoshis=board.total_payout_satoshis,
+        main_metric=METRIC_TO_PROTO[board.main_metric],
+        metrics=[METRIC_TO_PROTO[m] for m in board.metrics],
+        meta_model_metrics=metric_values(board.meta_model),
+        payouts_known=board.payouts_known,
+    )
 
 
 def zero_payout_pb(r: ModelResult) -> common_pb2.PayoutReason | None:
     """Why a result's payout is 0, as the boards and model profiles show it (None: paid or not known)."""
     if not r.payout_reason:
         return None
-    return common_pb2.PayoutReason(code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{r.payout_reason}"),
-                                   detail=r.payout_detail)
+    return common_pb2.PayoutReason(
+        code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{r.payout_reason}"), detail=r.payout_detail
+    )
 
 
 def entry_pb(standing: Standing) -> pb.LeaderboardEntry:
     r = standing.result
     return pb.LeaderboardEntry(
-        rank=standing.rank, model_id=r.model_id, model_display_name=r.model_display_name,
-        participant_display_name=r.participant_display_name, value=standing.score.value,
-        ci_low=standing.score.ci_low, ci_high=standing.score.ci_high,
-        tied_with_previous=standing.tied_with_previous, tied_with_next=standing.tied_with_next,
-        stake_satoshis=r.stake_satoshis, payout_satoshis=r.payout_satoshis, metrics=metric_values(r.scores),
-        zero_payout=zero_payout_pb(r))
+        rank=standing.rank,
+        model_id=r.model_id,
+        model_display_name=r.model_display_name,
+        participant_display_name=r.participant_display_name,
+        value=standing.score.value,
+        ci_low=standing.score.ci_low,
+        ci_high=standing.score.ci_high,
+        tied_with_previous=standing.tied_with_previous,
+        tied_with_next=standing.tied_with_next,
+        stake_satoshis=r.stake_satoshis,
+        payout_satoshis=r.payout_satoshis,
+        metrics=metric_values(r.scores),
+        zero_payout=zero_payout_pb(r),
+    )
 
 
 def key_to_position(key: SortKey) -> list[object]:
@@ -91,10 +110,13 @@ def key_to_position(key: SortKey) -> list[object]:
 
 def position_to_key(position: object) -> SortKey:
     """A page token's position back into a sort key; anything else is a forged token."""
-    if (isinstance(position, list) and len(position) == 3 and position[0] in (0, 1)
-            and isinstance(position[1], int | float) and isinstance(position[2], str)
-            and not math.isnan(float(position[1]))):
+    if (
+        isinstance(position, list)
+        and len(position) == 3
+        and position[0] in (0, 1)
+        and isinstance(position[1], int | float)
+        and isinstance(position[2], str)
+        and not math.isnan(float(position[1]))
+    ):
         return (int(position[0]), float(position[1]), position[2])
     raise InvalidArgument("page_token is not a token this service issued", metadata={"field": "page_token"})
-
-

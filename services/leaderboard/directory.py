@@ -28,8 +28,9 @@ class Directory:
         self._participants.update(await self._peers.participant_names())
         self._last_read[tournament_id] = self._clock()
 
-    async def names(self, tournament_id: str, model_ids: Iterable[str], *,
-                    fresh: bool = False) -> dict[str, tuple[str, str]]:
+    async def names(
+        self, tournament_id: str, model_ids: Iterable[str], *, fresh: bool = False
+    ) -> dict[str, tuple[str, str]]:
         """(model display name, participant display name) of each model; unknown ones get their id."""
         wanted = list(model_ids)
         missing = any(m not in self._models for m in wanted)

@@ -41,14 +41,23 @@ class OpenState:
 def content_hash(board: RoundBoard) -> str:
     digest = hashlib.sha256(board.main_metric.value.encode())
     for r in sorted(board.results, key=lambda r: r.model_id):
-        digest.update(f"\n{r.model_id}\t{r.model_display_name}\t{r.participant_display_name}\t"
-                      f"{r.score(board.main_metric).value!r}".encode())
+        digest.update(
+            f"\n{r.model_id}\t{r.model_display_name}\t{r.participant_display_name}\t"
+            f"{r.score(board.main_metric).value!r}".encode()
+        )
     return digest.hexdigest()
 
 
 class OpenRounds:
-    def __init__(self, database: Database, peers: Peers, directory: Directory, refresh_seconds: float = 5.0,
-                 first_wait_seconds: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        database: Database,
+        peers: Peers,
+        directory: Directory,
+        refresh_seconds: float = 5.0,
+        first_wait_seconds: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = database
         self._peers = peers
         self._directory = directory
@@ -100,8 +109,9 @@ class OpenRounds:
         try:
             state = await self._fetch_state(tournament_id)
         except Exception as exc:
-            log.warning("open round not refreshed", tournament=tournament_id,
-                        error=f"{type(exc).__name__}: {exc}"[:200])
+            log.warning(
+                "open round not refreshed", tournament=tournament_id, error=f"{type(exc).__name__}: {exc}"[:200]
+            )
             state = previous[0] if previous else OpenState(None, None, datetime.now(UTC))
         self._states[tournament_id] = (state, self._clock())
         return state
@@ -120,8 +130,12 @@ class OpenRounds:
         try:
             scores = await self._peers.public_scores(tournament_id, number)
         except DomainError as exc:
-            log.warning("validation scores not available; showing the last snapshot", tournament=tournament_id,
-                        round=number, error=exc.message[:200])
+            log.warning(
+                "validation scores not available; showing the last snapshot",
+                tournament=tournament_id,
+                round=number,
+                error=exc.message[:200],
+            )
             snapshot = self._snapshots.get((tournament_id, number))
             if snapshot is not None:
                 return snapshot
@@ -131,9 +145,14 @@ class OpenRounds:
         metric = metric or await self._main_metric(tournament_id)
         names = await self._directory.names(tournament_id, [s.model.model_id for s in scores])
         results = tuple(
-            ModelResult(s.model.model_id, s.model.display_name or names[s.model.model_id][0],
-                        names[s.model.model_id][1], {metric: Score(s.displayed_value)})
-            for s in scores)
+            ModelResult(
+                s.model.model_id,
+                s.model.display_name or names[s.model.model_id][0],
+                names[s.model.model_id][1],
+                {metric: Score(s.displayed_value)},
+            )
+            for s in scores
+        )
         board = RoundBoard(tournament_id, number, Source.VALIDATION, metric, (metric,), results)
         fetched_at = datetime.now(UTC)
         async with self._db.transaction() as conn:

@@ -53,8 +53,10 @@ def peer_code(exc: BaseException) -> grpc.StatusCode | None:
 def _optional(exc: DomainError) -> bool:
     """Whether a payouts failure may be passed over: "not there (yet)", or payouts down (stakes then
     come from scoring, and payouts are fetched again later)."""
-    return (isinstance(exc, NotFound | PermissionDenied | FailedPrecondition | Unavailable)
-            or peer_code(exc) == grpc.StatusCode.UNIMPLEMENTED)
+    return (
+        isinstance(exc, NotFound | PermissionDenied | FailedPrecondition | Unavailable)
+        or peer_code(exc) == grpc.StatusCode.UNIMPLEMENTED
+    )
 
 
 class Peers(PeerChannels):
@@ -86,35 +88,40 @@ class Peers(PeerChannels):
         return RoundStatus(r.round.tournament_id, r.round.round_number, ROUND_STATES.get(r.state, "unknown"))
 
     async def is_graded(self, tournament_id: str) -> bool:
-        response = await self._call(self.submissions.GetTournament,
-                                    sub_pb.GetTournamentRequest(tournament_id=tournament_id))
+        response = await self._call(
+            self.submissions.GetTournament, sub_pb.GetTournamentRequest(tournament_id=tournament_id)
+        )
         return response.tournament.target_kind == common_pb2.TARGET_KIND_GRADED
 
     async def busiest_tournament(self) -> str | None:
         """The tournament with the most rounds (the natural default for a single-tournament site)."""
-        tournaments = await self._pages(self.submissions.ListTournaments,
-                                        sub_pb.ListTournamentsRequest(page_size=PAGE), "tournaments")
+        tournaments = await self._pages(
+            self.submissions.ListTournaments, sub_pb.ListTournamentsRequest(page_size=PAGE), "tournaments"
+        )
         active = [t for t in tournaments if t.latest_round_number > 0]
         if not active:
             return None
         return max(active, key=lambda t: (t.latest_round_number, t.tournament_id)).tournament_id
 
     async def model_names(self, tournament_id: str) -> dict[str, ModelName]:
-        models = await self._pages(self.submissions.ListModels,
-                                   sub_pb.ListModelsRequest(tournament_id=tournament_id, page_size=PAGE), "models")
+        models = await self._pages(
+            self.submissions.ListModels, sub_pb.ListModelsRequest(tournament_id=tournament_id, page_size=PAGE), "models"
+        )
         return {m.model_id: ModelName(m.display_name, m.participant_id) for m in models}
 
     async def participant_names(self) -> dict[str, str]:
-        participants = await self._pages(self.identity.ListParticipants,
-                                         id_pb.ListParticipantsRequest(page_size=PAGE), "participants")
+        participants = await self._pages(
+            self.identity.ListParticipants, id_pb.ListParticipantsRequest(page_size=PAGE), "participants"
+        )
         return {p.participant_id: p.display_name for p in participants}
 
     # --- scoring -------------------------------------------------------------------------------
 
     async def round_scores(self, tournament_id: str, number: int) -> list[sc_pb.ModelScores]:
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
-        return await self._pages(self.scoring.ListRoundScores,
-                                 sc_pb.ListRoundScoresRequest(round=ref, page_size=PAGE), "scores")
+        return await self._pages(
+            self.scoring.ListRoundScores, sc_pb.ListRoundScoresRequest(round=ref, page_size=PAGE), "scores"
+        )
 
     async def meta_model(self, tournament_id: str, number: int) -> sc_pb.MetaModel:
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
@@ -122,8 +129,9 @@ class Peers(PeerChannels):
 
     async def public_scores(self, tournament_id: str, number: int) -> list[sc_pb.PublicScore]:
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
-        return await self._pages(self.scoring.GetPublicScores,
-                                 sc_pb.GetPublicScoresRequest(round=ref, page_size=PAGE), "public_scores")
+        return await self._pages(
+            self.scoring.GetPublicScores, sc_pb.GetPublicScoresRequest(round=ref, page_size=PAGE), "public_scores"
+        )
 
     # --- payouts (optional) --------------------------------------------------------------------
 
@@ -140,16 +148,18 @@ class Peers(PeerChannels):
     async def round_stakes(self, tournament_id: str, number: int) -> dict[str, int] | None:
         """Stakes at risk by model; None when payouts cannot tell (yet)."""
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
-        response = await self._if_payouts_can_tell(self.payouts.GetRoundStakes,
-                                                   po_pb.GetRoundStakesRequest(round=ref), "stakes", number)
+        response = await self._if_payouts_can_tell(
+            self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref), "stakes", number
+        )
         return None if response is None else {s.model_id: s.stake_satoshis for s in response.stakes}
 
     async def allocation(self, tournament_id: str, number: int) -> dict[str, Payout] | None:
         """Allocated amounts by model (signed: a burn is negative) with the reason of a zero payout;
         None when not allocated (yet)."""
         ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
-        response = await self._if_payouts_can_tell(self.payouts.GetAllocation,
-                                                   po_pb.GetAllocationRequest(round=ref), "allocation", number)
+        response = await self._if_payouts_can_tell(
+            self.payouts.GetAllocation, po_pb.GetAllocationRequest(round=ref), "allocation", number
+        )
         if response is None:
             return None
         payouts: dict[str, Payout] = {}
@@ -157,6 +167,6 @@ class Peers(PeerChannels):
             reason = line.zero_payout
             code = common_pb2.ZeroPayoutReason.Name(reason.code).removeprefix("ZERO_PAYOUT_REASON_")
             payouts[line.model.model_id] = Payout(
-                line.amount_satoshis, "" if code == "UNSPECIFIED" else code, reason.detail)
+                line.amount_satoshis, "" if code == "UNSPECIFIED" else code, reason.detail
+            )
         return payouts
-

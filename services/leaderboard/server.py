@@ -48,8 +48,14 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     directory = Directory(peers, min_interval=max(settings.open_round_refresh_seconds, 1.0))
     cache = BoardCache(ctx.database, check_seconds=settings.cache_check_seconds)
     open_rounds = OpenRounds(ctx.database, peers, directory, refresh_seconds=settings.open_round_refresh_seconds)
-    reader = Reader(cache, open_rounds, settings.weight_scheme, settings.reputation_window_rounds,
-                    default_tournament=settings.default_tournament, guess_tournament=peers.busiest_tournament)
+    reader = Reader(
+        cache,
+        open_rounds,
+        settings.weight_scheme,
+        settings.reputation_window_rounds,
+        default_tournament=settings.default_tournament,
+        guess_tournament=peers.busiest_tournament,
+    )
     servicer = LeaderboardServicer(ctx.database, cache, reader, peers, directory)
     leaderboard_service_pb2_grpc.add_LeaderboardServiceServicer_to_server(servicer, server)
     ctx.policy.add(SERVICE, LEADERBOARD, LEADERBOARD_SCOPES)
@@ -59,8 +65,11 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
         await cache.reload()
         await open_rounds.load_snapshots()
         if settings.payouts_refresh_seconds > 0 and not tasks:
-            tasks.append(asyncio.create_task(_payouts_loop(ctx, cache, peers, settings.payouts_refresh_seconds),
-                                             name="leaderboard-payouts"))
+            tasks.append(
+                asyncio.create_task(
+                    _payouts_loop(ctx, cache, peers, settings.payouts_refresh_seconds), name="leaderboard-payouts"
+                )
+            )
 
     async def stop() -> None:
         for task in tasks:
@@ -75,5 +84,6 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     return [SERVICE], remote_auth.attach(ctx)
 
 
-SPEC = ServiceSpec(name="leaderboard", schema=SCHEMA, migrations=Path(__file__).parent / "migrations",
-                   register=register)
+SPEC = ServiceSpec(
+    name="leaderboard", schema=SCHEMA, migrations=Path(__file__).parent / "migrations", register=register
+)

@@ -24,14 +24,17 @@ def _env(name: str) -> str:
 # The base is reached through the module so that the service registry, which picks this module's
 # first ``Leaderboard*Settings`` name, finds this class.
 class LeaderboardSettings(config.LeaderboardBaseSettings):
-    reputation_window_rounds: int = Field(default=4, ge=1, le=MAX_WINDOW,
-                                          validation_alias=_env("REPUTATION_WINDOW_ROUNDS"))
+    reputation_window_rounds: int = Field(
+        default=4, ge=1, le=MAX_WINDOW, validation_alias=_env("REPUTATION_WINDOW_ROUNDS")
+    )
     reputation_weights: str = Field(default="linear", validation_alias=_env("REPUTATION_WEIGHTS"))
     cache_check_seconds: float = Field(default=1.0, ge=0, le=60, validation_alias=_env("CACHE_CHECK_SECONDS"))
-    open_round_refresh_seconds: float = Field(default=5.0, ge=0, le=600,
-                                              validation_alias=_env("OPEN_ROUND_REFRESH_SECONDS"))
-    payouts_refresh_seconds: float = Field(default=15.0, ge=0, le=3600,
-                                           validation_alias=_env("PAYOUTS_REFRESH_SECONDS"))
+    open_round_refresh_seconds: float = Field(
+        default=5.0, ge=0, le=600, validation_alias=_env("OPEN_ROUND_REFRESH_SECONDS")
+    )
+    payouts_refresh_seconds: float = Field(
+        default=15.0, ge=0, le=3600, validation_alias=_env("PAYOUTS_REFRESH_SECONDS")
+    )
     # Tournament shown when a request names none; empty = the one published most recently.
     default_tournament: str = Field(default="", validation_alias=_env("DEFAULT_TOURNAMENT"))
     peer_deadline_seconds: float = Field(default=10.0, gt=0, le=300, validation_alias=_env("PEER_DEADLINE_SECONDS"))
@@ -49,8 +52,10 @@ class LeaderboardSettings(config.LeaderboardBaseSettings):
     def _window_fits_weights(self) -> LeaderboardSettings:
         limit = self.weight_scheme.max_window
         if self.reputation_window_rounds > limit:
-            raise ValueError(f"CROWDQUANT_LEADERBOARD_REPUTATION_WINDOW_ROUNDS ({self.reputation_window_rounds}) is "
-                             f"more than the {limit} weights given in CROWDQUANT_LEADERBOARD_REPUTATION_WEIGHTS")
+            raise ValueError(
+                f"CROWDQUANT_LEADERBOARD_REPUTATION_WINDOW_ROUNDS ({self.reputation_window_rounds}) is "
+                f"more than the {limit} weights given in CROWDQUANT_LEADERBOARD_REPUTATION_WEIGHTS"
+            )
         return self
 
     @property

@@ -53,9 +53,7 @@ def decode(raw_hex: str, network: str) -> ChainTransaction:
         except ValueError:
             address = ""
         outputs.append(ChainOutput(index, address, int(out.value)))
-    return ChainTransaction(
-        tx.txid().hex(), tuple((vin.txid.hex(), vin.vout) for vin in tx.vin), tuple(outputs)
-    )
+    return ChainTransaction(tx.txid().hex(), tuple((vin.txid.hex(), vin.vout) for vin in tx.vin), tuple(outputs))
 
 
 def same_address(a: str, b: str) -> bool:

@@ -37,9 +37,7 @@ FEES = "platform:fees"
 def require_id(value: str, field: str) -> str:
     """Participant and model ids become part of account codes: they must be short lowercase slugs."""
     if not isinstance(value, str) or not _ID.match(value):
-        raise InvalidArgument(
-            f"{field} {value!r} is not a valid id (e.g. 'p_0123abcd')", metadata={"field": field}
-        )
+        raise InvalidArgument(f"{field} {value!r} is not a valid id (e.g. 'p_0123abcd')", metadata={"field": field})
     return value
 
 
@@ -91,9 +89,7 @@ def participant_specs(participant_id: str, models: dict[str, str] | None = None)
             payable(participant_id, model_id),
             pending(participant_id, model_id),
         ):
-            specs.append(
-                AccountSpec(code, AccountType.LIABILITY, non_positive=True, owner=who, metadata=meta)
-            )
+            specs.append(AccountSpec(code, AccountType.LIABILITY, non_positive=True, owner=who, metadata=meta))
     return specs
 
 

@@ -57,7 +57,9 @@ def zero_payout_pb(line: Any, carried: ReasonDetail | None) -> common_pb2.Payout
     if carried is not None:
         return common_pb2.PayoutReason(
             code=common_pb2.ZeroPayoutReason.Value(f"ZERO_PAYOUT_REASON_{carried.code.value}"),
-            detail=carried.detail, value=carried.value or 0.0, threshold=carried.threshold or 0.0,
+            detail=carried.detail,
+            value=carried.value or 0.0,
+            threshold=carried.threshold or 0.0,
         )
     if not line.reason_code:
         return None

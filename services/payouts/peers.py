@@ -41,9 +41,7 @@ class Peers(PeerChannels):
 
     async def tournament(self, tournament_id: str) -> sub_pb.Tournament:
         return (
-            await self.unary(
-                self.submissions.GetTournament, sub_pb.GetTournamentRequest(tournament_id=tournament_id)
-            )
+            await self.unary(self.submissions.GetTournament, sub_pb.GetTournamentRequest(tournament_id=tournament_id))
         ).tournament
 
     async def rounds(self, tournament_id: str, state: int) -> list[sub_pb.Round]:
@@ -52,9 +50,7 @@ class Peers(PeerChannels):
         while True:
             resp = await self.unary(
                 self.submissions.ListRounds,
-                sub_pb.ListRoundsRequest(
-                    tournament_id=tournament_id, state=state, page_size=PAGE, page_token=token
-                ),
+                sub_pb.ListRoundsRequest(tournament_id=tournament_id, state=state, page_size=PAGE, page_token=token),
             )
             found += list(resp.rounds)
             token = resp.next_page_token
@@ -77,9 +73,7 @@ class Peers(PeerChannels):
 
     async def has_submission(self, ref: common_pb2.RoundRef, model_id: str) -> bool:
         try:
-            await self.unary(
-                self.submissions.GetSubmission, sub_pb.GetSubmissionRequest(round=ref, model_id=model_id)
-            )
+            await self.unary(self.submissions.GetSubmission, sub_pb.GetSubmissionRequest(round=ref, model_id=model_id))
         except NotFound:
             return False
         return True
@@ -100,17 +94,13 @@ class Peers(PeerChannels):
             if not token:
                 return found
 
-    async def mark_paid(
-        self, ref: common_pb2.RoundRef, batch_ids: list[str], *, request_id: str
-    ) -> sub_pb.Round:
+    async def mark_paid(self, ref: common_pb2.RoundRef, batch_ids: list[str], *, request_id: str) -> sub_pb.Round:
         request = sub_pb.MarkRoundPaidRequest(request_id=request_id, round=ref, batch_ids=batch_ids)
         return (await self.unary(self.submissions.MarkRoundPaid, request)).round
 
     async def participant_exists(self, participant_id: str) -> bool:
         try:
-            await self.unary(
-                self.identity.GetParticipant, id_pb.GetParticipantRequest(participant_id=participant_id)
-            )
+            await self.unary(self.identity.GetParticipant, id_pb.GetParticipantRequest(participant_id=participant_id))
         except NotFound:
             return False
         return True

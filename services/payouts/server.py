@@ -60,9 +60,7 @@ async def _recover_in_background(engine: BatchEngine, attempts: int) -> None:
                 log.info("batches recovered", count=len(recovered))
             return
         except Exception as exc:  # a background task must not die silently: log, wait, try again
-            log.warning(
-                "recovery not finished", attempt=attempt, error=f"{type(exc).__name__}: {str(exc)[:200]}"
-            )
+            log.warning("recovery not finished", attempt=attempt, error=f"{type(exc).__name__}: {str(exc)[:200]}")
             await asyncio.sleep(RECOVERY_DELAY_SECONDS * min(attempt, 10))
     log.error("recovery gave up; call RecoverBatches", attempts=attempts)
 
@@ -78,17 +76,13 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     payouts_service_pb2_grpc.add_PayoutsServiceServicer_to_server(
         PayoutsServicer(ctx.database, peers, wallets, engine, settler, settings), server
     )
-    ledger_audit_service_pb2_grpc.add_LedgerAuditServiceServicer_to_server(
-        LedgerAuditServicer(ctx.database), server
-    )
+    ledger_audit_service_pb2_grpc.add_LedgerAuditServiceServicer_to_server(LedgerAuditServicer(ctx.database), server)
     ctx.extras.update(peers=peers, wallets=wallets, engine=engine)
     tasks: list[asyncio.Task[None]] = []
 
     async def start_recovery() -> None:
         tasks.append(
-            asyncio.create_task(
-                _recover_in_background(engine, settings.recovery_attempts), name="payouts-recovery"
-            )
+            asyncio.create_task(_recover_in_background(engine, settings.recovery_attempts), name="payouts-recovery")
         )
 
     async def stop() -> None:

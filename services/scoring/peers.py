@@ -45,8 +45,9 @@ class StoredUpload:
 
 
 def era_numbers(labels: list[str]) -> np.ndarray:
-    return np.asarray([int(e.removeprefix("era")) if e.removeprefix("era").isdigit() else 0 for e in labels],
-                      dtype=np.int64)
+    return np.asarray(
+        [int(e.removeprefix("era")) if e.removeprefix("era").isdigit() else 0 for e in labels], dtype=np.int64
+    )
 
 
 class Peers(PeerChannels):
@@ -56,15 +57,18 @@ class Peers(PeerChannels):
         return (await self.unary(self.submissions.GetRound, sub_pb.GetRoundRequest(round=ref))).round
 
     async def tournament(self, tournament_id: str) -> sub_pb.Tournament:
-        return (await self.unary(self.submissions.GetTournament,
-                                 sub_pb.GetTournamentRequest(tournament_id=tournament_id))).tournament
+        return (
+            await self.unary(self.submissions.GetTournament, sub_pb.GetTournamentRequest(tournament_id=tournament_id))
+        ).tournament
 
     async def model_names(self, tournament_id: str) -> dict[str, str]:
         names: dict[str, str] = {}
         token = ""
         while True:
-            resp = await self.unary(self.submissions.ListModels, sub_pb.ListModelsRequest(
-                tournament_id=tournament_id, page_size=1000, page_token=token))
+            resp = await self.unary(
+                self.submissions.ListModels,
+                sub_pb.ListModelsRequest(tournament_id=tournament_id, page_size=1000, page_token=token),
+            )
             names.update({m.model_id: m.display_name for m in resp.models})
             token = resp.next_page_token
             if not token:
@@ -72,8 +76,9 @@ class Peers(PeerChannels):
 
     async def _stream(self, fn: Any, request: Any) -> Any:
         try:
-            async for message in fn(request, metadata=call_metadata(self.key),
-                                    timeout=self.settings.rpc_deadline_seconds * 10):
+            async for message in fn(
+                request, metadata=call_metadata(self.key), timeout=self.settings.rpc_deadline_seconds * 10
+            ):
                 yield message
         except grpc.aio.AioRpcError as exc:
             from shared.rpc.status import from_rpc_error
@@ -95,15 +100,19 @@ class Peers(PeerChannels):
         """One stored upload's record and values, read from submissions (never taken from a caller)."""
         record: sub_pb.Submission | None = None
         values = bytearray()
-        async for m in self._stream(self.submissions.StreamRoundSubmissions, sub_pb.StreamRoundSubmissionsRequest(
-                round=ref, model_id=model_id, version=version)):
+        async for m in self._stream(
+            self.submissions.StreamRoundSubmissions,
+            sub_pb.StreamRoundSubmissionsRequest(round=ref, model_id=model_id, version=version),
+        ):
             chunk = m.submission_chunk
             if chunk.HasField("submission"):
                 record = chunk.submission
             values += chunk.values
         if record is None:
-            raise NotFound(f"no stored upload of model {model_id!r} v{version} in round {ref.round_number}",
-                           metadata={"model_id": model_id})
+            raise NotFound(
+                f"no stored upload of model {model_id!r} v{version} in round {ref.round_number}",
+                metadata={"model_id": model_id},
+            )
         return StoredUpload(record, bytes(values))
 
     async def submissions_matrix(self, ref: common_pb2.RoundRef) -> RoundMatrix:
@@ -113,8 +122,9 @@ class Peers(PeerChannels):
         rows: list[np.ndarray] = []
         current: bytearray | None = None
         result: RoundMatrix | None = None
-        async for m in self._stream(self.submissions.StreamRoundSubmissions,
-                                    sub_pb.StreamRoundSubmissionsRequest(round=ref)):
+        async for m in self._stream(
+            self.submissions.StreamRoundSubmissions, sub_pb.StreamRoundSubmissionsRequest(round=ref)
+        ):
             if m.WhichOneof("kind") == "rows":
                 ids += m.rows.ids.decode().split("\n")
                 eras += m.rows.eras.decode().split("\n")
@@ -150,15 +160,22 @@ class Peers(PeerChannels):
         """
         try:
             # patient (about 10 s of retries): a restarting payouts should not cost a whole scoring run
-            resp = await self.unary(self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref), deadline=10,
-                                    attempts=7)
+            resp = await self.unary(
+                self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref), deadline=10, attempts=7
+            )
         except Unavailable as exc:
-            raise Unavailable(f"payouts is unreachable, so the stakes of round {ref.round_number} are unknown; "
-                              f"score the round again once payouts is back ({exc.message})") from exc
+            raise Unavailable(
+                f"payouts is unreachable, so the stakes of round {ref.round_number} are unknown; "
+                f"score the round again once payouts is back ({exc.message})"
+            ) from exc
         except NotFound:
             return {}
         return {s.model_id: s.stake_satoshis for s in resp.stakes}
 
     async def mark_scored(self, ref: common_pb2.RoundRef, run_id: str) -> None:
-        await self.unary(self.submissions.MarkRoundScored, sub_pb.MarkRoundScoredRequest(
-            request_id=f"scored:{ref.tournament_id}:{ref.round_number}:{run_id}", round=ref, scoring_run_id=run_id))
+        await self.unary(
+            self.submissions.MarkRoundScored,
+            sub_pb.MarkRoundScoredRequest(
+                request_id=f"scored:{ref.tournament_id}:{ref.round_number}:{run_id}", round=ref, scoring_run_id=run_id
+            ),
+        )

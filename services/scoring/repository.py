@@ -11,15 +11,25 @@ SORT_COLUMNS = {"logloss": "sort_logloss", "auc": "sort_auc", "corr": "sort_corr
 
 
 async def live_run(conn: AsyncConnection, tournament_id: str, round_number: int) -> Any | None:
-    return (await conn.execute(text(
-        "SELECT * FROM scoring.runs WHERE tournament_id = :t AND round_number = :n "
-        "AND state IN ('running', 'succeeded')"), {"t": tournament_id, "n": round_number})).first()
+    return (
+        await conn.execute(
+            text(
+                "SELECT * FROM scoring.runs WHERE tournament_id = :t AND round_number = :n "
+                "AND state IN ('running', 'succeeded')"
+            ),
+            {"t": tournament_id, "n": round_number},
+        )
+    ).first()
 
 
 async def insert_run(conn: AsyncConnection, run_id: str, tournament_id: str, round_number: int, policy: int) -> None:
-    await conn.execute(text(
-        "INSERT INTO scoring.runs (run_id, tournament_id, round_number, state, policy) "
-        "VALUES (:r, :t, :n, 'running', :p)"), {"r": run_id, "t": tournament_id, "n": round_number, "p": policy})
+    await conn.execute(
+        text(
+            "INSERT INTO scoring.runs (run_id, tournament_id, round_number, state, policy) "
+            "VALUES (:r, :t, :n, 'running', :p)"
+        ),
+        {"r": run_id, "t": tournament_id, "n": round_number, "p": policy},
+    )
 
 
 async def get_run(conn: AsyncConnection, run_id: str) -> Any | None:
@@ -29,34 +39,48 @@ async def get_run(conn: AsyncConnection, run_id: str) -> Any | None:
 async def update_run(conn: AsyncConnection, run_id: str, **values: Any) -> None:
     sets = ", ".join(f"{k} = :{k}" for k in values)
     ended = ", ended_at = now()" if values.get("state") in ("succeeded", "failed", "cancelled") else ""
-    await conn.execute(text(f"UPDATE scoring.runs SET {sets}{ended} WHERE run_id = :run_id"),
-                       {"run_id": run_id, **values})
+    await conn.execute(
+        text(f"UPDATE scoring.runs SET {sets}{ended} WHERE run_id = :run_id"), {"run_id": run_id, **values}
+    )
 
 
-async def store_results(conn: AsyncConnection, run_id: str, tournament_id: str, round_number: int,
-                        rows: list[dict[str, Any]], meta: bytes) -> None:
-    await conn.execute(text("DELETE FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n"),
-                       {"t": tournament_id, "n": round_number})
+async def store_results(
+    conn: AsyncConnection, run_id: str, tournament_id: str, round_number: int, rows: list[dict[str, Any]], meta: bytes
+) -> None:
+    await conn.execute(
+        text("DELETE FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n"),
+        {"t": tournament_id, "n": round_number},
+    )
     if rows:
-        await conn.execute(text(
-            "INSERT INTO scoring.model_scores (tournament_id, round_number, model_id, participant_id, run_id, "
-            "sort_logloss, sort_auc, sort_corr, sort_mmc, scores) VALUES (:t, :n, :model_id, :participant_id, "
-            ":run_id, :sort_logloss, :sort_auc, :sort_corr, :sort_mmc, :scores)"),
-            [{"t": tournament_id, "n": round_number, "run_id": run_id, **row} for row in rows])
-    await conn.execute(text(
-        "INSERT INTO scoring.meta_models (tournament_id, round_number, run_id, meta_model) VALUES (:t, :n, :r, :m) "
-        "ON CONFLICT (tournament_id, round_number) DO UPDATE SET run_id = :r, meta_model = :m"),
-        {"t": tournament_id, "n": round_number, "r": run_id, "m": meta})
+        await conn.execute(
+            text(
+                "INSERT INTO scoring.model_scores (tournament_id, round_number, model_id, participant_id, run_id, "
+                "sort_logloss, sort_auc, sort_corr, sort_mmc, scores) VALUES (:t, :n, :model_id, :participant_id, "
+                ":run_id, :sort_logloss, :sort_auc, :sort_corr, :sort_mmc, :scores)"
+            ),
+            [{"t": tournament_id, "n": round_number, "run_id": run_id, **row} for row in rows],
+        )
+    await conn.execute(
+        text(
+            "INSERT INTO scoring.meta_models (tournament_id, round_number, run_id, meta_model) VALUES (:t, :n, :r, :m) "
+            "ON CONFLICT (tournament_id, round_number) DO UPDATE SET run_id = :r, meta_model = :m"
+        ),
+        {"t": tournament_id, "n": round_number, "r": run_id, "m": meta},
+    )
 
 
 async def get_scores(conn: AsyncConnection, tournament_id: str, round_number: int, model_id: str) -> Any | None:
-    return (await conn.execute(text(
-        "SELECT * FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n AND model_id = :m"),
-        {"t": tournament_id, "n": round_number, "m": model_id})).first()
+    return (
+        await conn.execute(
+            text("SELECT * FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n AND model_id = :m"),
+            {"t": tournament_id, "n": round_number, "m": model_id},
+        )
+    ).first()
 
 
-async def list_scores(conn: AsyncConnection, tournament_id: str, round_number: int, metric: str, after: Any,
-                      limit: int) -> list[Any]:
+async def list_scores(
+    conn: AsyncConnection, tournament_id: str, round_number: int, metric: str, after: Any, limit: int
+) -> list[Any]:
     """Best first by ``metric`` (NULLs last, then by model id), keyset-paginated on (k0, k1, model_id)."""
     column = SORT_COLUMNS[metric]
     sign = "" if metric == "logloss" else "-"
@@ -67,73 +91,116 @@ async def list_scores(conn: AsyncConnection, tournament_id: str, round_number: i
     if after is not None:
         where = f"AND ({k0}, {k1}, model_id) > (:a0, :a1, :a2)"
         params.update(a0=after[0], a1=after[1], a2=after[2])
-    return list((await conn.execute(text(
-        f"SELECT *, {k0} AS k0, {k1} AS k1 FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n "
-        f"{where} ORDER BY {k0}, {k1}, model_id LIMIT :lim"), params)).all())
+    return list(
+        (
+            await conn.execute(
+                text(
+                    f"SELECT *, {k0} AS k0, {k1} AS k1 FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n "
+                    f"{where} ORDER BY {k0}, {k1}, model_id LIMIT :lim"
+                ),
+                params,
+            )
+        ).all()
+    )
 
 
 async def count_scores(conn: AsyncConnection, tournament_id: str, round_number: int) -> int:
-    return int((await conn.execute(text(
-        "SELECT count(*) FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n"),
-        {"t": tournament_id, "n": round_number})).scalar_one())
+    return int(
+        (
+            await conn.execute(
+                text("SELECT count(*) FROM scoring.model_scores WHERE tournament_id = :t AND round_number = :n"),
+                {"t": tournament_id, "n": round_number},
+            )
+        ).scalar_one()
+    )
 
 
 async def get_meta(conn: AsyncConnection, tournament_id: str, round_number: int) -> Any | None:
-    return (await conn.execute(text(
-        "SELECT * FROM scoring.meta_models WHERE tournament_id = :t AND round_number = :n"),
-        {"t": tournament_id, "n": round_number})).first()
+    return (
+        await conn.execute(
+            text("SELECT * FROM scoring.meta_models WHERE tournament_id = :t AND round_number = :n"),
+            {"t": tournament_id, "n": round_number},
+        )
+    ).first()
 
 
 async def get_ladder(conn: AsyncConnection, tournament_id: str, round_number: int, model_id: str) -> Any | None:
     """A model's public Ladder row (its displayed score is NULL until one of its versions set it)."""
-    return (await conn.execute(text(
-        "SELECT * FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n AND model_id = :m"),
-        {"t": tournament_id, "n": round_number, "m": model_id})).first()
+    return (
+        await conn.execute(
+            text("SELECT * FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n AND model_id = :m"),
+            {"t": tournament_id, "n": round_number, "m": model_id},
+        )
+    ).first()
 
 
-async def lock_ladder_level(conn: AsyncConnection, tournament_id: str, round_number: int,
-                            participant_id: str) -> Any | None:
+async def lock_ladder_level(
+    conn: AsyncConnection, tournament_id: str, round_number: int, participant_id: str
+) -> Any | None:
     """A participant's private Ladder level, locked: its models are judged one at a time."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('scoring.ladder'), "
-                            "hashtext(:t || '/' || :n || '/' || :p))"),
-                       {"t": tournament_id, "n": str(round_number), "p": participant_id})
-    return (await conn.execute(text(
-        "SELECT * FROM scoring.ladder_levels WHERE tournament_id = :t AND round_number = :n AND participant_id = :p"),
-        {"t": tournament_id, "n": round_number, "p": participant_id})).first()
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('scoring.ladder'), hashtext(:t || '/' || :n || '/' || :p))"),
+        {"t": tournament_id, "n": str(round_number), "p": participant_id},
+    )
+    return (
+        await conn.execute(
+            text(
+                "SELECT * FROM scoring.ladder_levels WHERE tournament_id = :t AND round_number = :n AND participant_id = :p"
+            ),
+            {"t": tournament_id, "n": round_number, "p": participant_id},
+        )
+    ).first()
 
 
 async def upsert_ladder_level(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(text(
-        "INSERT INTO scoring.ladder_levels (tournament_id, round_number, participant_id, displayed, leader_mean, "
-        "step, leader_losses, leader_model_id, leader_version, submissions) VALUES (:tournament_id, :round_number, "
-        ":participant_id, :displayed, :leader_mean, :step, :leader_losses, :leader_model_id, :leader_version, "
-        ":submissions) ON CONFLICT (tournament_id, round_number, participant_id) DO UPDATE SET "
-        "displayed = :displayed, leader_mean = :leader_mean, step = :step, leader_losses = :leader_losses, "
-        "leader_model_id = :leader_model_id, leader_version = :leader_version, submissions = :submissions, "
-        "updated_at = now()"), values)
+    await conn.execute(
+        text(
+            "INSERT INTO scoring.ladder_levels (tournament_id, round_number, participant_id, displayed, leader_mean, "
+            "step, leader_losses, leader_model_id, leader_version, submissions) VALUES (:tournament_id, :round_number, "
+            ":participant_id, :displayed, :leader_mean, :step, :leader_losses, :leader_model_id, :leader_version, "
+            ":submissions) ON CONFLICT (tournament_id, round_number, participant_id) DO UPDATE SET "
+            "displayed = :displayed, leader_mean = :leader_mean, step = :step, leader_losses = :leader_losses, "
+            "leader_model_id = :leader_model_id, leader_version = :leader_version, submissions = :submissions, "
+            "updated_at = now()"
+        ),
+        values,
+    )
 
 
 async def upsert_ladder(conn: AsyncConnection, **values: Any) -> None:
     """A model's public row; ``displayed``/``version`` None keep what it showed before."""
-    await conn.execute(text(
-        "INSERT INTO scoring.ladder (tournament_id, round_number, model_id, participant_id, version, displayed, "
-        "versions_scored, last_version) VALUES (:tournament_id, :round_number, :model_id, :participant_id, "
-        ":version, :displayed, 1, :last_version) ON CONFLICT (tournament_id, round_number, model_id) DO UPDATE SET "
-        "version = coalesce(:version, scoring.ladder.version), "
-        "displayed = coalesce(:displayed, scoring.ladder.displayed), "
-        "versions_scored = scoring.ladder.versions_scored + 1, last_version = :last_version, "
-        "updated_at = CASE WHEN :displayed IS NULL THEN scoring.ladder.updated_at ELSE now() END"), values)
+    await conn.execute(
+        text(
+            "INSERT INTO scoring.ladder (tournament_id, round_number, model_id, participant_id, version, displayed, "
+            "versions_scored, last_version) VALUES (:tournament_id, :round_number, :model_id, :participant_id, "
+            ":version, :displayed, 1, :last_version) ON CONFLICT (tournament_id, round_number, model_id) DO UPDATE SET "
+            "version = coalesce(:version, scoring.ladder.version), "
+            "displayed = coalesce(:displayed, scoring.ladder.displayed), "
+            "versions_scored = scoring.ladder.versions_scored + 1, last_version = :last_version, "
+            "updated_at = CASE WHEN :displayed IS NULL THEN scoring.ladder.updated_at ELSE now() END"
+        ),
+        values,
+    )
 
 
-async def list_ladder(conn: AsyncConnection, tournament_id: str, round_number: int, ascending: bool, after: Any,
-                      limit: int) -> list[Any]:
+async def list_ladder(
+    conn: AsyncConnection, tournament_id: str, round_number: int, ascending: bool, after: Any, limit: int
+) -> list[Any]:
     sign = "" if ascending else "-"
     where = ""
     params: dict[str, Any] = {"t": tournament_id, "n": round_number, "lim": limit}
     if after is not None:
         where = f"AND ({sign}displayed, model_id) > (:a0, :a1)"
         params.update(a0=after[0], a1=after[1])
-    return list((await conn.execute(text(
-        f"SELECT *, {sign}displayed AS k FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n "
-        f"AND displayed IS NOT NULL {where} "
-        f"ORDER BY {sign}displayed, model_id LIMIT :lim"), params)).all())
+    return list(
+        (
+            await conn.execute(
+                text(
+                    f"SELECT *, {sign}displayed AS k FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n "
+                    f"AND displayed IS NOT NULL {where} "
+                    f"ORDER BY {sign}displayed, model_id LIMIT :lim"
+                ),
+                params,
+            )
+        ).all()
+    )

@@ -19,8 +19,12 @@ from services.scoring.domain.eras import BENCHMARK_LOGLOSS, era_stats
 from services.scoring.domain.meta_model import fit_stacker, stake_weighted_meta_model
 from services.scoring.domain.metrics import RoundScores, score_submissions
 
-METRICS = (("logloss", common_pb2.METRIC_LOGLOSS), ("auc", common_pb2.METRIC_AUC),
-           ("corr", common_pb2.METRIC_CORR), ("mmc", common_pb2.METRIC_MMC))
+METRICS = (
+    ("logloss", common_pb2.METRIC_LOGLOSS),
+    ("auc", common_pb2.METRIC_AUC),
+    ("corr", common_pb2.METRIC_CORR),
+    ("mmc", common_pb2.METRIC_MMC),
+)
 
 
 def resolved_rows(splits: np.ndarray) -> np.ndarray:
@@ -63,8 +67,9 @@ def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else float("nan")
 
 
-def metric_scores(name: str, metric: int, overall: np.ndarray, by_era: np.ndarray, eras: np.ndarray,
-                  inputs: RoundInputs) -> list[pb.MetricScore | None]:
+def metric_scores(
+    name: str, metric: int, overall: np.ndarray, by_era: np.ndarray, eras: np.ndarray, inputs: RoundInputs
+) -> list[pb.MetricScore | None]:
     """One MetricScore per model (None where the metric doesn't apply)."""
     if np.all(np.isnan(overall)):
         return [None] * len(overall)
@@ -75,21 +80,35 @@ def metric_scores(name: str, metric: int, overall: np.ndarray, by_era: np.ndarra
     with np.errstate(invalid="ignore"):
         valid = ~np.isnan(by_era)
         better = (by_era < baseline) if lower_better else (by_era > baseline)
-        consistency = np.where(valid.any(axis=1), (better & valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1),
-                               np.nan)
+        consistency = np.where(
+            valid.any(axis=1), (better & valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1), np.nan
+        )
     out: list[pb.MetricScore | None] = []
     for i in range(len(overall)):
-        out.append(pb.MetricScore(
-            metric=metric, overall=_finite(overall[i]), mean=_finite(stats.mean[i]), std=_finite(stats.std[i]),
-            sharpe=_finite(stats.sharpe[i]), max_drawdown=_finite(stats.max_drawdown[i]),
-            consistency=_finite(consistency[i]), ci_low=_finite(ci.lower[i]), ci_high=_finite(ci.upper[i]),
-            eras=[pb.EraValue(era=f"era{int(e)}", value=_finite(v)) for e, v in zip(eras, by_era[i], strict=True)]))
+        out.append(
+            pb.MetricScore(
+                metric=metric,
+                overall=_finite(overall[i]),
+                mean=_finite(stats.mean[i]),
+                std=_finite(stats.std[i]),
+                sharpe=_finite(stats.sharpe[i]),
+                max_drawdown=_finite(stats.max_drawdown[i]),
+                consistency=_finite(consistency[i]),
+                ci_low=_finite(ci.lower[i]),
+                ci_high=_finite(ci.upper[i]),
+                eras=[pb.EraValue(era=f"era{int(e)}", value=_finite(v)) for e, v in zip(eras, by_era[i], strict=True)],
+            )
+        )
     return out
 
 
 def _all_metrics(scores: RoundScores, inputs: RoundInputs) -> dict[str, list[pb.MetricScore | None]]:
-    return {name: metric_scores(name, metric, getattr(scores.overall, name), getattr(scores.by_era, name),
-                                scores.eras, inputs) for name, metric in METRICS}
+    return {
+        name: metric_scores(
+            name, metric, getattr(scores.overall, name), getattr(scores.by_era, name), scores.eras, inputs
+        )
+        for name, metric in METRICS
+    }
 
 
 def _meta_metrics(binary: bool, probabilities: bool) -> set[str]:
@@ -115,27 +134,55 @@ def compute(inputs: RoundInputs, progress: Callable[[str, float], None] = lambda
         weights = stakes / total if total > 0 else np.full(m, 1.0 / max(m, 1))
         meta_probabilities = None
     progress("metrics", 0.5)
-    scores = score_submissions(inputs.values, inputs.targets, meta, inputs.eras, eps=inputs.eps,
-                               metrics={"corr", "mmc", "logloss", "auc"} if inputs.binary else {"corr", "mmc"})
+    scores = score_submissions(
+        inputs.values,
+        inputs.targets,
+        meta,
+        inputs.eras,
+        eps=inputs.eps,
+        metrics={"corr", "mmc", "logloss", "auc"} if inputs.binary else {"corr", "mmc"},
+    )
     progress("bootstrap", 0.8)
     per_metric = _all_metrics(scores, inputs)
     results = []
     for i, model_id in enumerate(inputs.model_ids):
-        ms = pb.ModelScores(round=inputs.ref, model=common_pb2.ModelRef(
-            model_id=model_id, participant_id=inputs.participants[i], display_name=inputs.names.get(model_id, "")),
-            version=inputs.versions[i], meta_weight=float(weights[i]), leave_one_out_gain=_finite(loo[i]),
-            stake_satoshis=int(stakes[i]))
+        ms = pb.ModelScores(
+            round=inputs.ref,
+            model=common_pb2.ModelRef(
+                model_id=model_id, participant_id=inputs.participants[i], display_name=inputs.names.get(model_id, "")
+            ),
+            version=inputs.versions[i],
+            meta_weight=float(weights[i]),
+            leave_one_out_gain=_finite(loo[i]),
+            stake_satoshis=int(stakes[i]),
+        )
         for name, _ in METRICS:
             value = per_metric[name][i]
             if value is not None:
                 getattr(ms, name).CopyFrom(value)
         results.append(ms)
-    meta_message = pb.MetaModel(round=inputs.ref, policy=inputs.policy, weights=[
-        pb.MetaModelWeight(model=r.model, weight=r.meta_weight, stake_satoshis=r.stake_satoshis,
-                           leave_one_out_gain=r.leave_one_out_gain) for r in results])
+    meta_message = pb.MetaModel(
+        round=inputs.ref,
+        policy=inputs.policy,
+        weights=[
+            pb.MetaModelWeight(
+                model=r.model,
+                weight=r.meta_weight,
+                stake_satoshis=r.stake_satoshis,
+                leave_one_out_gain=r.leave_one_out_gain,
+            )
+            for r in results
+        ],
+    )
     own_values = meta_probabilities if meta_probabilities is not None else meta
-    own = score_submissions(np.asarray(own_values, dtype=np.float64)[None, :], inputs.targets, meta, inputs.eras,
-                            eps=inputs.eps, metrics=_meta_metrics(inputs.binary, meta_probabilities is not None))
+    own = score_submissions(
+        np.asarray(own_values, dtype=np.float64)[None, :],
+        inputs.targets,
+        meta,
+        inputs.eras,
+        eps=inputs.eps,
+        metrics=_meta_metrics(inputs.binary, meta_probabilities is not None),
+    )
     for name, value in _all_metrics(own, inputs).items():
         if name != "mmc" and value[0] is not None:
             getattr(meta_message, name).CopyFrom(value[0])

@@ -21,13 +21,11 @@ SERVICE = scoring_service_pb2.DESCRIPTOR.services_by_name["ScoringService"].full
 async def register(server: grpc.aio.Server, ctx: ServiceContext):
     peers = Peers(ctx.settings)
     runner = Runner(ctx.database, peers)
-    scoring_service_pb2_grpc.add_ScoringServiceServicer_to_server(ScoringServicer(ctx.database, peers, runner),
-                                                                  server)
+    scoring_service_pb2_grpc.add_ScoringServiceServicer_to_server(ScoringServicer(ctx.database, peers, runner), server)
     ctx.on_ready.append(runner.fail_orphans)
     ctx.on_stop.append(peers.close)
     ctx.policy.add(SERVICE, SCORING, SCORING_SCOPES)
     return [SERVICE], remote_auth.attach(ctx)
 
 
-SPEC = ServiceSpec(name="scoring", schema=SCHEMA, migrations=Path(__file__).parent / "migrations",
-                   register=register)
+SPEC = ServiceSpec(name="scoring", schema=SCHEMA, migrations=Path(__file__).parent / "migrations", register=register)

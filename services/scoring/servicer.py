@@ -22,20 +22,36 @@ from shared.rpc.context import principal
 from shared.rpc.convert import timestamp
 
 SCHEMA = "scoring"
-STATES = {"running": pb.ScoringRun.STATE_RUNNING, "succeeded": pb.ScoringRun.STATE_SUCCEEDED,
-          "failed": pb.ScoringRun.STATE_FAILED, "cancelled": pb.ScoringRun.STATE_CANCELLED}
-METRIC_NAMES = {common_pb2.METRIC_LOGLOSS: "logloss", common_pb2.METRIC_AUC: "auc", common_pb2.METRIC_CORR: "corr",
-                common_pb2.METRIC_MMC: "mmc"}
+STATES = {
+    "running": pb.ScoringRun.STATE_RUNNING,
+    "succeeded": pb.ScoringRun.STATE_SUCCEEDED,
+    "failed": pb.ScoringRun.STATE_FAILED,
+    "cancelled": pb.ScoringRun.STATE_CANCELLED,
+}
+METRIC_NAMES = {
+    common_pb2.METRIC_LOGLOSS: "logloss",
+    common_pb2.METRIC_AUC: "auc",
+    common_pb2.METRIC_CORR: "corr",
+    common_pb2.METRIC_MMC: "mmc",
+}
 WAIT_SECONDS = 600.0
 
 
 def run_pb(row: Any) -> pb.ScoringRun:
     return pb.ScoringRun(
-        name=f"scoringRuns/{row.run_id}", run_id=row.run_id,
+        name=f"scoringRuns/{row.run_id}",
+        run_id=row.run_id,
         round=common_pb2.RoundRef(tournament_id=row.tournament_id, round_number=row.round_number),
-        state=STATES[row.state], progress=row.progress, phase=row.phase, models_total=row.models_total,
-        models_scored=row.models_scored, meta_model_policy=row.policy, error_message=row.error_message,
-        create_time=timestamp(row.created_at), end_time=timestamp(row.ended_at))
+        state=STATES[row.state],
+        progress=row.progress,
+        phase=row.phase,
+        models_total=row.models_total,
+        models_scored=row.models_scored,
+        meta_model_policy=row.policy,
+        error_message=row.error_message,
+        create_time=timestamp(row.created_at),
+        end_time=timestamp(row.ended_at),
+    )
 
 
 def require_ref(ref: common_pb2.RoundRef) -> None:
@@ -64,8 +80,9 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
             return True
         stub = lb_grpc.LeaderboardServiceStub(self.peers._channel("leaderboard"))
         try:
-            resp = await self.peers.unary(stub.GetRoundLeaderboard,
-                                          lb_pb.GetRoundLeaderboardRequest(round=ref, page_size=1), deadline=5)
+            resp = await self.peers.unary(
+                stub.GetRoundLeaderboard, lb_pb.GetRoundLeaderboardRequest(round=ref, page_size=1), deadline=5
+            )
         except DomainError:
             return False
         published = resp.source == lb_pb.SCORE_SOURCE_LIVE
@@ -75,20 +92,30 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
 
     async def _may_read(self, ref: common_pb2.RoundRef, participant_id: str | None) -> None:
         who = principal()
-        if who.role is Role.PARTICIPANT and participant_id != who.participant_id and \
-                not await self._published_round(ref):
-            raise PermissionDenied("another participant's scores are private until the leaderboard publishes "
-                                   "the round")
+        if (
+            who.role is Role.PARTICIPANT
+            and participant_id != who.participant_id
+            and not await self._published_round(ref)
+        ):
+            raise PermissionDenied("another participant's scores are private until the leaderboard publishes the round")
 
     async def ScoreRound(self, request: pb.ScoreRoundRequest, context: Any):
         require_ref(request.round)
         async with self.db.transaction() as conn:
+
             async def action() -> pb.ScoreRoundResponse:
                 run_id = await self.runner.start(request.round)
                 return pb.ScoreRoundResponse(run=pb.ScoringRun(run_id=run_id))
 
-            started = await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc="ScoreRound",
-                                     request=request, response_type=pb.ScoreRoundResponse, action=action)
+            started = await run_once(
+                conn,
+                schema=SCHEMA,
+                subject=principal().subject,
+                rpc="ScoreRound",
+                request=request,
+                response_type=pb.ScoreRoundResponse,
+                action=action,
+            )
         await self.runner.wait(started.run.run_id, WAIT_SECONDS)
         return pb.ScoreRoundResponse(run=await self._run(started.run.run_id))
 
@@ -113,11 +140,12 @@ class ScoringServicer(pb_grpc.ScoringServiceServicer):
     async def GetScores(self, request: pb.GetScoresRequest, context: Any):
         require_ref(request.round)
         async with self.db.connect() as conn:
-            row = await repo.get_scores(conn, request.round.tournament_id, request.round.round_number,
-                                        request.model_id)
+            row = await repo.get_scores(conn, request.round.tournament_id, request.round.round_number, request.model_id)
         if row is None:
-            raise NotFound(f"no scores for model {request.model_id!r} in round {request.round.round_number}",
-                           metadata={"model_id": request.model_id})
+            raise NotFound(
+                f"no scores for model {request.model_id!r} in round {request.round.round_number}",
+                metadata={"model_id": request.model_id},
+            )
         await self._may_read(request.round, row.participant_id)
         return pb.GetScoresResponse(scores=pb.ModelScores.FromString(bytes(row.scores)))
 
@@ -186,7 +214,10 @@ def public_pb(row: Any) -> pb.PublicScore:
     out = pb.PublicScore(
         round=common_pb2.RoundRef(tournament_id=row.tournament_id, round_number=row.round_number),
         model=common_pb2.ModelRef(model_id=row.model_id, participant_id=row.participant_id),
-        metric=common_pb2.METRIC_LOGLOSS, versions_scored=row.versions_scored, update_time=timestamp(row.updated_at))
+        metric=common_pb2.METRIC_LOGLOSS,
+        versions_scored=row.versions_scored,
+        update_time=timestamp(row.updated_at),
+    )
     if row.displayed is not None:
         out.version = row.version
         out.displayed_value = row.displayed

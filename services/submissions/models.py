@@ -8,7 +8,8 @@ SCHEMA = "submissions"
 metadata = MetaData(schema=SCHEMA)
 
 participants = Table(
-    "participants", metadata,
+    "participants",
+    metadata,
     Column("participant_id", Text, primary_key=True),
     Column("display_name", Text, nullable=False, unique=True),
     Column("email", Text, nullable=False, server_default=""),
@@ -17,7 +18,8 @@ participants = Table(
 )
 
 api_keys = Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     Column("key_id", Text, primary_key=True),
     Column("participant_id", Text, nullable=True),
     Column("role", Text, nullable=False),

@@ -42,14 +42,26 @@ class ScoringNotifier:
             self._channel = open_channel(self.settings.scoring_addr)
         key = self.settings.service_api_key.get_secret_value() if self.settings.service_api_key else None
         request = sc_pb.ScoreValidationRequest(
-            request_id=f"validation:{submission.submission_id}", round=submission.round,
-            model_id=submission.model_id, version=submission.version, content_sha256=submission.content_sha256)
+            request_id=f"validation:{submission.submission_id}",
+            round=submission.round,
+            model_id=submission.model_id,
+            version=submission.version,
+            content_sha256=submission.content_sha256,
+        )
         try:
-            await call_with_retry(sc_grpc.ScoringServiceStub(self._channel).ScoreValidation, request,
-                                  api_key=key, deadline=10.0, attempts=3)
+            await call_with_retry(
+                sc_grpc.ScoringServiceStub(self._channel).ScoreValidation,
+                request,
+                api_key=key,
+                deadline=10.0,
+                attempts=3,
+            )
         except Exception as exc:  # the upload stands; its public score waits for the next upload or re-run
-            log.warning("scoring notification failed", model_id=submission.model_id,
-                        error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            log.warning(
+                "scoring notification failed",
+                model_id=submission.model_id,
+                error=f"{type(exc).__name__}: {str(exc)[:200]}",
+            )
 
     async def close(self) -> None:
         for task in list(self._pending):

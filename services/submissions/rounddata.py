@@ -31,8 +31,9 @@ def unpack_strings(data: bytes, what: str = "ids") -> np.ndarray:
         text = data.decode()
     except UnicodeDecodeError as exc:
         row = data.count(b"\n", 0, exc.start)
-        raise InvalidArgument(f"{what}: entry {row} is not UTF-8 text (byte {data[exc.start]:#04x})",
-                              metadata={"field": what}) from None
+        raise InvalidArgument(
+            f"{what}: entry {row} is not UTF-8 text (byte {data[exc.start]:#04x})", metadata={"field": what}
+        ) from None
     return np.asarray(text.split("\n")) if data else np.asarray([], dtype=str)
 
 
@@ -53,9 +54,14 @@ class PackedRound:
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, feature_names: list[str]) -> PackedRound:
-        return cls(feature_names, np.asarray(dataset.ids, dtype=str), dataset.eras.astype(np.int32),
-                   dataset.split.astype(np.int8), dataset.features.astype(np.float32),
-                   dataset.targets.astype(np.float32))
+        return cls(
+            feature_names,
+            np.asarray(dataset.ids, dtype=str),
+            dataset.eras.astype(np.int32),
+            dataset.split.astype(np.int8),
+            dataset.features.astype(np.float32),
+            dataset.targets.astype(np.float32),
+        )
 
     @classmethod
     def from_row(cls, row: Any) -> PackedRound:
@@ -63,16 +69,24 @@ class PackedRound:
         n = len(splits)
         features = np.frombuffer(bytes(row.features), dtype=F32)
         width = len(row.feature_names)
-        return cls(list(row.feature_names), unpack_strings(bytes(row.ids)),
-                   np.frombuffer(bytes(row.eras), dtype=np.int32), splits,
-                   features.reshape(n, width) if n else features.reshape(0, width),
-                   np.frombuffer(bytes(row.targets), dtype=F32))
+        return cls(
+            list(row.feature_names),
+            unpack_strings(bytes(row.ids)),
+            np.frombuffer(bytes(row.eras), dtype=np.int32),
+            splits,
+            features.reshape(n, width) if n else features.reshape(0, width),
+            np.frombuffer(bytes(row.targets), dtype=F32),
+        )
 
     def columns(self) -> dict[str, Any]:
-        return {"feature_names": self.feature_names, "ids": pack_strings(self.ids),
-                "eras": self.eras.astype(np.int32).tobytes(), "splits": self.splits.astype(np.int8).tobytes(),
-                "features": np.ascontiguousarray(self.features, dtype=F32).tobytes(),
-                "targets": self.targets.astype(F32).tobytes()}
+        return {
+            "feature_names": self.feature_names,
+            "ids": pack_strings(self.ids),
+            "eras": self.eras.astype(np.int32).tobytes(),
+            "splits": self.splits.astype(np.int8).tobytes(),
+            "features": np.ascontiguousarray(self.features, dtype=F32).tobytes(),
+            "targets": self.targets.astype(F32).tobytes(),
+        }
 
     @property
     def tournament_mask(self) -> np.ndarray:
@@ -107,9 +121,14 @@ class RoundView:
     def build(cls, packed: PackedRound) -> RoundView:
         mask = packed.tournament_mask
         ids = packed.ids[mask]
-        return cls(rows=RoundRows.from_ids(ids), eras=packed.eras[mask], splits=packed.splits[mask],
-                   features=packed.features[mask], earlier=EarlierSubmissions.empty(int(mask.sum())),
-                   max_id_bytes=longest_id_bytes(ids))
+        return cls(
+            rows=RoundRows.from_ids(ids),
+            eras=packed.eras[mask],
+            splits=packed.splits[mask],
+            features=packed.features[mask],
+            earlier=EarlierSubmissions.empty(int(mask.sum())),
+            max_id_bytes=longest_id_bytes(ids),
+        )
 
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -117,8 +136,9 @@ class RoundView:
         """Append one accepted submission; amortised O(n) per add (buffers grow by doubling)."""
         if seq <= self.last_seq:
             return
-        one = EarlierSubmissions.build([label], np.asarray(predictions, dtype=np.float32)[None, :],
-                                       sketch_points=self.earlier.sketch_points)
+        one = EarlierSubmissions.build(
+            [label], np.asarray(predictions, dtype=np.float32)[None, :], sketch_points=self.earlier.sketch_points
+        )
         m = len(self.earlier)
         for name in EARLIER_ARRAYS:
             row = getattr(one, name)
@@ -130,8 +150,11 @@ class RoundView:
                 self.buffers[name] = buffer = grown
             buffer[m] = row[0]
         self.earlier = EarlierSubmissions.from_arrays(
-            (*self.earlier.labels, label), self.earlier.sketch_points,
-            *(self.buffers[name][: m + 1] for name in EARLIER_ARRAYS), previous=self.earlier)
+            (*self.earlier.labels, label),
+            self.earlier.sketch_points,
+            *(self.buffers[name][: m + 1] for name in EARLIER_ARRAYS),
+            previous=self.earlier,
+        )
         self.models.append(model_id)
         self.last_seq = seq
 

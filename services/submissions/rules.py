@@ -43,12 +43,13 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
     if orig.mode == pb.CHECK_MODE_UNSPECIFIED:
         orig.mode = pb.CHECK_MODE_MARK
     orig.max_abs_pearson = _fraction(orig.max_abs_pearson, "originality.max_abs_pearson", default=0.95)
-    orig.duplicate_ks_statistic = _fraction(orig.duplicate_ks_statistic, "originality.duplicate_ks_statistic",
-                                            default=0.005)
-    orig.similar_ks_statistic = _fraction(orig.similar_ks_statistic, "originality.similar_ks_statistic",
-                                          default=0.03)
-    orig.max_abs_rank_correlation = _fraction(orig.max_abs_rank_correlation, "originality.max_abs_rank_correlation",
-                                              default=0.95)
+    orig.duplicate_ks_statistic = _fraction(
+        orig.duplicate_ks_statistic, "originality.duplicate_ks_statistic", default=0.005
+    )
+    orig.similar_ks_statistic = _fraction(orig.similar_ks_statistic, "originality.similar_ks_statistic", default=0.03)
+    orig.max_abs_rank_correlation = _fraction(
+        orig.max_abs_rank_correlation, "originality.max_abs_rank_correlation", default=0.95
+    )
     if orig.similar_submissions_limit < 0:
         raise _bad("originality.similar_submissions_limit", "must be >= 1")
     orig.similar_submissions_limit = orig.similar_submissions_limit or 1
@@ -66,11 +67,15 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
         cons.mode = pb.CHECK_MODE_MARK if target_kind == common_pb2.TARGET_KIND_BINARY else pb.CHECK_MODE_OFF
     if cons.mode == pb.CHECK_MODE_REJECT:
         # It needs the hidden targets, so it is judged at resolve on live eras: no upload left to refuse.
-        raise _bad("consistency.mode", "REJECT is not possible: consistency is judged at resolve on the live "
-                                       "eras; use MARK (with payout.require_consistency) or OFF")
+        raise _bad(
+            "consistency.mode",
+            "REJECT is not possible: consistency is judged at resolve on the live "
+            "eras; use MARK (with payout.require_consistency) or OFF",
+        )
     cons.min_consistency = _fraction(cons.min_consistency, "consistency.min_consistency", default=0.58)
-    cons.benchmark_logloss = _fraction(cons.benchmark_logloss, "consistency.benchmark_logloss",
-                                       default=math.log(2), high=10.0)
+    cons.benchmark_logloss = _fraction(
+        cons.benchmark_logloss, "consistency.benchmark_logloss", default=math.log(2), high=10.0
+    )
 
     sc = out.scoring
     sc.logloss_epsilon = _fraction(sc.logloss_epsilon, "scoring.logloss_epsilon", default=1e-15, high=0.1)
@@ -95,8 +100,10 @@ def with_defaults(rules: pb.TournamentRules, target_kind: int) -> pb.TournamentR
     # are paid. The 2016 pool is CONTRIBUTION_METRIC_MMC with SIGNIFICANCE_OFF.
     if pay.pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_UNSPECIFIED:
         pay.pool.contribution_metric = common_pb2.CONTRIBUTION_METRIC_CORR
-    loo = pay.policy == common_pb2.PAYOUT_POLICY_POOL and \
-        pay.pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN
+    loo = (
+        pay.policy == common_pb2.PAYOUT_POLICY_POOL
+        and pay.pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN
+    )
     if pay.significance == pb.PayoutRules.SIGNIFICANCE_UNSPECIFIED:
         pay.significance = pb.PayoutRules.SIGNIFICANCE_OFF if loo else pb.PayoutRules.SIGNIFICANCE_REQUIRED
     elif pay.significance not in (pb.PayoutRules.SIGNIFICANCE_OFF, pb.PayoutRules.SIGNIFICANCE_REQUIRED):
@@ -121,5 +128,11 @@ def originality_rule(rules: pb.TournamentRules):  # type: ignore[no-untyped-def]
     from services.submissions.domain.originality import OriginalityRule
 
     o = rules.originality
-    return OriginalityRule(o.max_abs_pearson, o.duplicate_ks_statistic, o.similar_ks_statistic,
-                           o.similar_submissions_limit, o.max_abs_rank_correlation, o.ks_pass)
+    return OriginalityRule(
+        o.max_abs_pearson,
+        o.duplicate_ks_statistic,
+        o.similar_ks_statistic,
+        o.similar_submissions_limit,
+        o.max_abs_rank_correlation,
+        o.ks_pass,
+    )

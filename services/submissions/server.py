@@ -54,5 +54,6 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     return [identity.SERVICE, submissions.SERVICE], authenticator
 
 
-SPEC = ServiceSpec(name="submissions", schema=SCHEMA, migrations=Path(__file__).parent / "migrations",
-                   register=register)
+SPEC = ServiceSpec(
+    name="submissions", schema=SCHEMA, migrations=Path(__file__).parent / "migrations", register=register
+)

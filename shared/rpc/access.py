@@ -16,8 +16,11 @@ from collections.abc import Iterable, Mapping
 from shared.auth import ANONYMOUS, Principal, Scope, describe_identity
 from shared.errors import PermissionDenied
 
-PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
-                   "/grpc.reflection.v1.ServerReflection/")
+PUBLIC_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
 
 
 class AccessPolicy:
@@ -25,8 +28,7 @@ class AccessPolicy:
         self._rules: dict[str, frozenset[str]] = {}
         self._scopes: dict[str, Scope] = {}
 
-    def add(self, service_full_name: str, rules: Mapping[str, Iterable[str]],
-            scopes: Mapping[str, Scope]) -> None:
+    def add(self, service_full_name: str, rules: Mapping[str, Iterable[str]], scopes: Mapping[str, Scope]) -> None:
         """Register a service's rules; every RPC but the public ones must name its scope."""
         for rpc, identities in rules.items():
             method = f"/{service_full_name}/{rpc}"
@@ -54,15 +56,19 @@ class AccessPolicy:
         if not self.permits(method, who.identity):
             rpc = method.rsplit("/", 1)[-1]
             names = ", ".join(describe_identity(i) for i in sorted(self.allowed(method))) or "nobody"
-            raise PermissionDenied(f"{describe_identity(who.identity)} may not call {rpc}; allowed: {names}",
-                                   metadata={"allowed": ",".join(sorted(self.allowed(method)))})
+            raise PermissionDenied(
+                f"{describe_identity(who.identity)} may not call {rpc}; allowed: {names}",
+                metadata={"allowed": ",".join(sorted(self.allowed(method)))},
+            )
         needed = self.scope(method)
         if needed is not None and ANONYMOUS not in self.allowed(method) and needed not in who.granted:
             rpc = method.rsplit("/", 1)[-1]
             raise PermissionDenied(
                 f"this API key lacks the {needed} scope that {rpc} needs; its scopes: "
                 f"{', '.join(sorted(who.granted)) or 'none'}",
-                reason="SCOPE_MISSING", metadata={"scope": str(needed)})
+                reason="SCOPE_MISSING",
+                metadata={"scope": str(needed)},
+            )
 
     def methods(self) -> dict[str, frozenset[str]]:
         return dict(self._rules)

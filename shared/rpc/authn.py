@@ -56,9 +56,15 @@ class CachingAuthenticator:
     ``remember`` seconds, is still verified.
     """
 
-    def __init__(self, verify: Callable[[str, str], Awaitable[Principal]], ttl: float = 30.0,
-                 limiter: FailureLimiter | None = None, max_entries: int = 50_000, remember: float = 3600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        verify: Callable[[str, str], Awaitable[Principal]],
+        ttl: float = 30.0,
+        limiter: FailureLimiter | None = None,
+        max_entries: int = 50_000,
+        remember: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._verify = verify
         self._clock = clock
         self.ttl = ttl
@@ -117,7 +123,8 @@ class CachingAuthenticator:
             if wait:
                 raise ResourceExhausted(
                     f"too many failed authentications from your address; retry in {int(wait) + 1} s",
-                    reason="AUTH_RATE_LIMITED", metadata={"retry_after_seconds": str(int(wait) + 1)},
+                    reason="AUTH_RATE_LIMITED",
+                    metadata={"retry_after_seconds": str(int(wait) + 1)},
                 )
 
     def _is_proven(self, fp: bytes, now: float) -> bool:

@@ -63,8 +63,14 @@ def call_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
 
 
 async def call_with_retry(
-    fn: Callable[..., Awaitable[T]], request: Any, *, api_key: str | None, deadline: float,
-    attempts: int = 4, base_delay: float = 0.2, raise_domain: bool = True,
+    fn: Callable[..., Awaitable[T]],
+    request: Any,
+    *,
+    api_key: str | None,
+    deadline: float,
+    attempts: int = 4,
+    base_delay: float = 0.2,
+    raise_domain: bool = True,
 ) -> T:
     """Call a unary RPC with a deadline, retrying transient failures; map errors to domain errors."""
     for attempt in range(attempts):

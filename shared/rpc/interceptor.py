@@ -40,8 +40,9 @@ def bad_data(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, asyncpg.exceptions.CharacterNotInRepertoireError
-                      | asyncpg.exceptions.UntranslatableCharacterError):
+        if isinstance(
+            current, asyncpg.exceptions.CharacterNotInRepertoireError | asyncpg.exceptions.UntranslatableCharacterError
+        ):
             return "text fields must not contain NUL (\\x00) or other characters UTF-8 text can't hold"
         if isinstance(current, asyncpg.exceptions.DataError):
             return "a field holds a value out of range or of the wrong form for it; check the request's fields"
@@ -59,8 +60,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = details.method
-        kwargs = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary, method), **kwargs)
         if handler.stream_unary:
@@ -130,14 +133,17 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             if context.code() == grpc.StatusCode.UNIMPLEMENTED:
                 code = grpc.StatusCode.UNIMPLEMENTED
                 rpc = method.rsplit("/", 1)[-1]
-                await self._abort(context, DomainError(f"{rpc} is not available in this version"),
-                                  code=grpc.StatusCode.UNIMPLEMENTED)
+                await self._abort(
+                    context, DomainError(f"{rpc} is not available in this version"), code=grpc.StatusCode.UNIMPLEMENTED
+                )
             if is_unavailable(exc):
                 code = grpc.StatusCode.UNAVAILABLE
                 log.warning("database unavailable", error=type(exc).__name__)
-                await self._abort(context, DomainError("the database is unavailable; retry shortly",
-                                                       reason="DATABASE_UNAVAILABLE"),
-                                  code=grpc.StatusCode.UNAVAILABLE)
+                await self._abort(
+                    context,
+                    DomainError("the database is unavailable; retry shortly", reason="DATABASE_UNAVAILABLE"),
+                    code=grpc.StatusCode.UNAVAILABLE,
+                )
             data_error = bad_data(exc)
             if data_error:
                 code = grpc.StatusCode.INVALID_ARGUMENT
@@ -147,16 +153,16 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                 await self._abort(context, InvalidArgument("request could not be parsed"))
             code = grpc.StatusCode.INTERNAL
             log.exception("unhandled error")
-            await self._abort(context, DomainError(f"internal error; quote request id {request_id}"),
-                              code=grpc.StatusCode.INTERNAL)
+            await self._abort(
+                context, DomainError(f"internal error; quote request id {request_id}"), code=grpc.StatusCode.INTERNAL
+            )
         finally:
             level = log.debug if method.startswith("/grpc.") and code is grpc.StatusCode.OK else log.info
             level("rpc", code=code.name, duration_ms=round((time.perf_counter() - started) * 1000, 2))
             structlog.contextvars.unbind_contextvars("rpc", "request_id", "peer", "key_id", "role")
 
     @staticmethod
-    async def _abort(context: grpc.aio.ServicerContext, exc: DomainError,
-                     code: grpc.StatusCode | None = None) -> None:
+    async def _abort(context: grpc.aio.ServicerContext, exc: DomainError, code: grpc.StatusCode | None = None) -> None:
         code = code or exc.code
         status = to_status(code, exc.message, exc.reason if code == exc.code else code.name, exc.metadata)
         await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)

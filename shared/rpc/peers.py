@@ -57,8 +57,9 @@ class PeerChannels:
 
     async def unary(self, fn: Any, request: Any, deadline: float | None = None, attempts: int = 4) -> Any:
         """A unary call with this service's key and a deadline; domain errors on failure."""
-        return await call_with_retry(fn, request, api_key=self.key,
-                                     deadline=deadline or self.settings.rpc_deadline_seconds, attempts=attempts)
+        return await call_with_retry(
+            fn, request, api_key=self.key, deadline=deadline or self.settings.rpc_deadline_seconds, attempts=attempts
+        )
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -10,8 +10,13 @@ from collections.abc import Callable
 class FailureLimiter:
     """Allow at most ``max_failures`` failures per subject within ``window`` seconds."""
 
-    def __init__(self, max_failures: int = 20, window: float = 60.0, max_subjects: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_failures: int = 20,
+        window: float = 60.0,
+        max_subjects: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._clock = clock
         self.max_failures = max_failures
         self.window = window
@@ -45,8 +50,9 @@ class FailureLimiter:
 class TokenBuckets:
     """Per-subject token buckets: ``rate`` tokens a second up to ``burst`` (e.g. uploads per API key)."""
 
-    def __init__(self, rate: float, burst: float, max_subjects: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: float, max_subjects: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = burst
         self.max_subjects = max_subjects

@@ -33,8 +33,13 @@ def remote_authenticator(settings: CommonSettings) -> tuple[CachingAuthenticator
         except Unauthenticated as exc:
             raise Unauthenticated(exc.message, reason=exc.reason) from None
         p = response.principal
-        return Principal(key_id=p.key_id, role=role_from_proto(p.role), participant_id=p.participant_id,
-                         scopes=tuple(p.scopes), service_name=p.service_name)
+        return Principal(
+            key_id=p.key_id,
+            role=role_from_proto(p.role),
+            participant_id=p.participant_id,
+            scopes=tuple(p.scopes),
+            service_name=p.service_name,
+        )
 
     return CachingAuthenticator(verify, ttl=settings.auth_cache_seconds), channel
 

@@ -67,8 +67,16 @@ class ServiceSpec:
 
 
 class RunningService:
-    def __init__(self, spec: ServiceSpec, ctx: ServiceContext, server: grpc.aio.Server, port: int,
-                 health_servicer: Any, service_names: list[str], access: DatabaseAccess) -> None:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        ctx: ServiceContext,
+        server: grpc.aio.Server,
+        port: int,
+        health_servicer: Any,
+        service_names: list[str],
+        access: DatabaseAccess,
+    ) -> None:
         self.spec = spec
         self.access = access
         self.ctx = ctx
@@ -141,9 +149,13 @@ class RunningService:
 async def start_service(spec: ServiceSpec, settings: ServiceSettings, access: DatabaseAccess) -> RunningService:
     """Build and start the server; returns once it listens (readiness follows in the background)."""
     options = [
-        ("grpc.max_receive_message_length", min(settings.max_message_bytes,
-                                                getattr(settings, "max_receive_message_bytes", None)
-                                                or settings.max_message_bytes)),
+        (
+            "grpc.max_receive_message_length",
+            min(
+                settings.max_message_bytes,
+                getattr(settings, "max_receive_message_bytes", None) or settings.max_message_bytes,
+            ),
+        ),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
         ("grpc.keepalive_time_ms", 60_000),
@@ -151,8 +163,12 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, access: Da
     ]
     secret = settings.page_token_secret or settings.service_api_key
     pagination.configure(secret.get_secret_value() if secret else None)
-    database = Database(access.url, schema=spec.schema,
-                        pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout_seconds)
+    database = Database(
+        access.url,
+        schema=spec.schema,
+        pool_size=settings.db_pool_size,
+        connect_timeout=settings.db_connect_timeout_seconds,
+    )
     policy = AccessPolicy()
     ctx = ServiceContext(settings=settings, database=database, policy=policy)
     interceptor = RpcInterceptor(policy, None)
@@ -163,14 +179,13 @@ async def start_service(spec: ServiceSpec, settings: ServiceSettings, access: Da
     interceptor.authenticator = authenticator
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     use_tls(settings.tls_ca_file)
     address = f"{settings.grpc_host}:{settings.port}"
     if settings.tls_cert_file and settings.tls_key_file:
         credentials = grpc.ssl_server_credentials(
-            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())])
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        )
         port = server.add_secure_port(address, credentials)
     elif settings.tls_cert_file or settings.tls_key_file:
         raise ConfigError("CROWDQUANT_TLS_CERT_FILE and CROWDQUANT_TLS_KEY_FILE must be set together")

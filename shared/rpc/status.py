@@ -12,8 +12,14 @@ from shared import errors
 _BY_CODE: dict[grpc.StatusCode, type[errors.DomainError]] = {
     cls.code: cls
     for cls in (
-        errors.InvalidArgument, errors.NotFound, errors.AlreadyExists, errors.FailedPrecondition,
-        errors.Aborted, errors.Unauthenticated, errors.PermissionDenied, errors.ResourceExhausted,
+        errors.InvalidArgument,
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.FailedPrecondition,
+        errors.Aborted,
+        errors.Unauthenticated,
+        errors.PermissionDenied,
+        errors.ResourceExhausted,
         errors.Unavailable,
     )
 }
@@ -58,8 +64,9 @@ def from_rpc_error(error: grpc.RpcError) -> errors.DomainError:
     if cls is None:
         return errors.DomainError(f"peer failed: {message}")
     info = error_info(error)
-    return cls(message or code.name, reason=info.reason if info else None,
-               metadata=dict(info.metadata) if info else None)
+    return cls(
+        message or code.name, reason=info.reason if info else None, metadata=dict(info.metadata) if info else None
+    )
 
 
 __all__ = ["code_pb2", "error_info", "from_rpc_error", "to_status"]

@@ -12,16 +12,24 @@ import pytest
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDQUANT_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "crowdquant.cli.main", *args], env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "crowdquant.cli.main", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("CROWDQUANT_SUBMISSIONS_PORT", "abc"),
-    ("CROWDQUANT_LOG_LEVEL", "loud"),
-    ("CROWDQUANT_PAYOUTS_ADDR", "nowhere"),
-    ("DATABASE_URL", "mysql://user@host/db"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CROWDQUANT_SUBMISSIONS_PORT", "abc"),
+        ("CROWDQUANT_LOG_LEVEL", "loud"),
+        ("CROWDQUANT_PAYOUTS_ADDR", "nowhere"),
+        ("DATABASE_URL", "mysql://user@host/db"),
+    ],
+)
 def test_bad_configuration_is_one_clear_line(variable, value):
     result = run(["serve", "submissions"], {variable: value})
     assert result.returncode == 2

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 LIMIT_MB = 100
-WRAPPER = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-           "print(p.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-           "print(p.stdout + p.stderr)")
+WRAPPER = (
+    "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "print(p.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "print(p.stdout + p.stderr)"
+)
 
 
 def test_cli_refuses_a_100000_character_id_within_100_mb(tmp_path: Path) -> None:
@@ -25,9 +27,28 @@ def test_cli_refuses_a_100000_character_id_within_100_mb(tmp_path: Path) -> None
         f.write("id,prediction\n")
         for i in range(36_072):
             f.write(("x" * 100_000 if i == 1234 else f"n{i:06d}") + ",0.5\n")
-    run = subprocess.run([sys.executable, "-c", WRAPPER, sys.executable, "-m", "crowdquant.cli.main", "submit",
-                          str(path), "--model", "m_x", "--tournament", "t", "--addr", "127.0.0.1:9"],
-                         capture_output=True, text=True, timeout=120, check=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WRAPPER,
+            sys.executable,
+            "-m",
+            "crowdquant.cli.main",
+            "submit",
+            str(path),
+            "--model",
+            "m_x",
+            "--tournament",
+            "t",
+            "--addr",
+            "127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     code, peak_kb, output = run.stdout.split("\n", 2)
     print(f"CLI peak RSS refusing the file: {int(peak_kb) / 1024:.1f} MB")
     assert code != "0"

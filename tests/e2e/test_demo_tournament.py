@@ -24,8 +24,14 @@ def test_small_demo_pays_everyone_exactly_once(postgres, tmp_path: Path):
     import asyncio
 
     url = asyncio.run(postgres.create_database("demo"))
-    demo = Demo(Console(file=(tmp_path / "out.txt").open("w"), width=140), rounds=2, participants=10, small=True,
-                database_url=url, data_dir=tmp_path)
+    demo = Demo(
+        Console(file=(tmp_path / "out.txt").open("w"), width=140),
+        rounds=2,
+        participants=10,
+        small=True,
+        database_url=url,
+        data_dir=tmp_path,
+    )
     try:
         demo.start()
         demo.setup_tournament()
@@ -66,11 +72,16 @@ def test_small_demo_pays_everyone_exactly_once(postgres, tmp_path: Path):
                     assert line.zero_payout.other_submission and line.zero_payout.value > 0.95
             # the public board over HTTP matches the scores over gRPC
             port = demo.cluster.gateway_port
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/leaderboard?tournament={TOURNAMENT}"
-                                        f"&round={number}&metric=logloss&page_size=100", timeout=10) as resp:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/v1/leaderboard?tournament={TOURNAMENT}"
+                f"&round={number}&metric=logloss&page_size=100",
+                timeout=10,
+            ) as resp:
                 board = json.loads(resp.read())
-            scores = p.call(p.scoring.ListRoundScores, sc_pb.ListRoundScoresRequest(
-                round=ref, order_by=common_pb2.METRIC_LOGLOSS, page_size=1000)).scores
+            scores = p.call(
+                p.scoring.ListRoundScores,
+                sc_pb.ListRoundScoresRequest(round=ref, order_by=common_pb2.METRIC_LOGLOSS, page_size=1000),
+            ).scores
             expected = {s.model.model_id: s.logloss.mean for s in scores}
             shown = {e["model_id"]: e["value"] for e in board["entries"]}
             assert shown.keys() == expected.keys()
@@ -109,14 +120,24 @@ def test_killed_pipeline_resumes_to_the_same_round(postgres, tmp_path: Path):
     import time
 
     url = asyncio.run(postgres.create_database("demokill"))
-    demo = Demo(Console(file=(tmp_path / "out.txt").open("w"), width=140), rounds=1, participants=8, small=True,
-                database_url=url, data_dir=tmp_path)
+    demo = Demo(
+        Console(file=(tmp_path / "out.txt").open("w"), width=140),
+        rounds=1,
+        participants=8,
+        small=True,
+        database_url=url,
+        data_dir=tmp_path,
+    )
     try:
         demo.start()
         demo.setup_tournament()
         demo.play_round(1, run_pipeline=False)
-        env = {**os.environ, "CROWDQUANT_OPERATOR_API_KEY": demo.operator, "CROWDQUANT_TOURNAMENT": TOURNAMENT,
-               **{f"CROWDQUANT_{n.upper()}_ADDR": demo.cluster.addr(n) for n in demo.cluster.ports}}
+        env = {
+            **os.environ,
+            "CROWDQUANT_OPERATOR_API_KEY": demo.operator,
+            "CROWDQUANT_TOURNAMENT": TOURNAMENT,
+            **{f"CROWDQUANT_{n.upper()}_ADDR": demo.cluster.addr(n) for n in demo.cluster.ports},
+        }
         command = [sys.executable, "-m", "crowdquant.cli.main", "pipeline", "run", "--round", "1"]
         for delay in (0.3, 0.8, 1.5, 2.5):
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -32,11 +32,42 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-NAMES = ["quasar", "deep-ridge", "nightjar", "lattice", "sparrow", "tidewater", "brightline", "orca", "kestrel",
-         "monsoon", "ember", "halcyon", "juniper", "vector-9", "cobalt", "meridian", "zephyr", "granite", "lumen",
-         "aurora", "basalt", "cinder", "drift", "fathom", "glacier"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+NAMES = [
+    "quasar",
+    "deep-ridge",
+    "nightjar",
+    "lattice",
+    "sparrow",
+    "tidewater",
+    "brightline",
+    "orca",
+    "kestrel",
+    "monsoon",
+    "ember",
+    "halcyon",
+    "juniper",
+    "vector-9",
+    "cobalt",
+    "meridian",
+    "zephyr",
+    "granite",
+    "lumen",
+    "aurora",
+    "basalt",
+    "cinder",
+    "drift",
+    "fathom",
+    "glacier",
+]
 PEOPLE = ["ada", "grace", "linus", "barbara", "dennis", "margaret", "ken", "frances", "alan", "radia"]
 ROUNDS = 6
 
@@ -57,12 +88,32 @@ def published_rounds() -> list[RoundBoard]:
             half = abs(rng.gauss(0.006, 0.002))
             stake = rng.choice([0, 50_000, 200_000, 1_500_000, 4_000_000])
             payout = int(stake * max(-0.05, min(0.05, 0.5 * corr + 2 * mmc)))
-            results.append(ModelResult(f"m_{name}", name, PEOPLE[i % len(PEOPLE)], {
-                Metric.CORR: Score(corr, corr - half, corr + half), Metric.MMC: Score(mmc, mmc - half, mmc + half)},
-                stake, payout))
-        boards.append(RoundBoard("main", number, Source.LIVE, Metric.CORR, (Metric.CORR, Metric.MMC),
-                                 tuple(results), published_at=start + timedelta(days=7 * number),
-                                 meta_model={Metric.CORR: Score(0.021, 0.015, 0.027)}, payouts_known=True))
+            results.append(
+                ModelResult(
+                    f"m_{name}",
+                    name,
+                    PEOPLE[i % len(PEOPLE)],
+                    {
+                        Metric.CORR: Score(corr, corr - half, corr + half),
+                        Metric.MMC: Score(mmc, mmc - half, mmc + half),
+                    },
+                    stake,
+                    payout,
+                )
+            )
+        boards.append(
+            RoundBoard(
+                "main",
+                number,
+                Source.LIVE,
+                Metric.CORR,
+                (Metric.CORR, Metric.MMC),
+                tuple(results),
+                published_at=start + timedelta(days=7 * number),
+                meta_model={Metric.CORR: Score(0.021, 0.015, 0.027)},
+                payouts_known=True,
+            )
+        )
     return boards
 
 
@@ -103,8 +154,12 @@ async def site(database_url, playwright_api):
     finally:
         await database.dispose()
     await running["leaderboard"].ctx.extras["cache"].sync()
-    settings = GatewaySettings(leaderboard_addr=running["leaderboard"].address, gateway_cache_seconds=1.0,
-                               gateway_rate_limit_per_second=1000, gateway_rate_limit_burst=1000)
+    settings = GatewaySettings(
+        leaderboard_addr=running["leaderboard"].address,
+        gateway_cache_seconds=1.0,
+        gateway_rate_limit_per_second=1000,
+        gateway_rate_limit_burst=1000,
+    )
     sock = free_socket()
     server = __import__("uvicorn").Server(uvicorn_config(create_app(settings), "127.0.0.1", 0, 0.5))
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -131,7 +186,8 @@ async def browser(playwright_api, chromium):
 
 async def column(page, index: int) -> list[float]:
     values = await page.eval_on_selector_all(
-        "table.board tbody tr", f"rows => rows.map(r => r.cells[{index}].getAttribute('data-v'))")
+        "table.board tbody tr", f"rows => rows.map(r => r.cells[{index}].getAttribute('data-v'))"
+    )
     return [float(v) for v in values]
 
 
@@ -160,8 +216,9 @@ async def test_board_sorts_switches_rounds_and_opens_a_model(site, browser):
         await page.locator("th button", has_text="MMC").click()
         assert await column(page, 4) == sorted(mmc)
         await page.locator("th button", has_text="Model").click()
-        names = await page.eval_on_selector_all("table.board tbody tr td:nth-child(2)",
-                                                "cells => cells.map(c => c.textContent.trim())")
+        names = await page.eval_on_selector_all(
+            "table.board tbody tr td:nth-child(2)", "cells => cells.map(c => c.textContent.trim())"
+        )
         assert names == sorted(names)
 
         await page.select_option("select[name=round]", "3")
@@ -187,8 +244,9 @@ async def test_board_sorts_switches_rounds_and_opens_a_model(site, browser):
 
 
 async def test_phone_sized_screen(site, browser):
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                        is_mobile=True, has_touch=True)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     page = await context.new_page()
     try:
         await page.goto(site + "/")

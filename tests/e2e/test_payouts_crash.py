@@ -190,9 +190,7 @@ async def test_payouts_survive_sigkill_at_every_state_change(harness: Harness, d
     h = harness
     s = h.stubs
     await h.start()
-    t = await scenario.tournament(
-        s, T, kinds=KINDS, address_seed=100, tournament_rules=scenario.rules(pool=3_000_000)
-    )
+    t = await scenario.tournament(s, T, kinds=KINDS, address_seed=100, tournament_rules=scenario.rules(pool=3_000_000))
 
     for kind, faults, kill in (("linear", ("deposit.recorded",), None), ("half", (), rng.uniform(0.0, 0.3))):
         player = t.players[kind]
@@ -213,9 +211,7 @@ async def test_payouts_survive_sigkill_at_every_state_change(harness: Harness, d
         await h.step(
             f"stake {kind}",
             lambda pl=player: h.payouts.SetStake(
-                po_pb.SetStakeRequest(
-                    request_id=f"stake-{pl.name}", model_id=pl.model_id, amount_satoshis=100_000
-                ),
+                po_pb.SetStakeRequest(request_id=f"stake-{pl.name}", model_id=pl.model_id, amount_satoshis=100_000),
                 metadata=md(pl.key),
                 timeout=DEADLINE,
             ),
@@ -295,9 +291,7 @@ async def test_payouts_survive_sigkill_at_every_state_change(harness: Harness, d
                 metadata=md(s.operator),
                 timeout=DEADLINE,
             ),
-            faults=("batch.mined", "batch.confirmed", "round.paid")
-            if last
-            else ("batch.mined", "batch.confirmed"),
+            faults=("batch.mined", "batch.confirmed", "round.paid") if last else ("batch.mined", "batch.confirmed"),
             kill_after=rng.uniform(0.0, 0.4) if index == 1 else None,
         )
     await h.step(
@@ -343,9 +337,7 @@ async def check_paid_exactly_once(h: Harness, t: scenario.Tournament, refs, data
             )
         ).balance
         assert balance.pending_satoshis == 0
-        assert on_chain.get(player.address, 0) + balance.payable_satoshis == owed.get(player.model_id, 0), (
-            player
-        )
+        assert on_chain.get(player.address, 0) + balance.payable_satoshis == owed.get(player.model_id, 0), player
         assert balance.payable_satoshis < 294  # only dust may wait
     posted = {}
     token = ""
@@ -376,7 +368,5 @@ async def check_paid_exactly_once(h: Harness, t: scenario.Tournament, refs, data
     rec = await h.payouts.Reconcile(po_pb.ReconcileRequest(), metadata=md(h.auditor))
     assert rec.clean, rec.differences
     for ref in refs:
-        rnd = (
-            await h.stubs.subs.GetRound(pb.GetRoundRequest(round=ref), metadata=md(h.stubs.operator))
-        ).round
+        rnd = (await h.stubs.subs.GetRound(pb.GetRoundRequest(round=ref), metadata=md(h.stubs.operator))).round
         assert rnd.state == pb.Round.STATE_PAID

@@ -33,8 +33,9 @@ async def test_each_process_holds_only_its_own_secrets(database_url, tmp_path, m
     wallet_secret = "wallet-secret-of-the-parent-shell"
     monkeypatch.setenv("CROWDQUANT_WALLET_SECRET", wallet_secret)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    cluster = Cluster(database_url, keys, tmp_path / "logs", with_gateway=True,
-                      env={"CROWDQUANT_DATA_DIR": str(tmp_path / "data")})
+    cluster = Cluster(
+        database_url, keys, tmp_path / "logs", with_gateway=True, env={"CROWDQUANT_DATA_DIR": str(tmp_path / "data")}
+    )
     cluster.start_all()
     try:
         status = await cluster.wait_healthy(timeout=120)

@@ -53,8 +53,11 @@ def differences(got: dict, want: dict) -> list[str]:
     for number in sorted(set(got) | set(want)):
         for part in ("scores", "allocation"):
             a, b = got.get(number, {}).get(part, {}), want.get(number, {}).get(part, {})
-            lines += [f"round {number} {part} {name}: {a.get(name)} != {b.get(name)}"
-                      for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+            lines += [
+                f"round {number} {part} {name}: {a.get(name)} != {b.get(name)}"
+                for name in sorted(set(a) | set(b))
+                if a.get(name) != b.get(name)
+            ]
         a, b = got.get(number, {}).get("outputs"), want.get(number, {}).get("outputs")
         if a != b:
             lines.append(f"round {number} outputs: {a} != {b}")
@@ -71,16 +74,24 @@ def results(demo: Demo, rounds: int) -> dict[int, dict]:
     names = {pl.model_id: pl.profile.name for pl in demo.players}
     out = {}
     for number in range(1, rounds + 1):
-        scores = p.call(p.scoring.ListRoundScores,
-                        sc_pb.ListRoundScoresRequest(round=ref(number), page_size=1000)).scores
+        scores = p.call(
+            p.scoring.ListRoundScores, sc_pb.ListRoundScoresRequest(round=ref(number), page_size=1000)
+        ).scores
         allocation = p.call(p.payouts.GetAllocation, po_pb.GetAllocationRequest(round=ref(number))).allocation
-        outputs = sorted((o.address, o.amount_satoshis) for b in p.round_batches(ref(number))
-                         if b.state != po_pb.Batch.STATE_VOIDED for o in b.outputs)
+        outputs = sorted(
+            (o.address, o.amount_satoshis)
+            for b in p.round_batches(ref(number))
+            if b.state != po_pb.Batch.STATE_VOIDED
+            for o in b.outputs
+        )
         out[number] = {
-            "scores": {names[s.model.model_id]: comparable((s.logloss.mean, s.corr.mean, s.mmc.mean, s.meta_weight))
-                       for s in scores},
-            "allocation": {names[line.model.model_id]: (line.amount_satoshis, line.eligible)
-                           for line in allocation.lines},
+            "scores": {
+                names[s.model.model_id]: comparable((s.logloss.mean, s.corr.mean, s.mmc.mean, s.meta_weight))
+                for s in scores
+            },
+            "allocation": {
+                names[line.model.model_id]: (line.amount_satoshis, line.eligible) for line in allocation.lines
+            },
             "outputs": outputs,
         }
     return out
@@ -94,8 +105,14 @@ class DemoRun:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.url = asyncio.run(postgres.create_database(directory.name))
-        self.demo = Demo(Console(file=(directory / "out.txt").open("w"), width=140), rounds=ROUNDS,
-                         participants=PARTICIPANTS, small=True, database_url=self.url, data_dir=directory)
+        self.demo = Demo(
+            Console(file=(directory / "out.txt").open("w"), width=140),
+            rounds=ROUNDS,
+            participants=PARTICIPANTS,
+            small=True,
+            database_url=self.url,
+            data_dir=directory,
+        )
 
     def __enter__(self) -> Demo:
         self.demo.start()
@@ -129,8 +146,11 @@ def test_service_kills_mid_pipeline_change_no_result(calm, postgres, tmp_path: P
         demo.setup_tournament()
         demo.play_round(1, run_pipeline=False)
         p = demo.pipeline
-        for step, victim in zip(("close", "resolve", "score", "publish", "allocate", "pay"),
-                                (*SERVICES, "submissions", "payouts"), strict=True):
+        for step, victim in zip(
+            ("close", "resolve", "score", "publish", "allocate", "pay"),
+            (*SERVICES, "submissions", "payouts"),
+            strict=True,
+        ):
             demo.cluster.kill(victim)
             demo.cluster.start(victim)
             status = asyncio.run(demo.cluster.wait_healthy())

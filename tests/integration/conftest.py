@@ -36,8 +36,9 @@ def md(key: str | None) -> tuple[tuple[str, str], ...]:
 async def services(database_url: str) -> AsyncIterator[dict[str, RunningService]]:
     service_keys = await create_service_keys(CommonSettings(), "tests", url=database_url)
     # the default per-key upload rate would throttle the tests' hundreds of uploads
-    running = await start_services(database_url, service_keys,
-                                   submissions={"uploads_per_minute": 100_000, "upload_burst": 10_000})
+    running = await start_services(
+        database_url, service_keys, submissions={"uploads_per_minute": 100_000, "upload_burst": 10_000}
+    )
     for svc in running.values():
         svc.ctx.extras["service_keys"] = service_keys
     yield running
@@ -54,13 +55,20 @@ async def keys(services: dict[str, RunningService], database_url: str) -> Keys:
         ids = []
         for name in ("alice", "bob"):
             resp = await stub.CreateParticipant(
-                id_pb.CreateParticipantRequest(request_id=f"fixture-{name}", display_name=name),
-                metadata=md(operator))
+                id_pb.CreateParticipantRequest(request_id=f"fixture-{name}", display_name=name), metadata=md(operator)
+            )
             ids.append(resp.participant.participant_id)
     participant = await create_key(settings, Role.PARTICIPANT, ids[0], "tests", [], url=database_url)
     other = await create_key(settings, Role.PARTICIPANT, ids[1], "tests", [], url=database_url)
-    return Keys(operator=operator, auditor=auditor, services=services["submissions"].ctx.extras["service_keys"],
-                participant=participant, participant_id=ids[0], other=other, other_id=ids[1])
+    return Keys(
+        operator=operator,
+        auditor=auditor,
+        services=services["submissions"].ctx.extras["service_keys"],
+        participant=participant,
+        participant_id=ids[0],
+        other=other,
+        other_id=ids[1],
+    )
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -81,7 +81,8 @@ class RoundBoard:
             offered = ", ".join(m.label for m in self.metrics)
             raise MetricNotScored(
                 f"metric: round {self.round_number} has no {chosen.label} scores; choose one of {offered}",
-                metadata={"field": "metric"})
+                metadata={"field": "metric"},
+            )
         return chosen
 
 
@@ -102,15 +103,21 @@ class RankedBoard:
     def __init__(self, board: RoundBoard, metric: Metric | None = None) -> None:
         self.board = board
         self.metric = board.require_metric(metric)
-        keyed = sorted(((sort_key(r.score(self.metric).value, self.metric.higher_is_better, r.model_id), r)
-                        for r in board.results), key=lambda pair: pair[0])
+        keyed = sorted(
+            (
+                (sort_key(r.score(self.metric).value, self.metric.higher_is_better, r.model_id), r)
+                for r in board.results
+            ),
+            key=lambda pair: pair[0],
+        )
         self.keys: list[SortKey] = [k for k, _ in keyed]
         ranks = competition_ranks(self.keys)
         scores = [r.score(self.metric) for _, r in keyed]
         ties = neighbour_ties([(s.ci_low, s.ci_high) for s in scores])
         self.standings: tuple[Standing, ...] = tuple(
             Standing(rank, r, s, prev, nxt)
-            for rank, (_, r), s, (prev, nxt) in zip(ranks, keyed, scores, ties, strict=True))
+            for rank, (_, r), s, (prev, nxt) in zip(ranks, keyed, scores, ties, strict=True)
+        )
         self._rank_of = {st.result.model_id: st.rank for st in self.standings}
 
     def __len__(self) -> int:

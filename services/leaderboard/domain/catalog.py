@@ -103,9 +103,17 @@ class Catalog:
         keyed = sorted((sort_key(v, metric.higher_is_better, m), m) for m, (v, _) in reps.items())
         keys = tuple(k for k, _ in keyed)
         standings = tuple(
-            ReputationStanding(rank, m, newest[m].model_display_name, newest[m].participant_display_name,
-                               reps[m][0], reps[m][1], newest[m].stake_satoshis)
-            for rank, (_, m) in zip(competition_ranks(keys), keyed, strict=True))
+            ReputationStanding(
+                rank,
+                m,
+                newest[m].model_display_name,
+                newest[m].participant_display_name,
+                reps[m][0],
+                reps[m][1],
+                newest[m].stake_satoshis,
+            )
+            for rank, (_, m) in zip(competition_ranks(keys), keyed, strict=True)
+        )
         applied = weights[: len(window)]
         total = sum(applied)
         shown = tuple(w / total for w in applied) if total > 0 else ()

@@ -42,11 +42,12 @@ class WeightScheme:
         try:
             values = tuple(float(part) for part in text.split(","))
         except ValueError:
-            raise BadWeights(f"reputation weights: expected one of {', '.join(SCHEMES)} or a comma-separated "
-                             f"list of numbers, most recent round first (got {spec!r})") from None
+            raise BadWeights(
+                f"reputation weights: expected one of {', '.join(SCHEMES)} or a comma-separated "
+                f"list of numbers, most recent round first (got {spec!r})"
+            ) from None
         if not values or any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
-            raise BadWeights("reputation weights: numbers must be finite, >= 0 and not all 0 "
-                             f"(got {spec!r})")
+            raise BadWeights(f"reputation weights: numbers must be finite, >= 0 and not all 0 (got {spec!r})")
         return cls("explicit", values)
 
     @property
@@ -56,8 +57,10 @@ class WeightScheme:
     def weights(self, window: int) -> tuple[float, ...]:
         """Weights of positions 0..window-1 (most recent first), normalised to sum to 1."""
         if not 1 <= window <= self.max_window:
-            raise BadWeights(f"window_rounds must be between 1 and {self.max_window} (got {window})",
-                             metadata={"field": "window_rounds"})
+            raise BadWeights(
+                f"window_rounds must be between 1 and {self.max_window} (got {window})",
+                metadata={"field": "window_rounds"},
+            )
         if self.kind == "linear":
             raw = [float(window - i) for i in range(window)]
         elif self.kind == "equal":
@@ -68,8 +71,9 @@ class WeightScheme:
             raw = list(self.explicit[:window])
         total = sum(raw)
         if total <= 0:
-            raise BadWeights(f"reputation weights of the first {window} rounds are all 0",
-                             metadata={"field": "window_rounds"})
+            raise BadWeights(
+                f"reputation weights of the first {window} rounds are all 0", metadata={"field": "window_rounds"}
+            )
         return tuple(w / total for w in raw)
 
 

@@ -28,8 +28,10 @@ def check_round(tournament_id: str, number: int) -> None:
     if not tournament_id:
         raise InvalidArgument("round.tournament_id is required", metadata={"field": "round.tournament_id"})
     if number <= 0:
-        raise InvalidArgument(f"round.round_number must be a published round's number, >= 1 (got {number})",
-                              metadata={"field": "round.round_number"})
+        raise InvalidArgument(
+            f"round.round_number must be a published round's number, >= 1 (got {number})",
+            metadata={"field": "round.round_number"},
+        )
 
 
 async def collect_round(peers: Peers, directory: Directory, tournament_id: str, number: int) -> RoundBoard:
@@ -38,7 +40,10 @@ async def collect_round(peers: Peers, directory: Directory, tournament_id: str, 
     if status.state not in PUBLISHABLE:
         raise FailedPrecondition(
             f"round {number} of {tournament_id} is {status.state.upper()}: only a SCORED (or PAID) round can be "
-            "published; score it first", reason="ROUND_NOT_SCORED", metadata={"state": status.state})
+            "published; score it first",
+            reason="ROUND_NOT_SCORED",
+            metadata={"state": status.state},
+        )
     graded = await peers.is_graded(tournament_id)
     scores = await peers.round_scores(tournament_id, number)
     meta = await peers.meta_model(tournament_id, number)
@@ -51,16 +56,33 @@ async def collect_round(peers: Peers, directory: Directory, tournament_id: str, 
         model_name, participant_name = names[model_id]
         stake = stakes.get(model_id, 0) if stakes is not None else s.stake_satoshis
         payout = (payouts or {}).get(model_id, Payout(0))
-        results.append(ModelResult(model_id, s.model.display_name or model_name, participant_name,
-                                   scores_from_proto(s), stake, payout.amount, payout.reason, payout.detail))
+        results.append(
+            ModelResult(
+                model_id,
+                s.model.display_name or model_name,
+                participant_name,
+                scores_from_proto(s),
+                stake,
+                payout.amount,
+                payout.reason,
+                payout.detail,
+            )
+        )
     present = {m for r in results for m in r.scores}
     metrics = tuple(m for m in METRIC_ORDER if m in present)
     main = main_metric(graded)
     if metrics and main not in metrics:
         main = metrics[0]
-    return RoundBoard(tournament_id=tournament_id, round_number=number, source=Source.LIVE, main_metric=main,
-                      metrics=metrics or (main,), results=tuple(results), meta_model=scores_from_proto(meta),
-                      payouts_known=payouts is not None)
+    return RoundBoard(
+        tournament_id=tournament_id,
+        round_number=number,
+        source=Source.LIVE,
+        main_metric=main,
+        metrics=metrics or (main,),
+        results=tuple(results),
+        meta_model=scores_from_proto(meta),
+        payouts_known=payouts is not None,
+    )
 
 
 async def store_round(conn: AsyncConnection, board: RoundBoard) -> RoundBoard:
@@ -69,13 +91,19 @@ async def store_round(conn: AsyncConnection, board: RoundBoard) -> RoundBoard:
     ranks = {s.result.model_id: s.rank for s in ranked.standings}
     published_at = await repo.save_round(conn, board, ranks)
     version = await repo.bump_version(conn)
-    log.info("round published", tournament=board.tournament_id, round=board.round_number,
-             models=board.model_count, version=version)
+    log.info(
+        "round published",
+        tournament=board.tournament_id,
+        round=board.round_number,
+        models=board.model_count,
+        version=version,
+    )
     return replace(board, published_at=published_at)
 
 
-async def publish_round(conn: AsyncConnection, peers: Peers, directory: Directory, tournament_id: str,
-                        number: int) -> RoundBoard:
+async def publish_round(
+    conn: AsyncConnection, peers: Peers, directory: Directory, tournament_id: str, number: int
+) -> RoundBoard:
     check_round(tournament_id, number)
     board = await collect_round(peers, directory, tournament_id, number)
     return await store_round(conn, board)

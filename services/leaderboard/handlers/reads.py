@@ -49,10 +49,17 @@ class Reader:
     """Reads for the servicer; ``guess_tournament`` names a tournament while none is published yet
     (asked at most every ``guess_seconds``)."""
 
-    def __init__(self, cache: BoardCache, open_rounds: OpenRounds, scheme: WeightScheme, default_window: int,
-                 default_tournament: str = "",
-                 guess_tournament: Callable[[], Awaitable[str | None]] | None = None, guess_seconds: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cache: BoardCache,
+        open_rounds: OpenRounds,
+        scheme: WeightScheme,
+        default_window: int,
+        default_tournament: str = "",
+        guess_tournament: Callable[[], Awaitable[str | None]] | None = None,
+        guess_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cache = cache
         self.open_rounds = open_rounds
         self.scheme = scheme
@@ -84,8 +91,9 @@ class Reader:
     async def board(self, tournament_id: str, number: int, metric: Metric | None) -> tuple[RankedBoard, datetime]:
         """The ranked public board of a round (0 = the latest: the open one if any) and its build time."""
         if number < 0:
-            raise InvalidArgument(f"round.round_number must be >= 0 (got {number})",
-                                  metadata={"field": "round.round_number"})
+            raise InvalidArgument(
+                f"round.round_number must be >= 0 (got {number})", metadata={"field": "round.round_number"}
+            )
         t = await self.tournament(tournament_id)
         catalog = self.cache.catalog
         if number > 0 and catalog.round(t, number) is not None:
@@ -94,30 +102,39 @@ class Reader:
         latest_published = published[0].round_number if published else 0
         state = await self.open_rounds.state(t)
         open_number = state.round_number if state.board is not None else None
-        if state.board is not None and open_number is not None and (
-                number == open_number or (number == 0 and open_number > latest_published)):
+        if (
+            state.board is not None
+            and open_number is not None
+            and (number == open_number or (number == 0 and open_number > latest_published))
+        ):
             state.board.board.require_metric(metric)
             return state.board, state.fetched_at
         if number == 0 and latest_published:
             return catalog.ranked(t, latest_published, metric), catalog.built_at
         what = f"round {number} of tournament {t!r}" if number else f"tournament {t!r}"
-        raise BoardNotFound(f"{what} has no public leaderboard: it is neither open nor published",
-                            metadata={"tournament_id": t, "round_number": str(number)})
+        raise BoardNotFound(
+            f"{what} has no public leaderboard: it is neither open nor published",
+            metadata={"tournament_id": t, "round_number": str(number)},
+        )
 
     async def rounds(self, tournament_id: str) -> list[RoundBoard]:
         """The open round (if newer than every published one) and the published rounds, newest first."""
         t = await self.tournament(tournament_id)
         published = self.cache.catalog.rounds_of(t)
         state = await self.open_rounds.state(t)
-        if state.board is not None and state.round_number is not None and (
-                not published or state.round_number > published[0].round_number):
+        if (
+            state.board is not None
+            and state.round_number is not None
+            and (not published or state.round_number > published[0].round_number)
+        ):
             return [state.board.board, *published]
         return published
 
     def window(self, requested: int) -> tuple[float, ...]:
         if requested < 0:
-            raise InvalidArgument(f"window_rounds must not be negative (got {requested})",
-                                  metadata={"field": "window_rounds"})
+            raise InvalidArgument(
+                f"window_rounds must not be negative (got {requested})", metadata={"field": "window_rounds"}
+            )
         return self.scheme.weights(requested or self.default_window)
 
     async def reputation(self, tournament_id: str, metric: Metric | None, window: int) -> ReputationBoard:
@@ -148,7 +165,10 @@ class Reader:
         if not views:
             raise ModelNotFound(f"model {model_id!r} has no public results", metadata={"model_id": model_id})
         latest = views[-1].result
-        return Profile(model_id, latest.model_display_name, latest.participant_display_name,
-                       views[-1].board.tournament_id, tuple(views))
-
-
+        return Profile(
+            model_id,
+            latest.model_display_name,
+            latest.participant_display_name,
+            views[-1].board.tournament_id,
+            tuple(views),
+        )

@@ -38,9 +38,7 @@ def _root_key(secret: str, network: Network) -> HDKey:
             seed = Mnemonic().to_seed(text)  # validates the BIP39 checksum
             return HDKey.from_seed(seed, network=network.bitcoinlib_name, witness_type=WITNESS_TYPE)
         if len(text) in range(32, 129, 2) and all(c in string.hexdigits for c in text):
-            return HDKey.from_seed(
-                bytes.fromhex(text), network=network.bitcoinlib_name, witness_type=WITNESS_TYPE
-            )
+            return HDKey.from_seed(bytes.fromhex(text), network=network.bitcoinlib_name, witness_type=WITNESS_TYPE)
         return HDKey(text, network=network.bitcoinlib_name, witness_type=WITNESS_TYPE)
     except Exception:
         # bitcoinlib's messages may quote the key they could not parse: say what is wrong, not what it is.
@@ -63,9 +61,7 @@ class AccountKeys:
         elif root.depth == 3:
             self._account = root  # already an account-level key (m/84'/coin'/account')
         else:
-            raise _bad_secret(
-                network, f"an extended key at depth {root.depth} (need a master or account key)"
-            )
+            raise _bad_secret(network, f"an extended key at depth {root.depth} (need a master or account key)")
         self.network = network
 
     def public_account_key(self) -> HDKey:

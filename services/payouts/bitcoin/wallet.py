@@ -435,9 +435,7 @@ class PayoutWallet:
     def mark_confirmed(self, txid: str, confirmations: int = 1) -> None:
         """bitcoinlib_test only: play the miner, so the batch can complete and its change be spent."""
         if self.network.name != TEST_NETWORK:
-            raise FailedPrecondition(
-                f"confirmations are simulated only on {TEST_NETWORK}", reason="NOT_TEST_NETWORK"
-            )
+            raise FailedPrecondition(f"confirmations are simulated only on {TEST_NETWORK}", reason="NOT_TEST_NETWORK")
         record = self._record_of(txid)
         record.confirmations = confirmations
         record.status = "confirmed"

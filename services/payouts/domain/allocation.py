@@ -121,9 +121,7 @@ class EligibilityRules:
 
 def _fraction(value: Number, name: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, int | float | Fraction):
-        raise InvalidArgument(
-            f"{name} must be a number, not {type(value).__name__}", metadata={"field": name}
-        )
+        raise InvalidArgument(f"{name} must be a number, not {type(value).__name__}", metadata={"field": name})
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidArgument(f"{name} must be finite, not {value}", metadata={"field": name})
     return Fraction(value)
@@ -299,8 +297,7 @@ def _weighted(terms: Sequence[tuple[Fraction, float | None, str]], model_id: str
     return total
 
 
-def _lower_bound(terms: Sequence[tuple[Fraction, tuple[float, float] | None, str]], model_id: str
-                 ) -> Fraction | None:
+def _lower_bound(terms: Sequence[tuple[Fraction, tuple[float, float] | None, str]], model_id: str) -> Fraction | None:
     """Lower bound of sum weight x metric from each metric's interval; None if a needed interval is unknown."""
     total = Fraction(0)
     for weight, interval, name in terms:
@@ -316,7 +313,9 @@ def _lower_bound(terms: Sequence[tuple[Fraction, tuple[float, float] | None, str
 
 
 def _significance(
-    r: ModelResult, score: Fraction | None, terms: Sequence[tuple[Fraction, tuple[float, float] | None, str]],
+    r: ModelResult,
+    score: Fraction | None,
+    terms: Sequence[tuple[Fraction, tuple[float, float] | None, str]],
     required: bool,
 ) -> tuple[Fraction | None, ZeroPayoutReason | None]:
     """(lower bound, NOT_SIGNIFICANT or None) for a model whose positive score must be significant."""
@@ -350,7 +349,8 @@ def _line(
         amount,
         reason is None,
         reason,
-        ZeroPayoutReason.NOT_SIGNIFICANT if not_significant and amount <= 0
+        ZeroPayoutReason.NOT_SIGNIFICANT
+        if not_significant and amount <= 0
         else zero_payout_reason(reason, score, amount, int(r.stake), policy),
         score_low,
     )
@@ -372,7 +372,9 @@ def allocate_pool(results: Sequence[ModelResult], policy: PoolPolicy) -> Allocat
         )
         reason = _ineligible(r, policy.rules) or (ZeroPayoutReason.MISSING_SCORE if score is None else None)
         low, not_significant = _significance(
-            r, score, [(source_weight, source_interval, policy.source.value), (corr_weight, r.corr_interval, "corr")],
+            r,
+            score,
+            [(source_weight, source_interval, policy.source.value), (corr_weight, r.corr_interval, "corr")],
             policy.require_significance and reason is None,
         )
         scored.append((r, score, reason, low, not_significant is not None))
@@ -383,8 +385,7 @@ def allocate_pool(results: Sequence[ModelResult], policy: PoolPolicy) -> Allocat
     positive = sum(weights, Fraction(0))
     amounts = largest_remainder_split(policy.pool, weights) if positive > 0 else [0] * len(scored)
     lines = tuple(
-        _line(r, score, weight / positive if positive > 0 else Fraction(0), amount, reason, PolicyName.POOL,
-              low, gated)
+        _line(r, score, weight / positive if positive > 0 else Fraction(0), amount, reason, PolicyName.POOL, low, gated)
         for (r, score, reason, low, gated), weight, amount in zip(scored, weights, amounts, strict=True)
     )
     return Allocation(PolicyName.POOL, lines, pool=policy.pool)
@@ -408,7 +409,9 @@ def allocate_stake(results: Sequence[ModelResult], policy: StakePolicy) -> Alloc
             lines.append(_line(r, score, Fraction(0), 0, reason, PolicyName.STAKE))
             continue
         low, not_significant = _significance(
-            r, score, [(corr_weight, r.corr_interval, "corr"), (mmc_weight, r.mmc_interval, "mmc")],
+            r,
+            score,
+            [(corr_weight, r.corr_interval, "corr"), (mmc_weight, r.mmc_interval, "mmc")],
             policy.require_significance and int(r.stake) > 0,
         )
         if not_significant is not None:

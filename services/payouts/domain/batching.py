@@ -174,9 +174,7 @@ def plan_batches(balances: Iterable[PayableBalance], *, network: str, max_output
             output_type = decode_address(balance.address, network).output_type
         except InvalidArgument as exc:
             held.append(
-                HeldBalance(
-                    balance.participant_id, balance.address, amount, HeldReason.INVALID_ADDRESS, exc.message
-                )
+                HeldBalance(balance.participant_id, balance.address, amount, HeldReason.INVALID_ADDRESS, exc.message)
             )
             continue
         if amount < DUST_LIMITS[output_type]:

@@ -136,9 +136,7 @@ def plan_fee_bump(
         )
     size_with_change = estimate_vsize(input_count, [*payment_types, CHANGE_TYPE])
     min_fee = old_fee + INCREMENTAL_RELAY_RATE * size_with_change
-    plan = fee_and_change(
-        input_count, input_total, payment_types, payment_total, new_fee_rate, min_fee=min_fee
-    )
+    plan = fee_and_change(input_count, input_total, payment_types, payment_total, new_fee_rate, min_fee=min_fee)
     if plan is None:
         available = input_total - payment_total
         raise FailedPrecondition(

@@ -63,9 +63,7 @@ def transition(current: BatchState | str, target: BatchState | str, *, batch_id:
     return there
 
 
-def require_state(
-    current: BatchState | str, allowed: Iterable[BatchState], *, action: str, batch_id: str = ""
-) -> None:
+def require_state(current: BatchState | str, allowed: Iterable[BatchState], *, action: str, batch_id: str = "") -> None:
     """Refuse an action (re-broadcast, fee bump, ...) outside the states where it is safe."""
     here = BatchState(current)
     allowed_set = frozenset(allowed)

@@ -52,9 +52,7 @@ _OTHER_SUBMISSION = re.compile(r"with earlier submission (\S+ v\d+)")
 
 def require_ref(ref: common_pb2.RoundRef) -> None:
     if not ref.tournament_id or ref.round_number < 1:
-        raise InvalidArgument(
-            "round: tournament_id and round_number >= 1 are required", metadata={"field": "round"}
-        )
+        raise InvalidArgument("round: tournament_id and round_number >= 1 are required", metadata={"field": "round"})
 
 
 def policy_name(requested: int, rules: sub_pb.PayoutRules) -> str:
@@ -104,8 +102,10 @@ def resolved_consistency(scores: sc_pb.ModelScores, rules: sub_pb.ConsistencyRul
 def _consistency_detail(scores: sc_pb.ModelScores | None, rules: sub_pb.ConsistencyRules) -> str:
     if scores is None or resolved_consistency(scores, rules) is None:
         return "not consistent: no resolved live-era consistency (required by the tournament)"
-    return (f"not consistent: logloss beat {rules.benchmark_logloss:.4f} in {scores.logloss.consistency:.0%} of "
-            f"the live eras (needs {rules.min_consistency:.0%})")
+    return (
+        f"not consistent: logloss beat {rules.benchmark_logloss:.4f} in {scores.logloss.consistency:.0%} of "
+        f"the live eras (needs {rules.min_consistency:.0%})"
+    )
 
 
 @dataclass(frozen=True)
@@ -119,17 +119,24 @@ class ReasonDetail:
     other_submission: str = ""
 
 
-def explain(line: policy_rules.AllocationLine, submission: sub_pb.Submission | None,
-            scores: sc_pb.ModelScores | None, consistency: sub_pb.ConsistencyRules) -> ReasonDetail | None:
+def explain(
+    line: policy_rules.AllocationLine,
+    submission: sub_pb.Submission | None,
+    scores: sc_pb.ModelScores | None,
+    consistency: sub_pb.ConsistencyRules,
+) -> ReasonDetail | None:
     """Why a line pays nothing, quoting the check result or the resolved figure that decided it."""
     code = line.zero_reason
     if code is None:
         return None
     if code in (Reason.INCONSISTENT, Reason.CONSISTENCY_UNCHECKED):
         judged = scores is not None and resolved_consistency(scores, consistency) is not None
-        return ReasonDetail(code, _consistency_detail(scores, consistency),
-                            scores.logloss.consistency if judged and scores is not None else None,
-                            consistency.min_consistency)
+        return ReasonDetail(
+            code,
+            _consistency_detail(scores, consistency),
+            scores.logloss.consistency if judged and scores is not None else None,
+            consistency.min_consistency,
+        )
     if code in _CHECKS:
         label, field_name, flagged = _CHECKS[code]
         check = getattr(submission, field_name) if submission is not None else None
@@ -141,7 +148,10 @@ def explain(line: policy_rules.AllocationLine, submission: sub_pb.Submission | N
             return ReasonDetail(code, f"{label}: the {field_name} check did not pass (required by the tournament)")
         found = _OTHER_SUBMISSION.search(text)
         return ReasonDetail(
-            code, text if text.startswith(label) else f"{label}: {text}", check.value, check.threshold,
+            code,
+            text if text.startswith(label) else f"{label}: {text}",
+            check.value,
+            check.threshold,
             found.group(1) if found else "",
         )
     score = float(line.score) if line.score is not None else None
@@ -152,8 +162,13 @@ def explain(line: policy_rules.AllocationLine, submission: sub_pb.Submission | N
     if code is Reason.NOT_SIGNIFICANT:
         low = float(line.score_low) if line.score_low is not None else None
         bound = "unknown" if low is None else f"{low:.6g}"
-        return ReasonDetail(code, f"not significant: contribution {score:.6g}, but the lower bound of its interval "
-                                  f"is {bound}, not above zero (it may be luck)", low, 0.0)
+        return ReasonDetail(
+            code,
+            f"not significant: contribution {score:.6g}, but the lower bound of its interval "
+            f"is {bound}, not above zero (it may be luck)",
+            low,
+            0.0,
+        )
     if code is Reason.NON_POSITIVE_CONTRIBUTION:
         return ReasonDetail(code, f"contribution {score:.6g} is not positive", score, 0.0)
     return ReasonDetail(code, f"contribution {score:.3g} is worth less than 1 sat", score)
@@ -190,12 +205,16 @@ def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolic
         pool = rules.pool
         if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN:
             return policy_rules.PoolPolicy(
-                pool.pool_satoshis, policy_rules.ContributionSource.LOO, rules=eligibility,
+                pool.pool_satoshis,
+                policy_rules.ContributionSource.LOO,
+                rules=eligibility,
                 require_significance=significance,
             )
         if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_CORR:
             return policy_rules.PoolPolicy(
-                pool.pool_satoshis, policy_rules.ContributionSource.CORR, rules=eligibility,
+                pool.pool_satoshis,
+                policy_rules.ContributionSource.CORR,
+                rules=eligibility,
                 require_significance=significance,
             )
         if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_WEIGHTED_MIX:
@@ -208,7 +227,9 @@ def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolic
                 require_significance=significance,
             )
         return policy_rules.PoolPolicy(
-            pool.pool_satoshis, policy_rules.ContributionSource.MMC, rules=eligibility,
+            pool.pool_satoshis,
+            policy_rules.ContributionSource.MMC,
+            rules=eligibility,
             require_significance=significance,
         )
     stake = rules.stake
@@ -254,13 +275,9 @@ def ledger_postings(result: policy_rules.Allocation) -> list[ledger.PostingSpec]
     postings: list[ledger.PostingSpec] = []
     for line in result.lines:
         if line.amount > 0:
-            postings.append(
-                ledger.PostingSpec(chart.payable(line.participant_id, line.model_id), -line.amount)
-            )
+            postings.append(ledger.PostingSpec(chart.payable(line.participant_id, line.model_id), -line.amount))
         elif line.amount < 0:
-            postings.append(
-                ledger.PostingSpec(chart.staked(line.participant_id, line.model_id), -line.amount)
-            )
+            postings.append(ledger.PostingSpec(chart.staked(line.participant_id, line.model_id), -line.amount))
     if result.total_paid:
         postings.append(ledger.PostingSpec(chart.REWARDS, result.total_paid))
     if result.total_burned:
@@ -279,29 +296,29 @@ def _line_rows(
     rows: list[dict[str, Any]] = []
     for line in result.lines:
         why = explain(line, submissions.get(line.model_id), by_model.get(line.model_id), consistency)
-        rows.append({
-            "model_id": line.model_id,
-            "participant_id": line.participant_id,
-            "display_name": names.get(line.model_id, ""),
-            "contribution": float(line.score) if line.score is not None else None,
-            "corr": line.corr,
-            "mmc": line.mmc,
-            "loo": line.loo,
-            "stake": line.stake,
-            "amount": line.amount,
-            "eligible": line.eligible,
-            "reason": why.detail if why else "",
-            "reason_code": why.code.value if why else "",
-            "reason_value": why.value if why else None,
-            "reason_threshold": why.threshold if why else None,
-            "reason_subject": why.other_submission if why else "",
-        })
+        rows.append(
+            {
+                "model_id": line.model_id,
+                "participant_id": line.participant_id,
+                "display_name": names.get(line.model_id, ""),
+                "contribution": float(line.score) if line.score is not None else None,
+                "corr": line.corr,
+                "mmc": line.mmc,
+                "loo": line.loo,
+                "stake": line.stake,
+                "amount": line.amount,
+                "eligible": line.eligible,
+                "reason": why.detail if why else "",
+                "reason_code": why.code.value if why else "",
+                "reason_value": why.value if why else None,
+                "reason_threshold": why.threshold if why else None,
+                "reason_subject": why.other_submission if why else "",
+            }
+        )
     return rows
 
 
-async def load(
-    database: Database, tournament_id: str, round_number: int, policy: str
-) -> AllocationView | None:
+async def load(database: Database, tournament_id: str, round_number: int, policy: str) -> AllocationView | None:
     async with database.connect() as conn:
         row = await repo.get(conn, tournament_id, round_number, policy)
         if row is None:
@@ -340,9 +357,7 @@ async def allocate_round(
         if await repo.get(conn, ref.tournament_id, ref.round_number, name) is None:
             await batch_repo.lock(conn)
             await ledger.open_accounts(conn, account_specs(scores, ref.tournament_id))
-            stake_codes = {
-                s.model.model_id: chart.staked(s.model.participant_id, s.model.model_id) for s in scores
-            }
+            stake_codes = {s.model.model_id: chart.staked(s.model.participant_id, s.model.model_id) for s in scores}
             found = await ledger_views.balances(conn, list(stake_codes.values()))
             stakes = {m: -found.get(code, 0) for m, code in stake_codes.items()}
             result = policy_rules.allocate(
@@ -390,9 +405,7 @@ def account_specs(scores: list[sc_pb.ModelScores], tournament_id: str) -> list[l
     by_owner: dict[str, dict[str, str]] = {}
     for s in scores:
         participant_id = chart.require_id(s.model.participant_id, "participant_id")
-        by_owner.setdefault(participant_id, {})[chart.require_id(s.model.model_id, "model_id")] = (
-            tournament_id
-        )
+        by_owner.setdefault(participant_id, {})[chart.require_id(s.model.model_id, "model_id")] = tournament_id
     return [
         *chart.platform_specs(),
         *[spec for p, models in sorted(by_owner.items()) for spec in chart.participant_specs(p, models)],

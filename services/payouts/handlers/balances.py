@@ -48,9 +48,7 @@ async def check_deposit(peers: Peers, participant_id: str, amount: int, memo: st
     if len(memo) > 500:
         raise InvalidArgument("memo is longer than 500 characters", metadata={"field": "memo"})
     if not await peers.participant_exists(participant_id):
-        raise NotFound(
-            f"participant {participant_id!r} does not exist", metadata={"participant_id": participant_id}
-        )
+        raise NotFound(f"participant {participant_id!r} does not exist", metadata={"participant_id": participant_id})
 
 
 async def record_deposit(

@@ -96,9 +96,7 @@ class BatchEngine:
                 try:
                     yield
                 finally:
-                    await conn.execute(
-                        text("SELECT pg_advisory_unlock(hashtextextended('payouts-batches', 0))")
-                    )
+                    await conn.execute(text("SELECT pg_advisory_unlock(hashtextextended('payouts-batches', 0))"))
 
     # --- public operations ------------------------------------------------------------------------
 
@@ -162,22 +160,15 @@ class BatchEngine:
             async with unit_of_work(self.db) as conn:
                 if await claim(conn):
                     batch = await self._get(conn, batch_id, for_update=True)
-                    require_state(
-                        batch.state, {BatchState.BROADCAST}, action="bump the fee", batch_id=str(batch_id)
-                    )
+                    require_state(batch.state, {BatchState.BROADCAST}, action="bump the fee", batch_id=str(batch_id))
                     if fee_rate <= batch.fee_rate:
                         raise InvalidArgument(
-                            f"fee_rate_sat_vb {fee_rate} must exceed the batch's current "
-                            f"{batch.fee_rate} sat/vB",
+                            f"fee_rate_sat_vb {fee_rate} must exceed the batch's current {batch.fee_rate} sat/vB",
                             metadata={"field": "fee_rate_sat_vb"},
                         )
                     previous = stored_transaction(batch)
-                    replacement = await self.wallets.run(
-                        batch.network, lambda w: w.bump_fee(previous, fee_rate)
-                    )
-                    await repo.store_transaction(
-                        conn, batch_id, replacement, fee_rate, replaces=previous.txid
-                    )
+                    replacement = await self.wallets.run(batch.network, lambda w: w.bump_fee(previous, fee_rate))
+                    await repo.store_transaction(conn, batch_id, replacement, fee_rate, replaces=previous.txid)
                     await repo.set_state(
                         conn,
                         batch_id,

@@ -74,9 +74,7 @@ async def list_batches(
     filters = ["batches", state, tournament_id, round_number]
     before = decode_token(token, filters)
     if before is not None and not isinstance(before, int):
-        raise InvalidArgument(
-            "page_token is not a token this service issued", metadata={"field": "page_token"}
-        )
+        raise InvalidArgument("page_token is not a token this service issued", metadata={"field": "page_token"})
     limit = page_size(size)
     async with database.connect() as conn:
         rows = await repo.page(
@@ -96,9 +94,7 @@ async def payouts(database: Database, participant_id: str, size: int, token: str
     filters = ["payouts", participant_id]
     before = decode_token(token, filters)
     if before is not None and (not isinstance(before, list) or len(before) != 2):
-        raise InvalidArgument(
-            "page_token is not a token this service issued", metadata={"field": "page_token"}
-        )
+        raise InvalidArgument("page_token is not a token this service issued", metadata={"field": "page_token"})
     limit = page_size(size)
     async with database.connect() as conn:
         rows = await repo.payouts_of(conn, participant_id, before, limit + 1)
@@ -120,9 +116,7 @@ async def traces(
     filters = ["traces", participant_id, tournament_id, round_number]
     after = decode_token(token, filters)
     if after is not None and (not isinstance(after, list) or len(after) != 4):
-        raise InvalidArgument(
-            "page_token is not a token this service issued", metadata={"field": "page_token"}
-        )
+        raise InvalidArgument("page_token is not a token this service issued", metadata={"field": "page_token"})
     limit = page_size(size)
     async with database.connect() as conn:
         rows = await alloc_repo.traces(conn, participant_id, tournament_id, round_number, after, limit + 1)

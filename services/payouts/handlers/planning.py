@@ -94,9 +94,7 @@ async def plan(
     if options.round is not None:
         wanted = {
             row.allocation_id
-            for row in await alloc_repo.for_round(
-                conn, options.round.tournament_id, options.round.round_number
-            )
+            for row in await alloc_repo.for_round(conn, options.round.tournament_id, options.round.round_number)
         }
         owed = [a for a in owed if wanted & set(open_lines.get(a.model_id, []))]
     result = Plan()
@@ -115,9 +113,7 @@ async def plan(
                 )
             )
             continue
-        by_network.setdefault(payee.network, []).append(
-            PayableBalance(account.model_id, payee.address, account.amount)
-        )
+        by_network.setdefault(payee.network, []).append(PayableBalance(account.model_id, payee.address, account.amount))
     for network in sorted(by_network):
         planned = plan_batches(by_network[network], network=network, max_outputs=options.max_outputs)
         result.held += [

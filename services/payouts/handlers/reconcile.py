@@ -66,9 +66,7 @@ async def _check_batch(conn: AsyncConnection, batch: Any, outputs: list[Any], re
     try:
         chain = chain_view.decode(batch.raw_tx_hex, batch.network)
     except ValueError as exc:
-        report.differences.append(
-            Difference(MISSING, f"stored transaction does not decode: {exc}", bid, batch.txid)
-        )
+        report.differences.append(Difference(MISSING, f"stored transaction does not decode: {exc}", bid, batch.txid))
         return 0
     if chain.txid != batch.txid:
         report.differences.append(

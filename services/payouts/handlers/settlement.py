@@ -68,9 +68,7 @@ class RoundSettler:
                     continue
                 async with unit_of_work(self.db) as conn:
                     batch_ids = await repo.set_paid_batches(conn, allocation.allocation_id, batch_ids)
-                ref = common_pb2.RoundRef(
-                    tournament_id=allocation.tournament_id, round_number=allocation.round_number
-                )
+                ref = common_pb2.RoundRef(tournament_id=allocation.tournament_id, round_number=allocation.round_number)
                 await self.peers.mark_paid(ref, batch_ids, request_id=f"paid:{allocation.allocation_id}")
                 faults.reach("round.paid")
                 async with unit_of_work(self.db) as conn:

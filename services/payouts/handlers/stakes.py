@@ -47,9 +47,7 @@ class StakeView:
 class LockFinder:
     """Which unsettled rounds lock a model's stake; round listings are cached for one request."""
 
-    def __init__(
-        self, peers: Peers, conn_factory: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-    ) -> None:
+    def __init__(self, peers: Peers, conn_factory: Callable[[], AbstractAsyncContextManager[AsyncConnection]]) -> None:
         self.peers = peers
         self.conn_factory = conn_factory
         self._rounds: dict[str, list[sub_pb.Round]] = {}
@@ -133,9 +131,7 @@ async def set_stake(
                 metadata={"model_id": model_id, "participant_id": participant_id, "stake": str(amount)},
             ),
         )
-    return StakeView(
-        model_id, participant_id, amount, update_time=await ledger_views.last_change(conn, stake_code)
-    )
+    return StakeView(model_id, participant_id, amount, update_time=await ledger_views.last_change(conn, stake_code))
 
 
 async def refuse_if_locked(locks: LockFinder, model: sub_pb.Model, amount: int, current: int) -> None:
@@ -152,17 +148,13 @@ async def refuse_if_locked(locks: LockFinder, model: sub_pb.Model, amount: int, 
         )
 
 
-async def current_stake(
-    conn: AsyncConnection, participant_id: str, model_id: str
-) -> tuple[int, datetime | None]:
+async def current_stake(conn: AsyncConnection, participant_id: str, model_id: str) -> tuple[int, datetime | None]:
     code = chart.staked(participant_id, model_id)
     amount = -(await ledger_views.balances(conn, [code])).get(code, 0)
     return amount, await ledger_views.last_change(conn, code)
 
 
-async def round_stakes(
-    conn: AsyncConnection, peers: Peers, ref: common_pb2.RoundRef
-) -> list[tuple[str, str, int]]:
+async def round_stakes(conn: AsyncConnection, peers: Peers, ref: common_pb2.RoundRef) -> list[tuple[str, str, int]]:
     """(model, participant, stake) of the models with a positive stake at risk in the round, by model id.
 
     Once the round is allocated the stakes recorded on its allocation lines are the answer (the stake

@@ -68,9 +68,7 @@ async def get_balance(
             """,
             account_id,
         )
-        return Balance(
-            code, row["as_of"], TimeBasis(basis), row["balance"], row["pending"], row["posting_count"]
-        )
+        return Balance(code, row["as_of"], TimeBasis(basis), row["balance"], row["pending"], row["posting_count"])
     moment = require_time(as_of, "as_of")
     row = await connection.fetchrow(
         f"""
@@ -144,11 +142,7 @@ async def statement(
     column = time_column(basis)
     start = require_time(start, "start_time") if start is not None else None
     connection = await driver(conn)
-    end = (
-        require_time(end, "end_time")
-        if end is not None
-        else await connection.fetchval("SELECT clock_timestamp()")
-    )
+    end = require_time(end, "end_time") if end is not None else await connection.fetchval("SELECT clock_timestamp()")
     if start is not None and start >= end:
         raise InvalidArgument("start_time must be before end_time", metadata={"field": "start_time"})
     accounts = await connection.fetch(
@@ -196,8 +190,6 @@ async def statement(
                 )
             )
         result.append(
-            AccountStatement(
-                account["code"], AccountType(account["type"]), account["opening"], items, running
-            )
+            AccountStatement(account["code"], AccountType(account["type"]), account["opening"], items, running)
         )
     return Statement(owner, start, end, TimeBasis(basis), result)

@@ -67,9 +67,7 @@ CREATE TABLE payouts.ledger_accounts (
 )
 """
 
-_ACCOUNTS_OWNER_INDEX = (
-    "CREATE INDEX ledger_accounts_owner_idx ON payouts.ledger_accounts (owner) WHERE owner <> ''"
-)
+_ACCOUNTS_OWNER_INDEX = "CREATE INDEX ledger_accounts_owner_idx ON payouts.ledger_accounts (owner) WHERE owner <> ''"
 
 # fillfactor 50: hot accounts are updated by every transfer; spare room keeps those updates HOT.
 _BALANCES = """

@@ -176,9 +176,7 @@ def from_micros(value: int) -> datetime:
 def require_time(value: object, name: str) -> datetime:
     """A timezone-aware datetime: a naive one would be read in the server's zone and silently shift."""
     if not isinstance(value, datetime):
-        raise InvalidArgument(
-            f"{name} must be a datetime, not {type(value).__name__}", metadata={"field": name}
-        )
+        raise InvalidArgument(f"{name} must be a datetime, not {type(value).__name__}", metadata={"field": name})
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgument(
             f"{name} must carry a time zone (got naive {value.isoformat()})", metadata={"field": name}
@@ -188,9 +186,7 @@ def require_time(value: object, name: str) -> datetime:
 
 def _require_text(value: object, name: str, *, limit: int) -> str:
     if not isinstance(value, str):
-        raise InvalidArgument(
-            f"{name} must be a string, not {type(value).__name__}", metadata={"field": name}
-        )
+        raise InvalidArgument(f"{name} must be a string, not {type(value).__name__}", metadata={"field": name})
     if len(value) > limit:
         raise InvalidArgument(
             f"{name} is {len(value)} characters long; at most {limit} are allowed", metadata={"field": name}
@@ -264,9 +260,7 @@ def validate_account(spec: AccountSpec) -> AccountSpec:
             metadata={"field": "non_negative"},
         )
     owner = _require_text(spec.owner, "owner", limit=256)
-    return AccountSpec(
-        code, kind, spec.non_negative, spec.non_positive, owner, require_metadata(spec.metadata)
-    )
+    return AccountSpec(code, kind, spec.non_negative, spec.non_positive, owner, require_metadata(spec.metadata))
 
 
 def _check_postings(label: str, postings: object) -> tuple[PostingSpec, ...]:
@@ -309,9 +303,7 @@ def _check_postings(label: str, postings: object) -> tuple[PostingSpec, ...]:
         first_seen[code] = index
         total += amount
         checked.append(
-            posting
-            if type(posting) is PostingSpec and posting.amount is amount
-            else PostingSpec(code, amount)
+            posting if type(posting) is PostingSpec and posting.amount is amount else PostingSpec(code, amount)
         )
     if total != 0:
         debits = sum(p.amount for p in checked if p.amount > 0)
@@ -339,9 +331,7 @@ def validate_entry(
     thousands go through here, so the common case avoids building messages it will not need.
     """
     if not isinstance(spec, EntrySpec):
-        raise InvalidArgument(
-            f"expected an EntrySpec, got {type(spec).__name__}", metadata={"field": "entry"}
-        )
+        raise InvalidArgument(f"expected an EntrySpec, got {type(spec).__name__}", metadata={"field": "entry"})
     entry_id = spec.id if type(spec.id) is uuid.UUID else require_uuid(spec.id, "entry id")
     label = f"entry {entry_id}"
     kind = spec.kind
@@ -360,18 +350,12 @@ def validate_entry(
     if type(memo) is not str or memo:
         memo = _require_text(memo, f"{label} memo", limit=MAX_MEMO)
     metadata = spec.metadata
-    metadata = (
-        {} if type(metadata) is dict and not metadata else require_metadata(metadata, f"{label} metadata")
-    )
+    metadata = {} if type(metadata) is dict and not metadata else require_metadata(metadata, f"{label} metadata")
     given = spec.effective_at is not None
     effective_at = require_time(spec.effective_at, f"{label} effective_at") if given else now
     postings = _check_postings(label, spec.postings)
-    digest = content_hash(
-        entry_id, kind, memo, metadata, micros(effective_at), postings, reverses, pending_id
-    )
-    return EntryDraft(
-        entry_id, kind, memo, metadata, effective_at, given, postings, reverses, pending_id, digest
-    )
+    digest = content_hash(entry_id, kind, memo, metadata, micros(effective_at), postings, reverses, pending_id)
+    return EntryDraft(entry_id, kind, memo, metadata, effective_at, given, postings, reverses, pending_id, digest)
 
 
 def canonical_entry(
@@ -484,9 +468,7 @@ def reversal_postings(original: Sequence[tuple[str, int]]) -> tuple[PostingSpec,
     return tuple(PostingSpec(code, -amount) for code, amount in original)
 
 
-def settle_postings(
-    *, holding: str, debit: str, credit: str, reserved: int, amount: int
-) -> tuple[PostingSpec, ...]:
+def settle_postings(*, holding: str, debit: str, credit: str, reserved: int, amount: int) -> tuple[PostingSpec, ...]:
     """Postings that settle a reservation of ``reserved`` sat held in ``holding``.
 
     ``amount`` is what goes on to the final ``credit`` account (0 = void); the rest returns to the

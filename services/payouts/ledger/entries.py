@@ -113,10 +113,7 @@ def entry_from_row(row: Any) -> Entry:
         metadata=json.loads(row["metadata"]),
         effective_at=row["effective_at"],
         recorded_at=row["recorded_at"],
-        postings=[
-            Posting(code, amount)
-            for code, amount in zip(row["codes"] or [], row["amounts"] or [], strict=True)
-        ],
+        postings=[Posting(code, amount) for code, amount in zip(row["codes"] or [], row["amounts"] or [], strict=True)],
         pending=kind == KIND_PENDING and row["pending_state"] == PendingState.PENDING,
         settles_entry_id=settles,
         reverses_entry_id=row["reverses"],
@@ -158,9 +155,7 @@ async def _selection(connection: Any, flt: EntryFilter, after: int) -> tuple[str
             "SELECT id FROM payouts.ledger_accounts WHERE code = $1", flt.account_code
         )
         if account_id is None:
-            raise NotFound(
-                f"account {flt.account_code} does not exist", metadata={"account_code": flt.account_code}
-            )
+            raise NotFound(f"account {flt.account_code} does not exist", metadata={"account_code": flt.account_code})
         source = "payouts.ledger_postings t JOIN payouts.ledger_chain c ON c.entry_id = t.entry_id"
         where.append(f"t.account_id = {arg(account_id)}")
         if flt.kind:
@@ -183,9 +178,7 @@ async def list_entries(
     flt = (flt or EntryFilter()).checked()
     after = decode_token(page_token, flt.fingerprint()) or 0
     if not isinstance(after, int):
-        raise InvalidArgument(
-            "page_token is not a token this service issued", metadata={"field": "page_token"}
-        )
+        raise InvalidArgument("page_token is not a token this service issued", metadata={"field": "page_token"})
     size = clamp_page_size(page_size)
     connection = await driver(conn)
     selection, args = await _selection(connection, flt, after)

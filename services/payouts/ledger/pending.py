@@ -111,9 +111,7 @@ def _record(row: Any) -> PendingTransfer:
     )
 
 
-async def _load(
-    connection: asyncpg.Connection, ids: Sequence[uuid.UUID], *, lock: bool
-) -> dict[uuid.UUID, Any]:
+async def _load(connection: asyncpg.Connection, ids: Sequence[uuid.UUID], *, lock: bool) -> dict[uuid.UUID, Any]:
     locking = "ORDER BY pd.id FOR UPDATE OF pd" if lock else ""
     rows = await connection.fetch(
         f"SELECT {_PENDING_COLUMNS} {_PENDING_FROM} WHERE pd.id = ANY($1::uuid[]) {locking}", list(ids)
@@ -200,9 +198,7 @@ def _settlement_draft(item: Settlement, row: Any, now: datetime) -> tuple[EntryD
     reserved = row["amount"]
     if item.void:
         if item.amount not in (None, 0):
-            raise InvalidArgument(
-                f"pending {item.pending_id}: a void takes no amount", metadata={"field": "amount"}
-            )
+            raise InvalidArgument(f"pending {item.pending_id}: a void takes no amount", metadata={"field": "amount"})
         amount = 0
     else:
         amount = reserved if item.amount is None else item.amount
@@ -229,9 +225,7 @@ async def settle_many(conn: AsyncConnection, settlements: Sequence[Settlement]) 
     """Post or void several reservations atomically (e.g. every output of a confirmed payout batch)."""
     ids = [require_uuid(item.pending_id, "pending_id") for item in settlements]
     if len(set(ids)) != len(ids):
-        raise InvalidArgument(
-            "a reservation appears twice in one settlement batch", metadata={"field": "pending_id"}
-        )
+        raise InvalidArgument("a reservation appears twice in one settlement batch", metadata={"field": "pending_id"})
     if not settlements:
         return []
     connection = await driver(conn)
@@ -243,9 +237,7 @@ async def settle_many(conn: AsyncConnection, settlements: Sequence[Settlement]) 
     for item in settlements:
         row = rows.get(item.pending_id)
         if row is None:
-            raise NotFound(
-                f"pending {item.pending_id} does not exist", metadata={"pending_id": str(item.pending_id)}
-            )
+            raise NotFound(f"pending {item.pending_id} does not exist", metadata={"pending_id": str(item.pending_id)})
         draft, amount = _settlement_draft(item, row, now)
         if row["state"] != PendingState.PENDING:
             await _check_replay(connection, item, row, draft)
@@ -256,9 +248,7 @@ async def settle_many(conn: AsyncConnection, settlements: Sequence[Settlement]) 
         results = await append_drafts(connection, drafts)
         if not all(result.created for result in results):
             await abort_transaction(connection)
-            raise IdempotencyConflict(
-                "a settlement's entry id is already used by another entry; use a new id"
-            )
+            raise IdempotencyConflict("a settlement's entry id is already used by another entry; use a new id")
         async with translated():
             await connection.executemany(
                 """UPDATE payouts.ledger_pending SET state = $2, resolved_by = $3, posted_amount = $4
@@ -277,14 +267,11 @@ async def settle_many(conn: AsyncConnection, settlements: Sequence[Settlement]) 
     return [_record(final[item.pending_id]) for item in settlements]
 
 
-async def _check_replay(
-    connection: asyncpg.Connection, item: Settlement, row: Any, draft: EntryDraft
-) -> None:
+async def _check_replay(connection: asyncpg.Connection, item: Settlement, row: Any, draft: EntryDraft) -> None:
     """A resolved reservation: fine if this very settlement resolved it (a retry), else refused."""
     if row["resolved_by"] != item.entry_id:
         raise FailedPrecondition(
-            f"pending {item.pending_id} was already {row['state']} by entry {row['resolved_by']}; "
-            "it resolves once",
+            f"pending {item.pending_id} was already {row['state']} by entry {row['resolved_by']}; it resolves once",
             metadata={"pending_id": str(item.pending_id), "state": row["state"]},
         )
     stored = await connection.fetchrow(

@@ -26,9 +26,7 @@ from shared.errors import (
     PermissionDenied,
 )
 
-_POISON = (
-    f"DO $$ BEGIN RAISE EXCEPTION 'ledger call refused' USING ERRCODE = '{ddl.SQLSTATE_CALL_REFUSED}'; END $$"
-)
+_POISON = f"DO $$ BEGIN RAISE EXCEPTION 'ledger call refused' USING ERRCODE = '{ddl.SQLSTATE_CALL_REFUSED}'; END $$"
 
 
 async def driver(conn: AsyncConnection) -> asyncpg.Connection:
@@ -95,9 +93,7 @@ def translate_error(exc: BaseException) -> BaseException:
     message = getattr(pg, "message", None) or str(pg)
     detail = _detail(pg)
     if state == ddl.SQLSTATE_LIMIT:
-        return LimitExceeded(
-            message, metadata={k: detail[k] for k in ("account", "limit", "shortfall") if k in detail}
-        )
+        return LimitExceeded(message, metadata={k: detail[k] for k in ("account", "limit", "shortfall") if k in detail})
     if state == ddl.SQLSTATE_UNBALANCED:
         return UnbalancedEntry(message, metadata={"entry_id": detail.get("entry_id", "")})
     if state == ddl.SQLSTATE_BAD_POSTING:

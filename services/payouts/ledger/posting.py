@@ -153,8 +153,7 @@ async def _missing_accounts(connection: asyncpg.Connection, drafts: Sequence[Ent
         for index, posting in enumerate(draft.postings):
             if posting.account not in known:
                 return NotFound(
-                    f"entry {draft.id} postings[{index}]: account {posting.account} does not exist; "
-                    "open it first",
+                    f"entry {draft.id} postings[{index}]: account {posting.account} does not exist; open it first",
                     metadata={"entry_id": str(draft.id), "account_code": posting.account},
                 )
     return FailedPrecondition("some postings were not written; retry")

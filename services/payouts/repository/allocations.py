@@ -36,10 +36,7 @@ LINE_COLUMNS = (
 async def get(conn: AsyncConnection, tournament_id: str, round_number: int, policy: str) -> Any | None:
     return (
         await conn.execute(
-            text(
-                "SELECT * FROM payouts.allocations "
-                "WHERE tournament_id = :t AND round_number = :n AND policy = :p"
-            ),
+            text("SELECT * FROM payouts.allocations WHERE tournament_id = :t AND round_number = :n AND policy = :p"),
             {"t": tournament_id, "n": round_number, "p": policy},
         )
     ).first()
@@ -61,9 +58,7 @@ async def for_round(conn: AsyncConnection, tournament_id: str, round_number: int
 
 async def by_id(conn: AsyncConnection, allocation_id: uuid.UUID) -> Any | None:
     return (
-        await conn.execute(
-            text("SELECT * FROM payouts.allocations WHERE allocation_id = :a"), {"a": allocation_id}
-        )
+        await conn.execute(text("SELECT * FROM payouts.allocations WHERE allocation_id = :a"), {"a": allocation_id})
     ).first()
 
 
@@ -106,9 +101,7 @@ async def insert(
         )
 
 
-async def lines(
-    conn: AsyncConnection, allocation_id: uuid.UUID, participant_id: str | None = None
-) -> list[Any]:
+async def lines(conn: AsyncConnection, allocation_id: uuid.UUID, participant_id: str | None = None) -> list[Any]:
     return list(
         (
             await conn.execute(
@@ -195,11 +188,7 @@ async def line_states(conn: AsyncConnection, allocation_id: uuid.UUID) -> list[A
 async def unpaid(conn: AsyncConnection) -> list[Any]:
     """Allocations whose round is not yet known to be marked PAID in submissions."""
     return list(
-        (
-            await conn.execute(
-                text("SELECT * FROM payouts.allocations WHERE paid_at IS NULL ORDER BY created_at")
-            )
-        ).all()
+        (await conn.execute(text("SELECT * FROM payouts.allocations WHERE paid_at IS NULL ORDER BY created_at"))).all()
     )
 
 
@@ -217,9 +206,7 @@ async def for_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> list[Any]:
     )
 
 
-async def set_paid_batches(
-    conn: AsyncConnection, allocation_id: uuid.UUID, batch_ids: list[str]
-) -> list[str]:
+async def set_paid_batches(conn: AsyncConnection, allocation_id: uuid.UUID, batch_ids: list[str]) -> list[str]:
     """Fix the batch ids sent with MarkRoundPaid once, so a retried call repeats exactly the same request."""
     row = (
         await conn.execute(
@@ -253,9 +240,7 @@ async def traces(
     params: dict[str, Any] = {"p": participant_id, "t": tournament_id, "n": round_number, "lim": limit}
     keyset = ""
     if after is not None:
-        keyset = (
-            "AND (a.tournament_id, a.round_number, l.model_id, a.allocation_id::text) > (:k0, :k1, :k2, :k3)"
-        )
+        keyset = "AND (a.tournament_id, a.round_number, l.model_id, a.allocation_id::text) > (:k0, :k1, :k2, :k3)"
         params.update(k0=after[0], k1=after[1], k2=after[2], k3=after[3])
     return list(
         (

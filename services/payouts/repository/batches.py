@@ -63,9 +63,7 @@ async def insert(
     )
 
 
-async def insert_outputs(
-    conn: AsyncConnection, batch_id: uuid.UUID, outputs: Sequence[dict[str, Any]]
-) -> None:
+async def insert_outputs(conn: AsyncConnection, batch_id: uuid.UUID, outputs: Sequence[dict[str, Any]]) -> None:
     await conn.execute(
         text(
             "INSERT INTO payouts.batch_outputs (batch_id, position, model_id, participant_id, tournament_id, "
@@ -77,9 +75,7 @@ async def insert_outputs(
     )
 
 
-async def insert_links(
-    conn: AsyncConnection, batch_id: uuid.UUID, links: Sequence[tuple[str, uuid.UUID]]
-) -> None:
+async def insert_links(conn: AsyncConnection, batch_id: uuid.UUID, links: Sequence[tuple[str, uuid.UUID]]) -> None:
     if links:
         await conn.execute(
             text("INSERT INTO payouts.payout_links (batch_id, model_id, allocation_id) VALUES (:b, :m, :a)"),
@@ -90,9 +86,7 @@ async def insert_links(
 async def get(conn: AsyncConnection, batch_id: uuid.UUID, *, for_update: bool = False) -> Any | None:
     lock_clause = " FOR UPDATE" if for_update else ""
     return (
-        await conn.execute(
-            text(f"SELECT * FROM payouts.batches WHERE batch_id = :b{lock_clause}"), {"b": batch_id}
-        )
+        await conn.execute(text(f"SELECT * FROM payouts.batches WHERE batch_id = :b{lock_clause}"), {"b": batch_id})
     ).first()
 
 
@@ -100,9 +94,7 @@ async def for_request(conn: AsyncConnection, subject: str, request_id: str) -> l
     return list(
         (
             await conn.execute(
-                text(
-                    "SELECT * FROM payouts.batches WHERE subject = :s AND request_id = :r ORDER BY position"
-                ),
+                text("SELECT * FROM payouts.batches WHERE subject = :s AND request_id = :r ORDER BY position"),
                 {"s": subject, "r": request_id},
             )
         ).all()
@@ -122,9 +114,7 @@ async def outputs(conn: AsyncConnection, batch_ids: Sequence[uuid.UUID]) -> dict
     return found
 
 
-async def links(
-    conn: AsyncConnection, batch_ids: Sequence[uuid.UUID]
-) -> dict[tuple[uuid.UUID, str], list[str]]:
+async def links(conn: AsyncConnection, batch_ids: Sequence[uuid.UUID]) -> dict[tuple[uuid.UUID, str], list[str]]:
     """(batch, model) -> the allocation ids that output pays."""
     rows = (
         await conn.execute(
@@ -141,9 +131,7 @@ async def links(
     return found
 
 
-async def rounds(
-    conn: AsyncConnection, batch_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[tuple[str, int]]]:
+async def rounds(conn: AsyncConnection, batch_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, int]]]:
     rows = (
         await conn.execute(
             text(
@@ -172,9 +160,7 @@ async def set_state(conn: AsyncConnection, batch_id: uuid.UUID, state: str, **va
 
 async def request_confirmation(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
     """Remember that the batch is to be confirmed, so a restart carries on with it."""
-    await conn.execute(
-        text("UPDATE payouts.batches SET confirm_requested = true WHERE batch_id = :b"), {"b": batch_id}
-    )
+    await conn.execute(text("UPDATE payouts.batches SET confirm_requested = true WHERE batch_id = :b"), {"b": batch_id})
 
 
 async def store_transaction(
@@ -211,18 +197,13 @@ async def store_transaction(
 
 async def mark_sent(conn: AsyncConnection, txid: str) -> None:
     await conn.execute(
-        text(
-            "UPDATE payouts.batch_transactions SET broadcast_at = coalesce(broadcast_at, now()) "
-            "WHERE txid = :t"
-        ),
+        text("UPDATE payouts.batch_transactions SET broadcast_at = coalesce(broadcast_at, now()) WHERE txid = :t"),
         {"t": txid},
     )
 
 
 async def transaction(conn: AsyncConnection, txid: str) -> Any | None:
-    return (
-        await conn.execute(text("SELECT * FROM payouts.batch_transactions WHERE txid = :t"), {"t": txid})
-    ).first()
+    return (await conn.execute(text("SELECT * FROM payouts.batch_transactions WHERE txid = :t"), {"t": txid})).first()
 
 
 async def transactions(conn: AsyncConnection, batch_ids: Sequence[uuid.UUID] | None = None) -> list[Any]:
@@ -318,9 +299,7 @@ async def page(
     )
 
 
-async def payouts_of(
-    conn: AsyncConnection, participant_id: str, before: list[int] | None, limit: int
-) -> list[Any]:
+async def payouts_of(conn: AsyncConnection, participant_id: str, before: list[int] | None, limit: int) -> list[Any]:
     """The participant's outputs in batches with a transaction (SIGNED or later, not VOIDED), newest first."""
     params: dict[str, Any] = {"p": participant_id, "lim": limit}
     keyset = ""

@@ -33,9 +33,8 @@ class ModelAccount:
 
 def _account(row: Any) -> ModelAccount:
     _, participant_id, _, model_id = row.code.split(":", 3)
-    return ModelAccount(
-        row.code, participant_id, model_id, int(row.amount), row.tournament_id or "", row.created_at
-    )
+    return ModelAccount(row.code, participant_id, model_id, int(row.amount), row.tournament_id or "", row.created_at)
+
 
 # Per-model accounts of one kind (optionally one participant's) with their balance, for ModelAccount.
 _MODEL_ACCOUNTS = f"""SELECT a.code, -b.balance AS amount, a.metadata->>'tournament_id' AS tournament_id,
@@ -49,9 +48,7 @@ async def owed(conn: AsyncConnection, kind: str, participant_id: str | None = No
     """Accounts of ``kind`` ('payable', 'staked', 'pending') with a non-zero balance, by code."""
     rows = (
         await conn.execute(
-            text(
-                f"""{_MODEL_ACCOUNTS} AND b.balance <> 0 ORDER BY a.code"""
-            ),
+            text(f"""{_MODEL_ACCOUNTS} AND b.balance <> 0 ORDER BY a.code"""),
             {"kind": kind, "p": participant_id},
         )
     ).all()

@@ -152,21 +152,15 @@ class LedgerAuditServicer(pb_grpc.LedgerAuditServiceServicer):
             page = await ledger.list_entries(
                 conn, _filter(request), page_size=request.page_size, page_token=request.page_token
             )
-        return pb.ListEntriesResponse(
-            entries=[entry_pb(e) for e in page.items], next_page_token=page.next_page_token
-        )
+        return pb.ListEntriesResponse(entries=[entry_pb(e) for e in page.items], next_page_token=page.next_page_token)
 
     async def GetEntry(self, request: pb.GetEntryRequest, context: Any) -> pb.GetEntryResponse:
         async with unit_of_work(self.db) as conn:
             return pb.GetEntryResponse(entry=entry_pb(await ledger.get_entry(conn, request.entry_id)))
 
-    async def GetTrialBalance(
-        self, request: pb.GetTrialBalanceRequest, context: Any
-    ) -> pb.GetTrialBalanceResponse:
+    async def GetTrialBalance(self, request: pb.GetTrialBalanceRequest, context: Any) -> pb.GetTrialBalanceResponse:
         async with unit_of_work(self.db) as conn:
-            result = await ledger.trial_balance(
-                conn, as_of=when(request, "as_of"), basis=basis(request.time_basis)
-            )
+            result = await ledger.trial_balance(conn, as_of=when(request, "as_of"), basis=basis(request.time_basis))
         return trial_balance_pb(result)
 
     async def VerifyChain(self, request: pb.VerifyChainRequest, context: Any) -> pb.VerifyChainResponse:

@@ -93,9 +93,7 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
 
     async def RecordDeposit(self, request: pb.RecordDepositRequest, context: Any) -> pb.RecordDepositResponse:
         check_request_id(request.request_id)
-        await balance_handlers.check_deposit(
-            self.peers, request.participant_id, request.amount_satoshis, request.memo
-        )
+        await balance_handlers.check_deposit(self.peers, request.participant_id, request.amount_satoshis, request.memo)
         async with unit_of_work(self.db) as conn:
 
             async def action() -> pb.RecordDepositResponse:
@@ -178,16 +176,11 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
         async with self.db.connect() as conn:
             accounts = await ledger_views.stake_accounts(conn, participant_id, after, size + 1)
         locks = stakes.LockFinder(self.peers, self.db.connect)
-        views = [
-            await self._stake_view(locks, a.model_id, a.participant_id, a.tournament_id)
-            for a in accounts[:size]
-        ]
+        views = [await self._stake_view(locks, a.model_id, a.participant_id, a.tournament_id) for a in accounts[:size]]
         token = encode_token(accounts[size - 1].code, filters) if len(accounts) > size else ""
         return pb.ListStakesResponse(stakes=[convert.stake_pb(v) for v in views], next_page_token=token)
 
-    async def GetRoundStakes(
-        self, request: pb.GetRoundStakesRequest, context: Any
-    ) -> pb.GetRoundStakesResponse:
+    async def GetRoundStakes(self, request: pb.GetRoundStakesRequest, context: Any) -> pb.GetRoundStakesResponse:
         allocation_handlers.require_ref(request.round)
         async with self.db.connect() as conn:
             found = await stakes.round_stakes(conn, self.peers, request.round)
@@ -291,9 +284,7 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
         )
         return pb.ListBatchesResponse(batches=[convert.batch_pb(v) for v in views], next_page_token=token)
 
-    async def RecoverBatches(
-        self, request: pb.RecoverBatchesRequest, context: Any
-    ) -> pb.RecoverBatchesResponse:
+    async def RecoverBatches(self, request: pb.RecoverBatchesRequest, context: Any) -> pb.RecoverBatchesResponse:
         check_request_id(request.request_id)
         recovered = await self.engine.recover()
         return pb.RecoverBatchesResponse(batches=await self._batches(recovered))

@@ -60,9 +60,7 @@ def bootstrap_mean_ci(
     if scores.ndim == 1:
         scores = scores[np.newaxis, :]
     if scores.ndim != 2 or scores.shape[1] < 1:
-        raise InvalidScoringInput(
-            f"per_era must be (n_models, n_eras) with at least one era, got {scores.shape}"
-        )
+        raise InvalidScoringInput(f"per_era must be (n_models, n_eras) with at least one era, got {scores.shape}")
     if resamples < 1:
         raise InvalidScoringInput(f"resamples must be at least 1, got {resamples}")
     if not 0.0 < confidence < 1.0:
@@ -93,9 +91,7 @@ def tied_with_next(lower: ArrayLike, upper: ArrayLike, ranking: ArrayLike) -> ND
     hi = np.asarray(upper, dtype=np.float64)
     order = np.asarray(ranking, dtype=np.intp)
     if lo.shape != hi.shape or lo.ndim != 1:
-        raise InvalidScoringInput(
-            f"lower and upper must be vectors of one shape, got {lo.shape} and {hi.shape}"
-        )
+        raise InvalidScoringInput(f"lower and upper must be vectors of one shape, got {lo.shape} and {hi.shape}")
     if order.size and (order.min() < 0 or order.max() >= lo.size):
         raise InvalidScoringInput(f"ranking holds model indices outside 0..{lo.size - 1}")
     first, second = order[:-1], order[1:]

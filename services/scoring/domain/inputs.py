@@ -15,9 +15,7 @@ def check_predictions(predictions: ArrayLike, n_rows: int | None = None) -> NDAr
     array = np.asarray(predictions)
     if array.ndim != 2 or (n_rows is not None and array.shape[1] != n_rows):
         expected = "n_rows" if n_rows is None else f"n_rows={n_rows}"
-        raise InvalidScoringInput(
-            f"predictions must be a (n_models, {expected}) matrix, got shape {array.shape}"
-        )
+        raise InvalidScoringInput(f"predictions must be a (n_models, {expected}) matrix, got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):
         raise InvalidScoringInput(f"predictions must be floating point, got {array.dtype}")
     return array
@@ -30,9 +28,7 @@ def check_vector(name: str, values: ArrayLike, n: int) -> NDArray[np.float64]:
         raise InvalidScoringInput(f"{name} must have one value per row ({n}), got shape {array.shape}")
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
-        raise InvalidScoringInput(
-            f"{name} must be finite; row {int(bad[0])} is {array[bad[0]]} ({bad.size} such rows)"
-        )
+        raise InvalidScoringInput(f"{name} must be finite; row {int(bad[0])} is {array[bad[0]]} ({bad.size} such rows)")
     return array
 
 

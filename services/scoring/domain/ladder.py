@@ -79,17 +79,13 @@ def ladder_submit(state: LadderState, losses: ArrayLike, *, decimals: int = DISP
     """Judge one submission's per-row validation losses against the current Ladder state."""
     new = np.asarray(losses, dtype=np.float64)
     if new.ndim != 1 or new.size < 2:
-        raise InvalidScoringInput(
-            f"losses must be a vector of at least 2 per-row losses, got shape {new.shape}"
-        )
+        raise InvalidScoringInput(f"losses must be a vector of at least 2 per-row losses, got shape {new.shape}")
     bad = np.flatnonzero(~np.isfinite(new))
     if bad.size:
         raise InvalidScoringInput(f"losses must be finite; row {int(bad[0])} is {new[bad[0]]}")
     leader = state.leader_losses
     if leader is not None and leader.shape != new.shape:
-        raise InvalidScoringInput(
-            f"losses cover {new.size} rows but the displayed score was set on {leader.size} rows"
-        )
+        raise InvalidScoringInput(f"losses cover {new.size} rows but the displayed score was set on {leader.size} rows")
     differences = new if leader is None else new - leader
     step = float(np.std(differences, ddof=1)) / math.sqrt(new.size)
     if step == 0.0 and state.step is not None:
@@ -99,9 +95,19 @@ def ladder_submit(state: LadderState, losses: ArrayLike, *, decimals: int = DISP
     mean_loss = float(new.mean())
     judged = state.submissions + 1
     if state.leader_mean is None or mean_loss < state.leader_mean - step:
-        new_state = LadderState(displayed=round(mean_loss, decimals), leader_mean=mean_loss, step=step,
-                                leader_losses=new, submissions=judged)
+        new_state = LadderState(
+            displayed=round(mean_loss, decimals),
+            leader_mean=mean_loss,
+            step=step,
+            leader_losses=new,
+            submissions=judged,
+        )
         return LadderDecision(state=new_state, changed=True, mean_loss=mean_loss, step=step)
-    kept = LadderState(displayed=state.displayed, leader_mean=state.leader_mean, step=state.step,
-                       leader_losses=leader, submissions=judged)
+    kept = LadderState(
+        displayed=state.displayed,
+        leader_mean=state.leader_mean,
+        step=state.step,
+        leader_losses=leader,
+        submissions=judged,
+    )
     return LadderDecision(state=kept, changed=False, mean_loss=mean_loss, step=step)

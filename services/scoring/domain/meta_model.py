@@ -73,9 +73,7 @@ def _stake_weights(stakes: ArrayLike | None, m: int) -> _F64:
         return np.full(m, 1.0 / m)
     array = np.asarray(stakes)
     if array.shape != (m,) or not np.issubdtype(array.dtype, np.integer):
-        raise InvalidScoringInput(
-            f"stakes must be {m} integer satoshi amounts, got {array.dtype} {array.shape}"
-        )
+        raise InvalidScoringInput(f"stakes must be {m} integer satoshi amounts, got {array.dtype} {array.shape}")
     negative = np.flatnonzero(array < 0)
     if negative.size:
         first = int(negative[0])
@@ -275,9 +273,7 @@ def _training_problem(folds: _Folds, excluded: int | None, ridge: float) -> tupl
     return q, xy - n * y_mean * x_mean
 
 
-def _held_out(
-    features: _F64, y: _F64, folds: _Folds, which: list[int], weights: list[_F64]
-) -> list[_F64]:
+def _held_out(features: _F64, y: _F64, folds: _Folds, which: list[int], weights: list[_F64]) -> list[_F64]:
     """Held-out probabilities of the folds ``which``, fold f predicted by ``weights[i]`` and a link
     fitted on the rows outside f. One matrix product gives the stacked values of all those folds."""
     stacked = np.array(weights) @ features
@@ -313,9 +309,7 @@ def fit_stacker(
         raise InvalidScoringInput("the learned stacker needs targets in [0, 1] (it fits probabilities)")
     era_array = np.asarray(eras)
     if era_array.shape != (n,) or not np.issubdtype(era_array.dtype, np.integer):
-        raise InvalidScoringInput(
-            f"eras must be one integer per row ({n}), got {era_array.dtype} {era_array.shape}"
-        )
+        raise InvalidScoringInput(f"eras must be one integer per row ({n}), got {era_array.dtype} {era_array.shape}")
     labels, era_index = np.unique(era_array, return_inverse=True)
     if labels.size < 2:
         raise InvalidScoringInput("the learned stacker needs at least 2 eras to cross-fit")

@@ -122,9 +122,7 @@ def _row_set(targets: _F64, corr_centre: float, meta: _F64, binary: bool) -> _Ro
     )
 
 
-def _block_scores(
-    block: NDArray, rows: _RowSet | None, wanted: Collection[str], eps: float
-) -> dict[str, _F64]:
+def _block_scores(block: NDArray, rows: _RowSet | None, wanted: Collection[str], eps: float) -> dict[str, _F64]:
     """Score a block of complete submissions (no missing values) on one row set."""
     k = block.shape[0]
     nan = np.full(k, np.nan)
@@ -205,9 +203,7 @@ def _plan(targets: _F64, meta: _F64, eras: ArrayLike | None) -> _Plan:
         return _Plan(targets, meta, binary, whole, empty, None, None, [], [], np.empty(0))
     era_array = np.asarray(eras)
     if era_array.shape != (n,) or not np.issubdtype(era_array.dtype, np.integer):
-        raise InvalidScoringInput(
-            f"eras must be one integer per row ({n}), got {era_array.dtype} {era_array.shape}"
-        )
+        raise InvalidScoringInput(f"eras must be one integer per row ({n}), got {era_array.dtype} {era_array.shape}")
     labels, era_index = np.unique(era_array, return_inverse=True)
     counts = np.bincount(era_index, minlength=labels.size)
     ends = np.cumsum(counts)

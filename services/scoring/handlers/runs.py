@@ -46,17 +46,23 @@ class Runner:
         async with self.db.transaction() as conn:
             from sqlalchemy import text
 
-            await conn.execute(text("UPDATE scoring.runs SET state = 'failed', error_message = "
-                                    "'the scoring process stopped during the run', ended_at = now() "
-                                    "WHERE state = 'running' AND NOT (run_id = ANY(:mine))"),
-                               {"mine": list(self.tasks)})
+            await conn.execute(
+                text(
+                    "UPDATE scoring.runs SET state = 'failed', error_message = "
+                    "'the scoring process stopped during the run', ended_at = now() "
+                    "WHERE state = 'running' AND NOT (run_id = ANY(:mine))"
+                ),
+                {"mine": list(self.tasks)},
+            )
 
     async def start(self, ref: common_pb2.RoundRef) -> str:
         round_msg = await self.peers.round(ref)
         if round_msg.state not in SCORABLE:
             state = sub_pb.Round.State.Name(round_msg.state).removeprefix("STATE_")
-            raise FailedPrecondition(f"round {round_msg.round.round_number} is {state}: it can be scored once it is "
-                                     "RESOLVED", metadata={"current_state": state})
+            raise FailedPrecondition(
+                f"round {round_msg.round.round_number} is {state}: it can be scored once it is RESOLVED",
+                metadata={"current_state": state},
+            )
         ref = round_msg.round
         tournament = await self.peers.tournament(ref.tournament_id)
         async with self.db.transaction() as conn:
@@ -68,8 +74,9 @@ class Runner:
                     existing = None
             if existing is None:
                 run_id = "r_" + secrets.token_hex(8)
-                await repo.insert_run(conn, run_id, ref.tournament_id, ref.round_number,
-                                      tournament.rules.scoring.meta_model_policy)
+                await repo.insert_run(
+                    conn, run_id, ref.tournament_id, ref.round_number, tournament.rules.scoring.meta_model_policy
+                )
                 self.tasks[run_id] = asyncio.create_task(self._run(run_id, ref, tournament), name=run_id)
         return run_id
 
@@ -86,8 +93,10 @@ class Runner:
             if row is None:
                 raise NotFound(f"scoring run {run_id!r} not found")
             if row.state != "running":
-                raise FailedPrecondition(f"scoring run {run_id} is {row.state.upper()}: only a running run can be "
-                                         "cancelled", metadata={"current_state": row.state.upper()})
+                raise FailedPrecondition(
+                    f"scoring run {run_id} is {row.state.upper()}: only a running run can be cancelled",
+                    metadata={"current_state": row.state.upper()},
+                )
             return
         task.cancel()
         await asyncio.wait([task])
@@ -112,25 +121,49 @@ class Runner:
             await self._progress(run_id, "meta model", 0.2, models_total=len(matrix.model_ids))
             rules = tournament.rules
             inputs = RoundInputs(
-                ref=ref, model_ids=matrix.model_ids, participants=matrix.participants, names=names,
-                versions=matrix.versions, values=matrix.values[:, live], targets=targets[live],
-                eras=matrix.eras[live], stakes=stakes, policy=rules.scoring.meta_model_policy,
+                ref=ref,
+                model_ids=matrix.model_ids,
+                participants=matrix.participants,
+                names=names,
+                versions=matrix.versions,
+                values=matrix.values[:, live],
+                targets=targets[live],
+                eras=matrix.eras[live],
+                stakes=stakes,
+                policy=rules.scoring.meta_model_policy,
                 binary=tournament.target_kind == common_pb2.TARGET_KIND_BINARY,
-                eps=rules.scoring.logloss_epsilon or 1e-15, resamples=rules.scoring.bootstrap_samples or 1000,
+                eps=rules.scoring.logloss_epsilon or 1e-15,
+                resamples=rules.scoring.bootstrap_samples or 1000,
                 confidence=rules.scoring.confidence_level or 0.95,
-                logloss_benchmark=rules.consistency.benchmark_logloss or BENCHMARK_LOGLOSS)
+                logloss_benchmark=rules.consistency.benchmark_logloss or BENCHMARK_LOGLOSS,
+            )
             if not np.isfinite(inputs.targets).all():
                 raise FailedPrecondition("the round's live targets are not all revealed")
             results = await asyncio.to_thread(compute, inputs)
-            rows = [{"model_id": s.model.model_id, "participant_id": s.model.participant_id,
-                     "sort_logloss": _sort_value(s, "logloss"), "sort_auc": _sort_value(s, "auc"),
-                     "sort_corr": _sort_value(s, "corr"), "sort_mmc": _sort_value(s, "mmc"),
-                     "scores": s.SerializeToString(deterministic=True)} for s in results.scores]
+            rows = [
+                {
+                    "model_id": s.model.model_id,
+                    "participant_id": s.model.participant_id,
+                    "sort_logloss": _sort_value(s, "logloss"),
+                    "sort_auc": _sort_value(s, "auc"),
+                    "sort_corr": _sort_value(s, "corr"),
+                    "sort_mmc": _sort_value(s, "mmc"),
+                    "scores": s.SerializeToString(deterministic=True),
+                }
+                for s in results.scores
+            ]
             async with self.db.transaction() as conn:
-                await repo.store_results(conn, run_id, ref.tournament_id, ref.round_number, rows,
-                                         results.meta.SerializeToString(deterministic=True))
-                await repo.update_run(conn, run_id, phase="marking the round scored", progress=0.95,
-                                      models_scored=len(rows))
+                await repo.store_results(
+                    conn,
+                    run_id,
+                    ref.tournament_id,
+                    ref.round_number,
+                    rows,
+                    results.meta.SerializeToString(deterministic=True),
+                )
+                await repo.update_run(
+                    conn, run_id, phase="marking the round scored", progress=0.95, models_scored=len(rows)
+                )
             await self.peers.mark_scored(ref, run_id)
             async with self.db.transaction() as conn:
                 await repo.update_run(conn, run_id, state="succeeded", phase="done", progress=1.0)

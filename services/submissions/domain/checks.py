@@ -75,9 +75,7 @@ def _id_problems(rows: RoundRows, upload_ids: np.ndarray, positions: np.ndarray)
     unknown = np.flatnonzero(positions < 0)
     if unknown.size:
         problems.append(
-            Problem(
-                "unknown ids", int(unknown.size), tuple(_at(upload_ids, unknown)), "not rows of this round"
-            )
+            Problem("unknown ids", int(unknown.size), tuple(_at(upload_ids, unknown)), "not rows of this round")
         )
     counts = np.bincount(positions[positions >= 0], minlength=len(rows))
     repeated = np.flatnonzero(counts > 1)
@@ -86,9 +84,7 @@ def _id_problems(rows: RoundRows, upload_ids: np.ndarray, positions: np.ndarray)
         for row in repeated[:MAX_EXAMPLES]:
             where = np.flatnonzero(positions == row)[:MAX_EXAMPLES].tolist()
             examples.append(f"{_shown(rows.ids[row])} {int(counts[row])} times (upload indices {where})")
-        problems.append(
-            Problem("duplicate ids", int(repeated.size), tuple(examples), "each id must appear once")
-        )
+        problems.append(Problem("duplicate ids", int(repeated.size), tuple(examples), "each id must appear once"))
     missing = np.flatnonzero(counts == 0)
     if missing.size:
         examples = tuple(_shown(rows.ids[row]) for row in missing[:MAX_EXAMPLES])
@@ -103,19 +99,13 @@ def _id_problems(rows: RoundRows, upload_ids: np.ndarray, positions: np.ndarray)
     return problems
 
 
-def _value_problems(
-    upload_ids: np.ndarray, original: np.ndarray, values: np.ndarray, rule: ValueRule
-) -> list[Problem]:
+def _value_problems(upload_ids: np.ndarray, original: np.ndarray, values: np.ndarray, rule: ValueRule) -> list[Problem]:
     problems = []
     finite = np.isfinite(original)
     bad = np.flatnonzero(~finite)
     if bad.size:
-        examples = tuple(
-            f"{float(original[i])!r} at {e}" for i, e in zip(bad, _at(upload_ids, bad), strict=False)
-        )
-        problems.append(
-            Problem("non-finite values", int(bad.size), examples, "NaN and infinity are not predictions")
-        )
+        examples = tuple(f"{float(original[i])!r} at {e}" for i, e in zip(bad, _at(upload_ids, bad), strict=False))
+        problems.append(Problem("non-finite values", int(bad.size), examples, "NaN and infinity are not predictions"))
     with np.errstate(invalid="ignore"):
         outside = np.flatnonzero(finite & rule.outside(values))
     if outside.size:
@@ -137,15 +127,11 @@ def _value_problems(
         if std < rule.min_std or all_equal:
             example = f"all equal {float(usable[0])!r}" if all_equal else f"std {std:.3g}"
             detail = f"predictions must vary between rows, with a standard deviation >= {rule.min_std:g}"
-            problems.append(
-                Problem("constant predictions", int(usable.size), (example,), detail, per_row=False)
-            )
+            problems.append(Problem("constant predictions", int(usable.size), (example,), detail, per_row=False))
     return problems
 
 
-def _pair(
-    ids: Sequence[str] | np.ndarray, values: Sequence[float] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _pair(ids: Sequence[str] | np.ndarray, values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     upload_ids = as_id_array(ids)
     original = np.asarray(values)
     if original.ndim != 1 or original.dtype.kind not in "fiu":
@@ -153,9 +139,7 @@ def _pair(
             f"values must be a flat array of numbers, got dtype {original.dtype} shape {original.shape}"
         )
     if len(upload_ids) != len(original):
-        raise InvalidArgument(
-            f"upload has {len(upload_ids)} ids but {len(original)} values; they must pair up"
-        )
+        raise InvalidArgument(f"upload has {len(upload_ids)} ids but {len(original)} values; they must pair up")
     return upload_ids, original
 
 
@@ -183,9 +167,7 @@ def check_upload(
     positions = _positions(rows, upload_ids)
     with np.errstate(over="ignore", invalid="ignore"):
         values32 = original.astype(np.float32)
-    problems = _id_problems(rows, upload_ids, positions) + _value_problems(
-        upload_ids, original, values32, rule
-    )
+    problems = _id_problems(rows, upload_ids, positions) + _value_problems(upload_ids, original, values32, rule)
     if problems:
         raise UploadRejected(problems)
     aligned = np.empty(len(rows), dtype=np.float32)
@@ -193,9 +175,7 @@ def check_upload(
     return aligned + np.float32(0.0)  # -0.0 -> 0.0, so equal predictions have equal bytes
 
 
-def align_to_rows(
-    rows: RoundRows, ids: Sequence[str] | np.ndarray, values: Sequence[float] | np.ndarray
-) -> np.ndarray:
+def align_to_rows(rows: RoundRows, ids: Sequence[str] | np.ndarray, values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Values keyed by row id in the round's row order (float64), with the id checks only.
 
     For data that are not predictions, e.g. targets revealed at resolve: every row exactly once,

@@ -48,9 +48,7 @@ def _checked_targets(targets: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0.0) | (values > 1.0))
     if bad.size:
         shown = [f"row {i} ({float(values[i])!r})" for i in bad[:10]]
-        raise InvalidArgument(
-            f"{bad.size} targets are not finite numbers in [0, 1]: {list_examples(shown, bad.size)}"
-        )
+        raise InvalidArgument(f"{bad.size} targets are not finite numbers in [0, 1]: {list_examples(shown, bad.size)}")
     return values.astype("<f4") + np.float32(0.0)  # + 0.0 turns -0.0 into 0.0: one encoding per value
 
 

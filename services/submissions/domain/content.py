@@ -22,9 +22,7 @@ def canonical_bytes(aligned: np.ndarray) -> bytes:
     """Predictions aligned to the round's row order -> the bytes to store and hash."""
     values = np.asarray(aligned)
     if values.ndim != 1:
-        raise InvalidArgument(
-            f"predictions must be a flat array aligned to the round's rows, got {values.shape}"
-        )
+        raise InvalidArgument(f"predictions must be a flat array aligned to the round's rows, got {values.shape}")
     return (values.astype(DTYPE) + DTYPE.type(0.0)).tobytes()
 
 
@@ -37,7 +35,6 @@ def from_canonical_bytes(data: bytes, n_rows: int) -> np.ndarray:
     """Stored bytes -> float32 predictions (native byte order), checking the row count."""
     if len(data) != n_rows * DTYPE.itemsize:
         raise InvalidArgument(
-            f"stored predictions have {len(data)} bytes; "
-            f"a round of {n_rows} rows needs {n_rows * DTYPE.itemsize}"
+            f"stored predictions have {len(data)} bytes; a round of {n_rows} rows needs {n_rows * DTYPE.itemsize}"
         )
     return np.frombuffer(data, dtype=DTYPE).astype(np.float32)

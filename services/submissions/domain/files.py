@@ -47,9 +47,7 @@ def _header_columns(header: list[str], source: str) -> tuple[int, int]:
     if not any(names):
         raise MalformedFile(source, 1, f"missing header: line 1 is empty; expected {_HEADERS}")
     if len(names) != 2:
-        raise MalformedFile(
-            source, 1, f"header has {len(names)} columns {names}; expected exactly {_HEADERS}"
-        )
+        raise MalformedFile(source, 1, f"header has {len(names)} columns {names}; expected exactly {_HEADERS}")
     id_at = next((i for i, name in enumerate(names) if name in ID_COLUMNS), None)
     value_at = next((i for i, name in enumerate(names) if name in VALUE_COLUMNS), None)
     if id_at is None or value_at is None:
@@ -86,14 +84,20 @@ def _physical_lines(read: Callable[[int], bytes], limit: int, source: str) -> It
                 break  # maybe the first half of a CRLF split between blocks
             number += 1
             if match.start() - start > limit:
-                raise MalformedFile(source, number, f"line is longer than {limit:,} bytes (an id may have at most "
-                                                    f"{MAX_ID_CHARS:,} characters)")
-            yield data[start:match.start()]
+                raise MalformedFile(
+                    source,
+                    number,
+                    f"line is longer than {limit:,} bytes (an id may have at most {MAX_ID_CHARS:,} characters)",
+                )
+            yield data[start : match.start()]
             start = match.end()
         pending = data[start:]
         if len(pending) > limit + 1:
-            raise MalformedFile(source, number + 1, f"line is longer than {limit:,} bytes (an id may have at most "
-                                                    f"{MAX_ID_CHARS:,} characters)")
+            raise MalformedFile(
+                source,
+                number + 1,
+                f"line is longer than {limit:,} bytes (an id may have at most {MAX_ID_CHARS:,} characters)",
+            )
     if pending:
         yield pending.removesuffix(b"\r")
 
@@ -107,8 +111,9 @@ def _fields(text: str, source: str, number: int) -> list[str]:
         raise MalformedFile(source, number, f"not valid CSV ({exc})") from None
 
 
-def _parse_stream(read: Callable[[int], bytes], source: str, max_id_chars: int,
-                  max_rows: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _parse_stream(
+    read: Callable[[int], bytes], source: str, max_id_chars: int, max_rows: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Parse line by line within bounds: ids of at most ``max_id_chars``, at most ``max_rows`` rows.
 
     What is held grows with the rows accepted so far (Python strings, each as long as its own id),
@@ -149,8 +154,9 @@ def _parse_stream(read: Callable[[int], bytes], source: str, max_id_chars: int,
         if not row_id:
             raise MalformedFile(source, number, "empty id")
         if len(row_id) > max_id_chars:
-            raise MalformedFile(source, number, f"id is {len(row_id):,} characters long; ids have at most "
-                                                f"{max_id_chars:,}")
+            raise MalformedFile(
+                source, number, f"id is {len(row_id):,} characters long; ids have at most {max_id_chars:,}"
+            )
         try:
             value = float(row[value_at])
         except ValueError:
@@ -167,7 +173,10 @@ def _parse_stream(read: Callable[[int], bytes], source: str, max_id_chars: int,
 
 
 def parse_predictions_csv(
-    data: bytes | str, *, source: str = "predictions.csv", max_id_chars: int = MAX_ID_CHARS,
+    data: bytes | str,
+    *,
+    source: str = "predictions.csv",
+    max_id_chars: int = MAX_ID_CHARS,
     max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """CSV bytes/text -> (ids as a numpy str array, values as float64), in file order.
@@ -178,8 +187,9 @@ def parse_predictions_csv(
     return _parse_stream(io.BytesIO(raw).read, source, max_id_chars, max_rows)
 
 
-def read_predictions_csv(path: str | Path, *, max_id_chars: int = MAX_ID_CHARS,
-                         max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_predictions_csv(
+    path: str | Path, *, max_id_chars: int = MAX_ID_CHARS, max_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read and parse a predictions CSV from ``path`` as a stream (see ``parse_predictions_csv``):
     a file with an endless line or too many rows is refused having read little of it."""
     path = Path(path)
@@ -197,8 +207,7 @@ def pyarrow_modules() -> tuple[ModuleType, ModuleType]:
         return importlib.import_module("pyarrow"), importlib.import_module("pyarrow.parquet")
     except ImportError:
         raise FailedPrecondition(
-            "Parquet support needs the optional package pyarrow (pip install 'pyarrow>=14'); "
-            "CSV works without it",
+            "Parquet support needs the optional package pyarrow (pip install 'pyarrow>=14'); CSV works without it",
             reason="PARQUET_UNAVAILABLE",
         ) from None
 

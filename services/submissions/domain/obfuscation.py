@@ -81,9 +81,7 @@ class FeatureObfuscation:
         """Derive the secret parameters from ``key`` and standardise on ``reference`` (training rows)."""
         reference = np.asarray(reference, dtype=np.float64)
         if reference.ndim != 2 or reference.shape[0] < 2:
-            raise InvalidArgument(
-                f"obfuscation reference must be a 2-D array of >= 2 rows, got {reference.shape}"
-            )
+            raise InvalidArgument(f"obfuscation reference must be a 2-D array of >= 2 rows, got {reference.shape}")
         rotation, scale, offset = _secret_parameters(key, reference.shape[1])
         center = reference.mean(axis=0)
         spread = _safe_spread(reference)

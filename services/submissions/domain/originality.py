@@ -150,9 +150,7 @@ class EarlierSubmissions:
         """From a (m, n) matrix of aligned predictions (float32 as stored), one label per row."""
         values = np.asarray(predictions, dtype=np.float32)
         if values.ndim != 2 or values.shape[1] == 0:
-            raise InvalidArgument(
-                f"earlier submissions must be an (m, n_rows) matrix, got shape {values.shape}"
-            )
+            raise InvalidArgument(f"earlier submissions must be an (m, n_rows) matrix, got shape {values.shape}")
         if len(labels) != values.shape[0]:
             raise InvalidArgument(f"{len(labels)} labels for {values.shape[0]} earlier submissions")
         if not np.isfinite(values).all():
@@ -165,7 +163,10 @@ class EarlierSubmissions:
 
     @classmethod
     def _assemble(
-        cls, labels: tuple[str, ...], sketch_points: int, *arrays: np.ndarray,
+        cls,
+        labels: tuple[str, ...],
+        sketch_points: int,
+        *arrays: np.ndarray,
         previous: EarlierSubmissions | None = None,
     ) -> EarlierSubmissions:
         """Add the global order of all sketch points, which lets one merge place them in an upload.
@@ -184,12 +185,20 @@ class EarlierSubmissions:
         new_order = np.argsort(flat[start:], kind="stable") + start
         new_sorted = flat[new_order]
         at = np.searchsorted(previous.sketch_sorted, new_sorted, side="right")
-        return cls(labels, sketch_points, **parts, sketch_order=np.insert(previous.sketch_order, at, new_order),
-                   sketch_sorted=np.insert(previous.sketch_sorted, at, new_sorted))
+        return cls(
+            labels,
+            sketch_points,
+            **parts,
+            sketch_order=np.insert(previous.sketch_order, at, new_order),
+            sketch_sorted=np.insert(previous.sketch_sorted, at, new_sorted),
+        )
 
     @classmethod
     def from_arrays(
-        cls, labels: tuple[str, ...], sketch_points: int, *arrays: np.ndarray,
+        cls,
+        labels: tuple[str, ...],
+        sketch_points: int,
+        *arrays: np.ndarray,
         previous: EarlierSubmissions | None = None,
     ) -> EarlierSubmissions:
         """From already prepared per-row arrays (``EARLIER_ARRAYS`` order), e.g. views of growing buffers;
@@ -434,8 +443,7 @@ def check_originality(
     r_label, r_value = (labels[found[0]], found[1]) if found else (None, None)
     if found and bool(np.any(abs_r > rule.max_abs_pearson)):
         reason = (
-            f"not original: |Pearson| {abs(found[1]):.4f} with earlier submission {r_label} "
-            f"(> {rule.max_abs_pearson})"
+            f"not original: |Pearson| {abs(found[1]):.4f} with earlier submission {r_label} (> {rule.max_abs_pearson})"
         )
         return OriginalityResult(False, reason, compared, 0, r_value, r_label, None, None, decided_by="pearson")
 
@@ -454,8 +462,9 @@ def check_originality(
                 f"not original: |Spearman| {abs(found_rho[1]):.4f} with earlier submission {rho_label} "
                 f"(> {rule.max_abs_rank_correlation})"
             )
-            return OriginalityResult(False, reason, compared, 0, r_value, r_label, None, None, rho_value, rho_label,
-                                     decided_by="spearman")
+            return OriginalityResult(
+                False, reason, compared, 0, r_value, r_label, None, None, rho_value, rho_label, decided_by="spearman"
+            )
     r_text = f"highest |Pearson| {abs(r_value):.4f} ({r_label})" if found else "Pearson undefined"
     if rho_value is not None:
         r_text += f", highest |Spearman| {abs(rho_value):.4f} ({rho_label})"

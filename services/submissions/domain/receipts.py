@@ -115,9 +115,7 @@ class ReceiptFields:
         if not self.tournament_id or not self.model_id or self.round_number < 1:
             raise InvalidArgument("receipt needs a tournament, a round number >= 1 and a model")
         if self.version < 1 or self.row_count < 0:
-            raise InvalidArgument(
-                f"receipt version must be >= 1 and row_count >= 0 ({self.version}, {self.row_count})"
-            )
+            raise InvalidArgument(f"receipt version must be >= 1 and row_count >= 0 ({self.version}, {self.row_count})")
         if not _SHA256_HEX.fullmatch(self.content_sha256):
             raise InvalidArgument("receipt content_sha256 must be 64 lowercase hex characters")
 
@@ -177,9 +175,7 @@ def sign_receipt(
     return Receipt(fields, key.sign(fields.payload()))
 
 
-def verify_receipt(
-    public_key: Ed25519PublicKey, receipt: Receipt, signed_payload: bytes | None = None
-) -> None:
+def verify_receipt(public_key: Ed25519PublicKey, receipt: Receipt, signed_payload: bytes | None = None) -> None:
     """Raise ``ReceiptInvalid`` unless ``receipt`` was signed by ``public_key`` exactly as it reads.
 
     ``signed_payload``, when the receipt came with one (proto ``signed_payload``), must be exactly
@@ -194,9 +190,7 @@ def verify_receipt(
     if signed_payload is not None and signed_payload != payload:
         shown = ReceiptFields.from_payload(signed_payload)
         differ = [name for name in asdict(shown) if getattr(shown, name) != getattr(receipt.fields, name)]
-        raise ReceiptInvalid(
-            f"receipt fields differ from the signed payload: {', '.join(differ) or 'encoding'}"
-        )
+        raise ReceiptInvalid(f"receipt fields differ from the signed payload: {', '.join(differ) or 'encoding'}")
     try:
         public_key.verify(receipt.signature, payload)
     except InvalidSignature:

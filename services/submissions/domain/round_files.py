@@ -102,9 +102,7 @@ def _header(names: list[str], source: str) -> tuple[int, int, int, list[int], in
     return id_at, positions["era"], positions["data_type"], features, positions.get("target")
 
 
-def parse_round_csv(
-    data: bytes | str, *, source: str = "round.csv", target_kind: TargetKind | None = None
-) -> Dataset:
+def parse_round_csv(data: bytes | str, *, source: str = "round.csv", target_kind: TargetKind | None = None) -> Dataset:
     """Round data CSV -> ``Dataset`` (targets NaN where empty); ``MalformedFile`` names the line."""
     text = decode(data, source) if isinstance(data, bytes | bytearray) else data.removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -180,13 +178,9 @@ def read_round_parquet(path: str | Path, *, target_kind: TargetKind | None = Non
     names = [str(v).strip().lower() for v in column(type_at).tolist()]
     unknown = sorted({name for name in names if name not in _SPLIT_BY_NAME})
     if unknown:
-        raise MalformedFile(
-            path.name, 0, f"data_type values {unknown[:10]} are not train, validation or live"
-        )
+        raise MalformedFile(path.name, 0, f"data_type values {unknown[:10]} are not train, validation or live")
     targets = (
-        column(target_at).astype(np.float32)
-        if target_at is not None
-        else np.full(len(names), np.nan, dtype=np.float32)
+        column(target_at).astype(np.float32) if target_at is not None else np.full(len(names), np.nan, dtype=np.float32)
     )
     eras = column(era_at)
     return Dataset(

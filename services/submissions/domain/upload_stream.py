@@ -38,8 +38,12 @@ class UploadBounds:
     @classmethod
     def for_round(cls, round_rows: int, max_id_bytes: int, factor: int = MAX_ROWS_FACTOR) -> UploadBounds:
         max_rows = factor * max(round_rows, 1)
-        return cls(round_rows=round_rows, max_id_bytes=max(max_id_bytes, 1), max_rows=max_rows,
-                   max_bytes=max_rows * (max(max_id_bytes, 1) + ROW_OVERHEAD))
+        return cls(
+            round_rows=round_rows,
+            max_id_bytes=max(max_id_bytes, 1),
+            max_rows=max_rows,
+            max_bytes=max_rows * (max(max_id_bytes, 1) + ROW_OVERHEAD),
+        )
 
 
 def longest_id_bytes(ids: np.ndarray | list[str]) -> int:
@@ -49,8 +53,7 @@ def longest_id_bytes(ids: np.ndarray | list[str]) -> int:
 
 
 def _refuse(message: str, number: int, reason: str, **metadata: str) -> InvalidArgument:
-    return InvalidArgument(f"chunk {number}: {message}", reason=reason,
-                           metadata={"chunk": str(number), **metadata})
+    return InvalidArgument(f"chunk {number}: {message}", reason=reason, metadata={"chunk": str(number), **metadata})
 
 
 @dataclass
@@ -75,16 +78,25 @@ class UploadAssembler:
         number = self.chunks + 1
         self.size += len(ids) + len(values)
         if self.size > b.max_bytes:
-            raise _refuse(f"the upload passed {b.max_bytes:,} bytes, more than {b.max_rows:,} rows of this "
-                          f"round's ids can take (the round has {b.round_rows:,} rows)", number,
-                          "UPLOAD_TOO_LARGE", max_bytes=str(b.max_bytes))
+            raise _refuse(
+                f"the upload passed {b.max_bytes:,} bytes, more than {b.max_rows:,} rows of this "
+                f"round's ids can take (the round has {b.round_rows:,} rows)",
+                number,
+                "UPLOAD_TOO_LARGE",
+                max_bytes=str(b.max_bytes),
+            )
         if len(values) % 4:
-            raise _refuse("values must be little-endian float32 (length a multiple of 4)", number, "BAD_VALUES",
-                          field="values")
+            raise _refuse(
+                "values must be little-endian float32 (length a multiple of 4)", number, "BAD_VALUES", field="values"
+            )
         n = len(values) // 4
         if self.rows + n > b.max_rows:
-            raise _refuse(f"the upload passed {b.max_rows:,} rows; the round has {b.round_rows:,}", number,
-                          "TOO_MANY_ROWS", max_rows=str(b.max_rows))
+            raise _refuse(
+                f"the upload passed {b.max_rows:,} rows; the round has {b.round_rows:,}",
+                number,
+                "TOO_MANY_ROWS",
+                max_rows=str(b.max_rows),
+            )
         n_ids = ids.count(b"\n") + 1 if ids else 0  # counted before splitting: no allocation per id yet
         if n_ids != n:
             raise _refuse(f"{n_ids} ids but {n} values; they must pair up", number, "IDS_VALUES_MISMATCH")
@@ -92,15 +104,24 @@ class UploadAssembler:
         lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         if lengths.size and int(lengths.max()) > b.max_id_bytes:
             at = int(np.argmax(lengths > b.max_id_bytes))
-            raise _refuse(f"unknown id at upload row {self.rows + at}: it is {int(lengths[at]):,} bytes long, longer "
-                          f"than every id of this round (at most {b.max_id_bytes} bytes)", number, "ID_TOO_LONG",
-                          field="ids", max_id_bytes=str(b.max_id_bytes))
+            raise _refuse(
+                f"unknown id at upload row {self.rows + at}: it is {int(lengths[at]):,} bytes long, longer "
+                f"than every id of this round (at most {b.max_id_bytes} bytes)",
+                number,
+                "ID_TOO_LONG",
+                field="ids",
+                max_id_bytes=str(b.max_id_bytes),
+            )
         try:
             text = ids.decode("utf-8")
         except UnicodeDecodeError as exc:
             row = ids.count(b"\n", 0, exc.start)
-            raise _refuse(f"the id at upload row {self.rows + row} is not UTF-8 text (byte {ids[exc.start]:#04x})",
-                          number, "ID_NOT_UTF8", field="ids") from None
+            raise _refuse(
+                f"the id at upload row {self.rows + row} is not UTF-8 text (byte {ids[exc.start]:#04x})",
+                number,
+                "ID_NOT_UTF8",
+                field="ids",
+            ) from None
         width = max(1, int(lengths.max()) if lengths.size else 1)  # chars <= bytes <= the round's longest id
         self._ids.append(np.asarray(text.split("\n") if text or n else [], dtype=f"<U{width}"))
         self._values.append(np.frombuffer(values, dtype=F32).copy())

@@ -21,8 +21,9 @@ def clean_display_name(value: str) -> str:
     if not name:
         raise InvalidArgument("display_name is required", metadata={"field": "display_name"})
     if len(name) > MAX_NAME or any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise InvalidArgument(f"display_name must be 1-{MAX_NAME} printable characters",
-                              metadata={"field": "display_name"})
+        raise InvalidArgument(
+            f"display_name must be 1-{MAX_NAME} printable characters", metadata={"field": "display_name"}
+        )
     return name
 
 
@@ -48,9 +49,16 @@ async def require_participant_row(conn: Any, participant_id: str) -> Any:
     return row
 
 
-async def create_key(conn: Any, caller: Principal | None, participant_id: str, role: Role,
-                     scopes: list[str], description: str, max_keys: int | None = None,
-                     service_name: str = "") -> tuple[Any, str]:
+async def create_key(
+    conn: Any,
+    caller: Principal | None,
+    participant_id: str,
+    role: Role,
+    scopes: list[str],
+    description: str,
+    max_keys: int | None = None,
+    service_name: str = "",
+) -> tuple[Any, str]:
     """Issue a key; returns its row and the full key (shown once). A service key names its service.
 
     A participant holds at most ``max_keys`` active keys: keys cost nothing to make, and every
@@ -70,7 +78,9 @@ async def create_key(conn: Any, caller: Principal | None, participant_id: str, r
                 raise ResourceExhausted(
                     f"participant {participant_id!r} already has {active} active API keys, the limit "
                     f"(CROWDQUANT_MAX_KEYS_PER_PARTICIPANT={max_keys}); revoke one before creating another",
-                    reason="API_KEY_LIMIT", metadata={"limit": str(max_keys)})
+                    reason="API_KEY_LIMIT",
+                    metadata={"limit": str(max_keys)},
+                )
     elif participant_id:
         raise InvalidArgument(f"participant_id must be empty for a {role} key", metadata={"field": "participant_id"})
     service_name = check_service_name(role, service_name)
@@ -78,9 +88,15 @@ async def create_key(conn: Any, caller: Principal | None, participant_id: str, r
         raise InvalidArgument("description must be at most 200 characters", metadata={"field": "description"})
     new = await asyncio.to_thread(generate_key)
     row = await repo.insert_key(
-        conn, key_id=new.key_id, participant_id=participant_id or None, role=str(role),
-        scopes=list(granted), description=description, salt=new.salt,
-        secret_hash=new.secret_hash, service_name=service_name or None,
+        conn,
+        key_id=new.key_id,
+        participant_id=participant_id or None,
+        role=str(role),
+        scopes=list(granted),
+        description=description,
+        salt=new.salt,
+        secret_hash=new.secret_hash,
+        service_name=service_name or None,
     )
     return row, new.full
 
@@ -95,8 +111,13 @@ async def require_key_row(conn: Any, key_id: str, caller: Principal) -> Any:
 
 
 def principal_of(row: Any) -> Principal:
-    return Principal(key_id=row.key_id, role=Role(row.role), participant_id=row.participant_id or "",
-                     scopes=tuple(row.scopes), service_name=row.service_name or "")
+    return Principal(
+        key_id=row.key_id,
+        role=Role(row.role),
+        participant_id=row.participant_id or "",
+        scopes=tuple(row.scopes),
+        service_name=row.service_name or "",
+    )
 
 
 async def verify_key(database: Database, api_key: str) -> Principal:

@@ -34,16 +34,23 @@ def check_address(address: str, network: str) -> str:
     return address
 
 
-async def create_model(conn: Any, caller: Principal, tournament_id: str, participant_id: str, display_name: str,
-                       payout_address: str, max_models: int | None = None) -> Any:
+async def create_model(
+    conn: Any,
+    caller: Principal,
+    tournament_id: str,
+    participant_id: str,
+    display_name: str,
+    payout_address: str,
+    max_models: int | None = None,
+) -> Any:
     if caller.role is Role.PARTICIPANT:
         if participant_id and participant_id != caller.participant_id:
-            raise PermissionDenied("a participant creates models for itself only",
-                                   metadata={"field": "participant_id"})
+            raise PermissionDenied("a participant creates models for itself only", metadata={"field": "participant_id"})
         participant_id = caller.participant_id
     elif not participant_id:
-        raise InvalidArgument("participant_id is required when an operator creates a model",
-                              metadata={"field": "participant_id"})
+        raise InvalidArgument(
+            "participant_id is required when an operator creates a model", metadata={"field": "participant_id"}
+        )
     tournament = await require_tournament(conn, tournament_id)
     await require_participant_row(conn, participant_id)
     if max_models is not None:
@@ -53,24 +60,38 @@ async def create_model(conn: Any, caller: Principal, tournament_id: str, partici
             raise ResourceExhausted(
                 f"participant {participant_id!r} already has {count} models, the limit "
                 f"(CROWDQUANT_MAX_MODELS_PER_PARTICIPANT={max_models})",
-                reason="MODEL_LIMIT", metadata={"limit": str(max_models)})
+                reason="MODEL_LIMIT",
+                metadata={"limit": str(max_models)},
+            )
     name = clean_model_name(display_name)
     return await repo.insert_model(
-        conn, model_id="m_" + secrets.token_hex(6), tournament_id=tournament_id, participant_id=participant_id,
-        display_name=name, payout_address=check_address(payout_address, tournament.network),
-        name_skeleton=name_skeleton(name))
+        conn,
+        model_id="m_" + secrets.token_hex(6),
+        tournament_id=tournament_id,
+        participant_id=participant_id,
+        display_name=name,
+        payout_address=check_address(payout_address, tournament.network),
+        name_skeleton=name_skeleton(name),
+    )
 
 
-async def require_model(conn: Any, model_id: str, caller: Principal | None = None, *,
-                        for_update: bool = False, owner_only: bool = False) -> Any:
+async def require_model(
+    conn: Any, model_id: str, caller: Principal | None = None, *, for_update: bool = False, owner_only: bool = False
+) -> Any:
     if not model_id:
         raise InvalidArgument("model_id is required", metadata={"field": "model_id"})
     row = await repo.get_model(conn, model_id, for_update=for_update)
-    hidden = (owner_only and caller is not None and caller.role is Role.PARTICIPANT
-              and row is not None and row.participant_id != caller.participant_id)
+    hidden = (
+        owner_only
+        and caller is not None
+        and caller.role is Role.PARTICIPANT
+        and row is not None
+        and row.participant_id != caller.participant_id
+    )
     if row is None or hidden:
-        raise NotFound(f"model {model_id!r} not found" + (" among your models" if hidden else ""),
-                       metadata={"model_id": model_id})
+        raise NotFound(
+            f"model {model_id!r} not found" + (" among your models" if hidden else ""), metadata={"model_id": model_id}
+        )
     return row
 
 

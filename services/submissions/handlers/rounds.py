@@ -41,8 +41,9 @@ MAX_GENERATED_ROWS = 2_000_000
 
 def require_tournament_id(value: str) -> str:
     if not _TOURNAMENT_ID.match(value or ""):
-        raise InvalidArgument("tournament_id must be a lower-case slug [a-z0-9-], 1-63 characters",
-                              metadata={"field": "tournament_id"})
+        raise InvalidArgument(
+            "tournament_id must be a lower-case slug [a-z0-9-], 1-63 characters", metadata={"field": "tournament_id"}
+        )
     return value
 
 
@@ -50,8 +51,9 @@ async def create_tournament(conn: Any, request: pb.CreateTournamentRequest) -> A
     require_tournament_id(request.tournament_id)
     kind = TARGET_KINDS.get(request.target_kind)
     if kind is None:
-        raise InvalidArgument("target_kind: choose TARGET_KIND_BINARY or TARGET_KIND_GRADED",
-                              metadata={"field": "target_kind"})
+        raise InvalidArgument(
+            "target_kind: choose TARGET_KIND_BINARY or TARGET_KIND_GRADED", metadata={"field": "target_kind"}
+        )
     network = NETWORKS.get(request.network or common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST)
     if network is None:
         raise InvalidArgument("network: unknown Bitcoin network", metadata={"field": "network"})
@@ -59,9 +61,14 @@ async def create_tournament(conn: Any, request: pb.CreateTournamentRequest) -> A
     if len(name) > 100:
         raise InvalidArgument("display_name must be at most 100 characters", metadata={"field": "display_name"})
     rules = tournament_rules.with_defaults(request.rules, request.target_kind)
-    return await repo.insert_tournament(conn, tournament_id=request.tournament_id, display_name=name,
-                                        target_kind=kind, network=network,
-                                        rules=rules.SerializeToString(deterministic=True))
+    return await repo.insert_tournament(
+        conn,
+        tournament_id=request.tournament_id,
+        display_name=name,
+        target_kind=kind,
+        network=network,
+        rules=rules.SerializeToString(deterministic=True),
+    )
 
 
 async def require_tournament(conn: Any, tournament_id: str) -> Any:
@@ -81,24 +88,30 @@ def target_kind_of(tournament: Any) -> TargetKind:
     return TargetKind.BINARY if tournament.target_kind == "binary" else TargetKind.GRADED
 
 
-async def require_round(conn: Any, ref: common_pb2.RoundRef, *, for_update: bool = False,
-                        counts: bool = True) -> Any:
+async def require_round(conn: Any, ref: common_pb2.RoundRef, *, for_update: bool = False, counts: bool = True) -> Any:
     require_tournament_id(ref.tournament_id)
     if ref.round_number < 0:
         raise InvalidArgument("round.round_number must be >= 0 (0 = latest)", metadata={"field": "round"})
     row = await repo.get_round(conn, ref.tournament_id, ref.round_number, for_update=for_update, counts=counts)
     if row is None:
         which = ref.round_number or "latest"
-        raise NotFound(f"round {which} of tournament {ref.tournament_id!r} not found",
-                       metadata={"tournament_id": ref.tournament_id, "round_number": str(ref.round_number)})
+        raise NotFound(
+            f"round {which} of tournament {ref.tournament_id!r} not found",
+            metadata={"tournament_id": ref.tournament_id, "round_number": str(ref.round_number)},
+        )
     return row
 
 
 def spec_from_proto(spec: pb.GeneratedDatasetSpec, kind: TargetKind) -> datagen.DatasetSpec:
     base = datagen.DatasetSpec(target_kind=kind, seed=int(spec.seed))
     values: dict[str, Any] = {}
-    for proto_name, field in (("n_train", "n_training"), ("n_validation", "n_validation"), ("n_live", "n_live"),
-                              ("n_features", "n_features"), ("n_training_eras", "n_training_eras")):
+    for proto_name, field in (
+        ("n_train", "n_training"),
+        ("n_validation", "n_validation"),
+        ("n_live", "n_live"),
+        ("n_features", "n_features"),
+        ("n_training_eras", "n_training_eras"),
+    ):
         value = getattr(spec, proto_name)
         if value < 0:
             raise InvalidArgument(f"generated.{proto_name} must not be negative", metadata={"field": proto_name})
@@ -148,16 +161,23 @@ def generated_round(spec: datagen.DatasetSpec) -> PackedRound:
 
 def dataset_payload(packed: PackedRound) -> bytes:
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, ids=packed.ids, eras=packed.eras, splits=packed.splits,
-                        features=packed.features, targets=packed.targets,
-                        names=np.asarray(packed.feature_names))
+    np.savez_compressed(
+        buffer,
+        ids=packed.ids,
+        eras=packed.eras,
+        splits=packed.splits,
+        features=packed.features,
+        targets=packed.targets,
+        names=np.asarray(packed.feature_names),
+    )
     return buffer.getvalue()
 
 
 def packed_from_payload(payload: bytes) -> PackedRound:
     with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-        return PackedRound(list(data["names"]), data["ids"], data["eras"], data["splits"], data["features"],
-                           data["targets"])
+        return PackedRound(
+            list(data["names"]), data["ids"], data["eras"], data["splits"], data["features"], data["targets"]
+        )
 
 
 def commit_round(packed: PackedRound, salt: bytes) -> tuple[str, list[int]]:
@@ -179,8 +199,10 @@ async def open_round(conn: Any, request: pb.OpenRoundRequest) -> tuple[int, Any]
     if source == "dataset_id":
         dataset = await repo.get_dataset(conn, request.dataset_id)
         if dataset is None or dataset.tournament_id != request.tournament_id:
-            raise NotFound(f"dataset {request.dataset_id!r} not found in tournament {request.tournament_id!r}",
-                           metadata={"field": "dataset_id"})
+            raise NotFound(
+                f"dataset {request.dataset_id!r} not found in tournament {request.tournament_id!r}",
+                metadata={"field": "dataset_id"},
+            )
         packed = await asyncio.to_thread(packed_from_payload, bytes(dataset.payload))
         generated = None
     else:
@@ -190,18 +212,30 @@ async def open_round(conn: Any, request: pb.OpenRoundRequest) -> tuple[int, Any]
     await repo.lock_tournament(conn, request.tournament_id)
     number = await repo.next_round_number(conn, request.tournament_id)
     if request.round_number and request.round_number != number:
-        raise FailedPrecondition(f"round_number {request.round_number} is not the next round ({number})",
-                                 metadata={"next_round_number": str(number)})
+        raise FailedPrecondition(
+            f"round_number {request.round_number} is not the next round ({number})",
+            metadata={"next_round_number": str(number)},
+        )
     salt = secrets.token_bytes(commitment.SALT_BYTES)
     digest, committed = commit_round(packed, salt)
     n_train, n_val, n_live = packed.counts()
     scheduled = request.scheduled_close_time.ToDatetime() if request.HasField("scheduled_close_time") else None
     await repo.insert_round(
-        conn, tournament_id=request.tournament_id, round_number=number, scheduled_close_at=scheduled,
-        training_rows=n_train, validation_rows=n_val, live_rows=n_live, feature_count=len(packed.feature_names),
-        era_count=len(np.unique(packed.eras)), dataset_id=request.dataset_id or None,
+        conn,
+        tournament_id=request.tournament_id,
+        round_number=number,
+        scheduled_close_at=scheduled,
+        training_rows=n_train,
+        validation_rows=n_val,
+        live_rows=n_live,
+        feature_count=len(packed.feature_names),
+        era_count=len(np.unique(packed.eras)),
+        dataset_id=request.dataset_id or None,
         generated_spec=generated.SerializeToString() if generated is not None else None,
-        commitment_sha256=digest, committed_splits=committed, salt=salt)
+        commitment_sha256=digest,
+        committed_splits=committed,
+        salt=salt,
+    )
     await repo.insert_round_data(conn, tournament_id=request.tournament_id, round_number=number, **packed.columns())
     return number, await repo.get_round(conn, request.tournament_id, number)
 
@@ -210,21 +244,28 @@ async def move_round(conn: Any, ref: common_pb2.RoundRef, target: RoundState, **
     """Move a round one step along its lifecycle; a repeat of the same move is a no-op."""
     row = await require_round(conn, ref, for_update=True)
     if transition(STATE_BY_NAME[row.state], target) is Transition.CHANGED:
-        column = {RoundState.CLOSED: "closed_at", RoundState.RESOLVED: "resolved_at",
-                  RoundState.SCORED: "scored_at", RoundState.PAID: "paid_at"}[target]
+        column = {
+            RoundState.CLOSED: "closed_at",
+            RoundState.RESOLVED: "resolved_at",
+            RoundState.SCORED: "scored_at",
+            RoundState.PAID: "paid_at",
+        }[target]
         await repo.set_round_state(conn, row.tournament_id, row.round_number, STATE_NAMES[target], column, **extra)
     return await repo.get_round(conn, row.tournament_id, row.round_number)
 
 
 def parse_targets(ids_blob: bytes, values_blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     if len(values_blob) % 4:
-        raise InvalidArgument("targets.values must be little-endian float32 (length a multiple of 4)",
-                              metadata={"field": "targets.values"})
+        raise InvalidArgument(
+            "targets.values must be little-endian float32 (length a multiple of 4)",
+            metadata={"field": "targets.values"},
+        )
     ids = unpack_strings(ids_blob)
     values = np.frombuffer(values_blob, dtype=F32)
     if len(ids) != len(values):
-        raise InvalidArgument(f"targets: {len(ids)} ids but {len(values)} values; they must pair up",
-                              metadata={"field": "targets"})
+        raise InvalidArgument(
+            f"targets: {len(ids)} ids but {len(values)} values; they must pair up", metadata={"field": "targets"}
+        )
     return ids, values
 
 
@@ -235,8 +276,10 @@ def check_target_values(values: np.ndarray, kind: TargetKind, ids: np.ndarray) -
     if bad.any():
         rows = ", ".join(repr(str(i)) for i in ids[np.flatnonzero(bad)[:10]])
         allowed = "0 or 1" if kind is TargetKind.BINARY else "in [0, 1]"
-        raise InvalidArgument(f"targets must be {allowed}: {int(bad.sum())} bad value(s), first rows {rows}",
-                              metadata={"field": "targets.values"})
+        raise InvalidArgument(
+            f"targets must be {allowed}: {int(bad.sum())} bad value(s), first rows {rows}",
+            metadata={"field": "targets.values"},
+        )
 
 
 async def resolve_round(conn: Any, request: pb.ResolveRoundRequest) -> Any:
@@ -259,11 +302,18 @@ async def resolve_round(conn: Any, request: pb.ResolveRoundRequest) -> Any:
         targets = packed.targets.copy()
         targets[tournament_rows] = aligned
     else:
-        raise InvalidArgument("targets: send the targets, or use_generated_targets for a generated round",
-                              metadata={"field": "targets_source"})
+        raise InvalidArgument(
+            "targets: send the targets, or use_generated_targets for a generated round",
+            metadata={"field": "targets_source"},
+        )
     committed = np.isin(packed.splits, list(row.committed_splits))
-    commitment.verify(row.commitment_sha256, packed.ids[committed], targets[committed], bytes(row.salt),
-                      expected_ids=packed.ids[committed])
+    commitment.verify(
+        row.commitment_sha256,
+        packed.ids[committed],
+        targets[committed],
+        bytes(row.salt),
+        expected_ids=packed.ids[committed],
+    )
     await repo.set_round_targets(conn, row.tournament_id, row.round_number, targets.astype(F32).tobytes())
     await repo.set_round_state(conn, row.tournament_id, row.round_number, "resolved", "resolved_at", revealed=True)
     return await repo.get_round(conn, row.tournament_id, row.round_number)
@@ -274,5 +324,3 @@ def content_sha256(packed: PackedRound) -> str:
     for part in packed.columns().values():
         digest.update(part if isinstance(part, bytes) else "\n".join(part).encode())
     return digest.hexdigest()
-
-

@@ -12,28 +12,37 @@ from services.submissions.models import api_keys, participants
 from shared.errors import AlreadyExists
 
 
-async def insert_participant(conn: AsyncConnection, participant_id: str, display_name: str, email: str,
-                             name_skeleton: str) -> Any:
+async def insert_participant(
+    conn: AsyncConnection, participant_id: str, display_name: str, email: str, name_skeleton: str
+) -> Any:
     """Insert; a name equal to or looking like a taken one (same skeleton) is ALREADY_EXISTS naming it."""
     try:
         async with conn.begin_nested():
             result = await conn.execute(
                 insert(participants)
-                .values(participant_id=participant_id, display_name=display_name, email=email,
-                        name_skeleton=name_skeleton)
+                .values(
+                    participant_id=participant_id, display_name=display_name, email=email, name_skeleton=name_skeleton
+                )
                 .returning(*participants.c)
             )
             return result.one()
     except IntegrityError as exc:
-        taken = (await conn.execute(select(participants.c.display_name).where(
-            (participants.c.name_skeleton == name_skeleton) | (participants.c.display_name == display_name))
-            .limit(1))).scalar()
+        taken = (
+            await conn.execute(
+                select(participants.c.display_name)
+                .where((participants.c.name_skeleton == name_skeleton) | (participants.c.display_name == display_name))
+                .limit(1)
+            )
+        ).scalar()
         if taken is not None and taken != display_name:
-            raise AlreadyExists(f"display_name {display_name!r} looks like the existing participant {taken!r}; "
-                                "choose another", reason="NAME_LOOKALIKE",
-                                metadata={"field": "display_name", "existing": taken}) from exc
-        raise AlreadyExists(f"display_name {display_name!r} is taken; choose another",
-                            metadata={"field": "display_name"}) from exc
+            raise AlreadyExists(
+                f"display_name {display_name!r} looks like the existing participant {taken!r}; choose another",
+                reason="NAME_LOOKALIKE",
+                metadata={"field": "display_name", "existing": taken},
+            ) from exc
+        raise AlreadyExists(
+            f"display_name {display_name!r} is taken; choose another", metadata={"field": "display_name"}
+        ) from exc
 
 
 async def get_participant(conn: AsyncConnection, participant_id: str) -> Any | None:
@@ -79,10 +88,16 @@ async def revoke_key(conn: AsyncConnection, key_id: str) -> Any:
 
 async def lock_participant(conn: AsyncConnection, participant_id: str) -> None:
     """Hold the participant's row until commit, so counts checked against a limit stay true."""
-    await conn.execute(select(participants.c.participant_id)
-                       .where(participants.c.participant_id == participant_id).with_for_update())
+    await conn.execute(
+        select(participants.c.participant_id).where(participants.c.participant_id == participant_id).with_for_update()
+    )
 
 
 async def count_active_keys(conn: AsyncConnection, participant_id: str) -> int:
-    return (await conn.execute(select(func.count()).select_from(api_keys).where(
-        api_keys.c.participant_id == participant_id, api_keys.c.revoked_at.is_(None)))).scalar_one()
+    return (
+        await conn.execute(
+            select(func.count())
+            .select_from(api_keys)
+            .where(api_keys.c.participant_id == participant_id, api_keys.c.revoked_at.is_(None))
+        )
+    ).scalar_one()

@@ -46,15 +46,25 @@ SCOPES = {
 
 
 def participant_pb(row: Any) -> pb.Participant:
-    return pb.Participant(name=f"participants/{row.participant_id}", participant_id=row.participant_id,
-                          display_name=row.display_name, email=row.email, create_time=timestamp(row.created_at))
+    return pb.Participant(
+        name=f"participants/{row.participant_id}",
+        participant_id=row.participant_id,
+        display_name=row.display_name,
+        email=row.email,
+        create_time=timestamp(row.created_at),
+    )
 
 
 def api_key_pb(row: Any) -> pb.ApiKey:
     return pb.ApiKey(
-        name=f"apiKeys/{row.key_id}", key_id=row.key_id, participant_id=row.participant_id or "",
-        role=role_to_proto(Role(row.role)), scopes=list(row.scopes), description=row.description,
-        create_time=timestamp(row.created_at), revoke_time=timestamp(row.revoked_at),
+        name=f"apiKeys/{row.key_id}",
+        key_id=row.key_id,
+        participant_id=row.participant_id or "",
+        role=role_to_proto(Role(row.role)),
+        scopes=list(row.scopes),
+        description=row.description,
+        create_time=timestamp(row.created_at),
+        revoke_time=timestamp(row.revoked_at),
         state=pb.ApiKey.STATE_REVOKED if row.revoked_at else pb.ApiKey.STATE_ACTIVE,
         service_name=row.service_name or "",
     )
@@ -69,12 +79,20 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
     async def CreateParticipant(self, request: pb.CreateParticipantRequest, context: grpc.aio.ServicerContext):
         async with self.db.transaction() as conn:
+
             async def action() -> pb.CreateParticipantResponse:
                 row = await handlers.create_participant(conn, request.display_name, request.email)
                 return pb.CreateParticipantResponse(participant=participant_pb(row))
 
-            return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc="CreateParticipant",
-                                  request=request, response_type=pb.CreateParticipantResponse, action=action)
+            return await run_once(
+                conn,
+                schema=SCHEMA,
+                subject=principal().subject,
+                rpc="CreateParticipant",
+                request=request,
+                response_type=pb.CreateParticipantResponse,
+                action=action,
+            )
 
     async def GetParticipant(self, request: pb.GetParticipantRequest, context: grpc.aio.ServicerContext):
         require_participant(request.participant_id, what=f"participant {request.participant_id!r}")
@@ -88,26 +106,39 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with self.db.connect() as conn:
             rows = await repo.list_participants(conn, after, size + 1)
         token = encode_token(rows[size - 1].participant_id, "participants") if len(rows) > size else ""
-        return pb.ListParticipantsResponse(participants=[participant_pb(r) for r in rows[:size]],
-                                           next_page_token=token)
+        return pb.ListParticipantsResponse(participants=[participant_pb(r) for r in rows[:size]], next_page_token=token)
 
     async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext):
         role = role_from_proto(request.role)
         caller = principal()
         async with self.db.transaction() as conn:
+
             async def action() -> pb.CreateApiKeyResponse:
-                row, full = await handlers.create_key(conn, caller, request.participant_id, role,
-                                                      list(request.scopes), request.description,
-                                                      max_keys=self.max_keys_per_participant,
-                                                      service_name=request.service_name)
+                row, full = await handlers.create_key(
+                    conn,
+                    caller,
+                    request.participant_id,
+                    role,
+                    list(request.scopes),
+                    request.description,
+                    max_keys=self.max_keys_per_participant,
+                    service_name=request.service_name,
+                )
                 return pb.CreateApiKeyResponse(api_key=api_key_pb(row), secret=full)
 
             def without_secret(resp: pb.CreateApiKeyResponse) -> pb.CreateApiKeyResponse:
                 return pb.CreateApiKeyResponse(api_key=resp.api_key)
 
-            return await run_once(conn, schema=SCHEMA, subject=caller.subject, rpc="CreateApiKey",
-                                  request=request, response_type=pb.CreateApiKeyResponse, action=action,
-                                  stored=without_secret)
+            return await run_once(
+                conn,
+                schema=SCHEMA,
+                subject=caller.subject,
+                rpc="CreateApiKey",
+                request=request,
+                response_type=pb.CreateApiKeyResponse,
+                action=action,
+                stored=without_secret,
+            )
 
     async def ListApiKeys(self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext):
         caller = principal()
@@ -125,13 +156,21 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext):
         caller = principal()
         async with self.db.transaction() as conn:
+
             async def action() -> pb.RevokeApiKeyResponse:
                 await handlers.require_key_row(conn, request.key_id, caller)
                 row = await repo.revoke_key(conn, request.key_id)
                 return pb.RevokeApiKeyResponse(api_key=api_key_pb(row))
 
-            response = await run_once(conn, schema=SCHEMA, subject=caller.subject, rpc="RevokeApiKey",
-                                      request=request, response_type=pb.RevokeApiKeyResponse, action=action)
+            response = await run_once(
+                conn,
+                schema=SCHEMA,
+                subject=caller.subject,
+                rpc="RevokeApiKey",
+                request=request,
+                response_type=pb.RevokeApiKeyResponse,
+                action=action,
+            )
         self.authenticator.invalidate_key(request.key_id)
         return response
 
@@ -139,16 +178,21 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if not request.api_key:
             raise InvalidArgument("api_key is required", metadata={"field": "api_key"})
         if len(request.client_address) > MAX_SOURCE:
-            raise InvalidArgument(f"client_address must be at most {MAX_SOURCE} characters",
-                                  metadata={"field": "client_address"})
+            raise InvalidArgument(
+                f"client_address must be at most {MAX_SOURCE} characters", metadata={"field": "client_address"}
+            )
         # A forwarded check counts against the caller it was made for, never against the forwarding
         # service (its address is every one of its callers'); a forwarder that names no caller (an
         # older version) is its own source.
         source = request.client_address or f"via {principal().identity}"
         who = await self.authenticator.authenticate(request.api_key, source)
         return pb.AuthenticateResponse(
-            principal=pb.Principal(key_id=who.key_id, role=role_to_proto(who.role),
-                                   participant_id=who.participant_id, scopes=list(who.scopes),
-                                   service_name=who.service_name),
+            principal=pb.Principal(
+                key_id=who.key_id,
+                role=role_to_proto(who.role),
+                participant_id=who.participant_id,
+                scopes=list(who.scopes),
+                service_name=who.service_name,
+            ),
             cache_ttl_seconds=self.cache_ttl,
         )

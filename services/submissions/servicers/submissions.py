@@ -47,31 +47,57 @@ PEOPLE = {P, O, A}
 # Each service identity is listed only where that service calls (services/*/peers.py): the hidden
 # targets of a round go to scoring alone, whatever the round's state.
 ACCESS = {
-    "CreateTournament": {O}, "GetTournament": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS},
+    "CreateTournament": {O},
+    "GetTournament": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS},
     "ListTournaments": {*PEOPLE, LEADERBOARD},
-    "UploadDataset": {O}, "OpenRound": {O}, "CloseRound": {O}, "ResolveRound": {O},
-    "MarkRoundScored": {O, SCORING}, "MarkRoundPaid": {O, PAYOUTS},
-    "GetRound": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS}, "ListRounds": {*PEOPLE, PAYOUTS},
+    "UploadDataset": {O},
+    "OpenRound": {O},
+    "CloseRound": {O},
+    "ResolveRound": {O},
+    "MarkRoundScored": {O, SCORING},
+    "MarkRoundPaid": {O, PAYOUTS},
+    "GetRound": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS},
+    "ListRounds": {*PEOPLE, PAYOUTS},
     "GetRoundCommitment": PEOPLE,
-    "DownloadRoundData": {P, O}, "DownloadTargets": PEOPLE,
-    "CreateModel": {P, O}, "GetModel": {*PEOPLE, PAYOUTS}, "ListModels": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS},
+    "DownloadRoundData": {P, O},
+    "DownloadTargets": PEOPLE,
+    "CreateModel": {P, O},
+    "GetModel": {*PEOPLE, PAYOUTS},
+    "ListModels": {*PEOPLE, SCORING, LEADERBOARD, PAYOUTS},
     "UpdateModelPayoutAddress": {P, O},
-    "UploadPredictions": {P}, "GetSubmission": {*PEOPLE, PAYOUTS}, "ListSubmissions": {*PEOPLE, PAYOUTS},
+    "UploadPredictions": {P},
+    "GetSubmission": {*PEOPLE, PAYOUTS},
+    "ListSubmissions": {*PEOPLE, PAYOUTS},
     "GetReceiptPublicKey": {ANONYMOUS, *PEOPLE},
-    "StreamRoundSubmissions": {O, SCORING}, "StreamRoundTargets": {SCORING},
+    "StreamRoundSubmissions": {O, SCORING},
+    "StreamRoundTargets": {SCORING},
 }
 # The scope each RPC needs (shared.auth.Scope): reads need read; what moves money needs stake.
 SCOPES = {
     **dict.fromkeys(ACCESS, Scope.READ),
-    **dict.fromkeys(("CreateTournament", "UploadDataset", "OpenRound", "CloseRound", "ResolveRound",
-                     "MarkRoundScored", "MarkRoundPaid"), Scope.OPERATE),
-    "CreateModel": Scope.SUBMIT, "UploadPredictions": Scope.SUBMIT,
+    **dict.fromkeys(
+        (
+            "CreateTournament",
+            "UploadDataset",
+            "OpenRound",
+            "CloseRound",
+            "ResolveRound",
+            "MarkRoundScored",
+            "MarkRoundPaid",
+        ),
+        Scope.OPERATE,
+    ),
+    "CreateModel": Scope.SUBMIT,
+    "UploadPredictions": Scope.SUBMIT,
     "UpdateModelPayoutAddress": Scope.STAKE,
 }
 DEFAULT_CHUNK_ROWS = 10_000
 MAX_CHUNK_ROWS = 100_000
-SPLIT_TO_PROTO = {Split.TRAINING: common_pb2.SPLIT_TRAINING, Split.VALIDATION: common_pb2.SPLIT_VALIDATION,
-                  Split.LIVE: common_pb2.SPLIT_LIVE}
+SPLIT_TO_PROTO = {
+    Split.TRAINING: common_pb2.SPLIT_TRAINING,
+    Split.VALIDATION: common_pb2.SPLIT_VALIDATION,
+    Split.LIVE: common_pb2.SPLIT_LIVE,
+}
 KIND_TO_PROTO = {"binary": common_pb2.TARGET_KIND_BINARY, "graded": common_pb2.TARGET_KIND_GRADED}
 NETWORK_TO_PROTO = {v: k for k, v in handlers.NETWORKS.items()}
 
@@ -87,23 +113,39 @@ def round_ref(tournament_id: str, number: int) -> common_pb2.RoundRef:
 
 
 def tournament_pb(row: Any) -> pb.Tournament:
-    return pb.Tournament(name=f"tournaments/{row.tournament_id}", tournament_id=row.tournament_id,
-                         display_name=row.display_name, target_kind=KIND_TO_PROTO[row.target_kind],
-                         network=NETWORK_TO_PROTO[row.network], rules=handlers.rules_of(row),
-                         create_time=timestamp(row.created_at), latest_round_number=row.latest_round or 0)
+    return pb.Tournament(
+        name=f"tournaments/{row.tournament_id}",
+        tournament_id=row.tournament_id,
+        display_name=row.display_name,
+        target_kind=KIND_TO_PROTO[row.target_kind],
+        network=NETWORK_TO_PROTO[row.network],
+        rules=handlers.rules_of(row),
+        create_time=timestamp(row.created_at),
+        latest_round_number=row.latest_round or 0,
+    )
 
 
 def round_pb(row: Any) -> pb.Round:
     out = pb.Round(
         name=f"tournaments/{row.tournament_id}/rounds/{row.round_number}",
         round=round_ref(row.tournament_id, row.round_number),
-        state=RoundState[row.state.upper()].value, open_time=timestamp(row.opened_at),
-        scheduled_close_time=timestamp(row.scheduled_close_at), close_time=timestamp(row.closed_at),
-        resolve_time=timestamp(row.resolved_at), score_time=timestamp(row.scored_at), pay_time=timestamp(row.paid_at),
-        training_rows=row.training_rows, validation_rows=row.validation_rows, live_rows=row.live_rows,
-        feature_count=row.feature_count, era_count=row.era_count, model_count=row.model_count,
-        submission_count=row.submission_count, commitment_sha256=row.commitment_sha256,
-        dataset_id=row.dataset_id or "")
+        state=RoundState[row.state.upper()].value,
+        open_time=timestamp(row.opened_at),
+        scheduled_close_time=timestamp(row.scheduled_close_at),
+        close_time=timestamp(row.closed_at),
+        resolve_time=timestamp(row.resolved_at),
+        score_time=timestamp(row.scored_at),
+        pay_time=timestamp(row.paid_at),
+        training_rows=row.training_rows,
+        validation_rows=row.validation_rows,
+        live_rows=row.live_rows,
+        feature_count=row.feature_count,
+        era_count=row.era_count,
+        model_count=row.model_count,
+        submission_count=row.submission_count,
+        commitment_sha256=row.commitment_sha256,
+        dataset_id=row.dataset_id or "",
+    )
     if row.generated_spec is not None:
         out.generated.ParseFromString(bytes(row.generated_spec))
         who = optional_principal()
@@ -114,17 +156,26 @@ def round_pb(row: Any) -> pb.Round:
 
 def commitment_pb(row: Any) -> pb.RoundCommitment:
     return pb.RoundCommitment(
-        round=round_ref(row.tournament_id, row.round_number), commitment_sha256=row.commitment_sha256,
+        round=round_ref(row.tournament_id, row.round_number),
+        commitment_sha256=row.commitment_sha256,
         committed_splits=[SPLIT_TO_PROTO[Split(s)] for s in row.committed_splits],
-        salt_hex=bytes(row.salt).hex() if row.revealed else "", commit_time=timestamp(row.opened_at),
-        reveal_time=timestamp(row.resolved_at) if row.revealed else None)
+        salt_hex=bytes(row.salt).hex() if row.revealed else "",
+        commit_time=timestamp(row.opened_at),
+        reveal_time=timestamp(row.resolved_at) if row.revealed else None,
+    )
 
 
 def model_pb(row: Any, show_address: bool) -> pb.Model:
-    return pb.Model(name=f"models/{row.model_id}", model_id=row.model_id, participant_id=row.participant_id,
-                    tournament_id=row.tournament_id, display_name=row.display_name,
-                    payout_address=row.payout_address if show_address else "",
-                    create_time=timestamp(row.created_at), update_time=timestamp(row.updated_at))
+    return pb.Model(
+        name=f"models/{row.model_id}",
+        model_id=row.model_id,
+        participant_id=row.participant_id,
+        tournament_id=row.tournament_id,
+        display_name=row.display_name,
+        payout_address=row.payout_address if show_address else "",
+        create_time=timestamp(row.created_at),
+        update_time=timestamp(row.updated_at),
+    )
 
 
 def sees_private(row_participant: str) -> bool:
@@ -133,8 +184,12 @@ def sees_private(row_participant: str) -> bool:
 
 
 class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
-    def __init__(self, database: Database, keys: uploads.ReceiptKeys,
-                 on_accept: Callable[[pb.UploadPredictionsResponse], None] | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        keys: uploads.ReceiptKeys,
+        on_accept: Callable[[pb.UploadPredictionsResponse], None] | None = None,
+    ) -> None:
         self.db = database
         self.keys = keys
         self.cache = RoundCache()
@@ -147,13 +202,21 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         self.max_models_per_participant: int | None = None
 
     async def _once(self, conn: Any, rpc: str, request: Any, response_type: type, action: Callable) -> Any:
-        return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc=rpc, request=request,
-                              response_type=response_type, action=action)
+        return await run_once(
+            conn,
+            schema=SCHEMA,
+            subject=principal().subject,
+            rpc=rpc,
+            request=request,
+            response_type=response_type,
+            action=action,
+        )
 
     # --- tournaments -----------------------------------------------------------------------
 
     async def CreateTournament(self, request: pb.CreateTournamentRequest, context: Any):
         async with self.db.transaction() as conn:
+
             async def action() -> pb.CreateTournamentResponse:
                 await handlers.create_tournament(conn, request)
                 row = await repo.get_tournament(conn, request.tournament_id)
@@ -164,7 +227,8 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     async def GetTournament(self, request: pb.GetTournamentRequest, context: Any):
         async with self.db.connect() as conn:
             return pb.GetTournamentResponse(
-                tournament=tournament_pb(await handlers.require_tournament(conn, request.tournament_id)))
+                tournament=tournament_pb(await handlers.require_tournament(conn, request.tournament_id))
+            )
 
     async def ListTournaments(self, request: pb.ListTournamentsRequest, context: Any):
         size = page_size(request.page_size)
@@ -187,23 +251,46 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             async def action() -> pb.UploadDatasetResponse:
                 n_train, n_val, n_live = packed.counts()
                 row = await repo.insert_dataset(
-                    conn, dataset_id="d_" + secrets.token_hex(6), tournament_id=header.tournament_id,
-                    description=header.description[:500], feature_names=packed.feature_names,
-                    training_rows=n_train, validation_rows=n_val, live_rows=n_live, content_sha256=sha,
-                    payload=payload)
-                return pb.UploadDatasetResponse(dataset=pb.Dataset(
-                    name=f"tournaments/{row.tournament_id}/datasets/{row.dataset_id}", dataset_id=row.dataset_id,
-                    tournament_id=row.tournament_id, description=row.description,
-                    feature_names=list(row.feature_names), training_rows=row.training_rows,
-                    validation_rows=row.validation_rows, live_rows=row.live_rows,
-                    content_sha256=row.content_sha256, create_time=timestamp(row.created_at)))
+                    conn,
+                    dataset_id="d_" + secrets.token_hex(6),
+                    tournament_id=header.tournament_id,
+                    description=header.description[:500],
+                    feature_names=packed.feature_names,
+                    training_rows=n_train,
+                    validation_rows=n_val,
+                    live_rows=n_live,
+                    content_sha256=sha,
+                    payload=payload,
+                )
+                return pb.UploadDatasetResponse(
+                    dataset=pb.Dataset(
+                        name=f"tournaments/{row.tournament_id}/datasets/{row.dataset_id}",
+                        dataset_id=row.dataset_id,
+                        tournament_id=row.tournament_id,
+                        description=row.description,
+                        feature_names=list(row.feature_names),
+                        training_rows=row.training_rows,
+                        validation_rows=row.validation_rows,
+                        live_rows=row.live_rows,
+                        content_sha256=row.content_sha256,
+                        create_time=timestamp(row.created_at),
+                    )
+                )
 
-            return await run_once(conn, schema=SCHEMA, subject=principal().subject, rpc="UploadDataset",
-                                  request=header, response_type=pb.UploadDatasetResponse, action=action,
-                                  content=bytes.fromhex(sha))
+            return await run_once(
+                conn,
+                schema=SCHEMA,
+                subject=principal().subject,
+                rpc="UploadDataset",
+                request=header,
+                response_type=pb.UploadDatasetResponse,
+                action=action,
+                content=bytes.fromhex(sha),
+            )
 
     async def OpenRound(self, request: pb.OpenRoundRequest, context: Any):
         async with self.db.transaction() as conn:
+
             async def action() -> pb.OpenRoundResponse:
                 _, row = await handlers.open_round(conn, request)
                 return pb.OpenRoundResponse(round=round_pb(row))
@@ -212,6 +299,7 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
 
     async def _move(self, rpc: str, request: Any, response_type: type, target: RoundState, **extra: Any) -> Any:
         async with self.db.transaction() as conn:
+
             async def action() -> Any:
                 row = await handlers.move_round(conn, request.round, target, **extra)
                 return response_type(round=round_pb(row))
@@ -222,15 +310,22 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         return await self._move("CloseRound", request, pb.CloseRoundResponse, RoundState.CLOSED)
 
     async def MarkRoundScored(self, request: pb.MarkRoundScoredRequest, context: Any):
-        return await self._move("MarkRoundScored", request, pb.MarkRoundScoredResponse, RoundState.SCORED,
-                                scoring_run_id=request.scoring_run_id or None)
+        return await self._move(
+            "MarkRoundScored",
+            request,
+            pb.MarkRoundScoredResponse,
+            RoundState.SCORED,
+            scoring_run_id=request.scoring_run_id or None,
+        )
 
     async def MarkRoundPaid(self, request: pb.MarkRoundPaidRequest, context: Any):
-        return await self._move("MarkRoundPaid", request, pb.MarkRoundPaidResponse, RoundState.PAID,
-                                batch_ids=list(request.batch_ids))
+        return await self._move(
+            "MarkRoundPaid", request, pb.MarkRoundPaidResponse, RoundState.PAID, batch_ids=list(request.batch_ids)
+        )
 
     async def ResolveRound(self, request: pb.ResolveRoundRequest, context: Any):
         async with self.db.transaction() as conn:
+
             async def action() -> pb.ResolveRoundResponse:
                 row = await handlers.resolve_round(conn, request)
                 return pb.ResolveRoundResponse(round=round_pb(row), commitment=commitment_pb(row))
@@ -259,8 +354,9 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
 
     async def GetRoundCommitment(self, request: pb.GetRoundCommitmentRequest, context: Any):
         async with self.db.connect() as conn:
-            return pb.GetRoundCommitmentResponse(commitment=commitment_pb(await handlers.require_round(conn,
-                                                                                                     request.round)))
+            return pb.GetRoundCommitmentResponse(
+                commitment=commitment_pb(await handlers.require_round(conn, request.round))
+            )
 
     # --- data ------------------------------------------------------------------------------
 
@@ -278,31 +374,46 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         mask = np.isin(packed.splits, [int(s) for s in wanted])
         idx = np.flatnonzero(mask)
         n_train, n_val, n_live = packed.counts()
-        yield pb.DownloadRoundDataResponse(header=pb.RoundDataHeader(
-            round=round_ref(row.tournament_id, row.round_number), target_kind=KIND_TO_PROTO[tournament.target_kind],
-            feature_names=packed.feature_names, row_count=len(idx), training_rows=n_train, validation_rows=n_val,
-            live_rows=n_live))
+        yield pb.DownloadRoundDataResponse(
+            header=pb.RoundDataHeader(
+                round=round_ref(row.tournament_id, row.round_number),
+                target_kind=KIND_TO_PROTO[tournament.target_kind],
+                feature_names=packed.feature_names,
+                row_count=len(idx),
+                training_rows=n_train,
+                validation_rows=n_val,
+                live_rows=n_live,
+            )
+        )
         released = packed.targets.copy()
         released[packed.splits != Split.TRAINING] = np.nan  # hidden ones come from DownloadTargets after resolve
         eras = era_labels(packed.eras)
         for start in range(0, len(idx), size):
-            part = idx[start:start + size]
-            yield pb.DownloadRoundDataResponse(chunk=pb.DataChunk(
-                row_offset=start, row_count=len(part), ids=pack_strings(packed.ids[part]),
-                eras=pack_strings(eras[part]), splits=[SPLIT_TO_PROTO[Split(s)] for s in packed.splits[part]],
-                features=np.ascontiguousarray(packed.features[part], dtype=F32).tobytes(),
-                targets=released[part].astype(F32).tobytes()))
+            part = idx[start : start + size]
+            yield pb.DownloadRoundDataResponse(
+                chunk=pb.DataChunk(
+                    row_offset=start,
+                    row_count=len(part),
+                    ids=pack_strings(packed.ids[part]),
+                    eras=pack_strings(eras[part]),
+                    splits=[SPLIT_TO_PROTO[Split(s)] for s in packed.splits[part]],
+                    features=np.ascontiguousarray(packed.features[part], dtype=F32).tobytes(),
+                    targets=released[part].astype(F32).tobytes(),
+                )
+            )
 
     async def DownloadTargets(self, request: pb.DownloadTargetsRequest, context: Any):
         size = chunk_rows(request.chunk_rows)
         row, _, packed = await self._packed(request.round)
         if not row.revealed:
-            raise FailedPrecondition(f"round {row.round_number} is {row.state.upper()}: targets are revealed at "
-                                     "resolve", metadata={"current_state": row.state.upper()})
+            raise FailedPrecondition(
+                f"round {row.round_number} is {row.state.upper()}: targets are revealed at resolve",
+                metadata={"current_state": row.state.upper()},
+            )
         yield pb.DownloadTargetsResponse(commitment=commitment_pb(row))
         idx = np.flatnonzero(packed.tournament_mask)
         for start in range(0, len(idx), size):
-            part = idx[start:start + size]
+            part = idx[start : start + size]
             yield pb.DownloadTargetsResponse(chunk=targets_chunk(packed, part, start))
 
     # --- models ----------------------------------------------------------------------------
@@ -310,10 +421,17 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     async def CreateModel(self, request: pb.CreateModelRequest, context: Any):
         caller = principal()
         async with self.db.transaction() as conn:
+
             async def action() -> pb.CreateModelResponse:
-                row = await model_handlers.create_model(conn, caller, request.tournament_id, request.participant_id,
-                                                        request.display_name, request.payout_address,
-                                                        max_models=self.max_models_per_participant)
+                row = await model_handlers.create_model(
+                    conn,
+                    caller,
+                    request.tournament_id,
+                    request.participant_id,
+                    request.display_name,
+                    request.payout_address,
+                    max_models=self.max_models_per_participant,
+                )
                 return pb.CreateModelResponse(model=model_pb(row, True))
 
             return await self._once(conn, "CreateModel", request, pb.CreateModelResponse, action)
@@ -341,12 +459,14 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
     async def UpdateModelPayoutAddress(self, request: pb.UpdateModelPayoutAddressRequest, context: Any):
         caller = principal()
         async with self.db.transaction() as conn:
+
             async def action() -> pb.UpdateModelPayoutAddressResponse:
                 row = await model_handlers.update_address(conn, caller, request.model_id, request.payout_address)
                 return pb.UpdateModelPayoutAddressResponse(model=model_pb(row, True))
 
-            return await self._once(conn, "UpdateModelPayoutAddress", request,
-                                    pb.UpdateModelPayoutAddressResponse, action)
+            return await self._once(
+                conn, "UpdateModelPayoutAddress", request, pb.UpdateModelPayoutAddressResponse, action
+            )
 
     # --- uploads ---------------------------------------------------------------------------
 
@@ -354,14 +474,19 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         caller = principal()
         wait = self.upload_limit.take(caller.key_id) if self.upload_limit else 0.0
         if wait:
-            raise ResourceExhausted(f"too many uploads with this API key; retry in {wait:.1f} s",
-                                    reason="UPLOAD_RATE_LIMITED", metadata={"retry_after_seconds": f"{wait:.1f}"})
+            raise ResourceExhausted(
+                f"too many uploads with this API key; retry in {wait:.1f} s",
+                reason="UPLOAD_RATE_LIMITED",
+                metadata={"retry_after_seconds": f"{wait:.1f}"},
+            )
         subject = caller.participant_id or caller.key_id  # a participant's keys share its streams
         if not self.upload_streams.acquire(subject):
             raise self._streams_refused(subject)
         try:
-            return await self._upload(MessageReader(request_iterator, self.upload_idle_seconds,
-                                                    self.upload_deadline_seconds, "predictions"), caller)
+            return await self._upload(
+                MessageReader(request_iterator, self.upload_idle_seconds, self.upload_deadline_seconds, "predictions"),
+                caller,
+            )
         finally:
             self.upload_streams.release(subject)
 
@@ -371,10 +496,14 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             return ResourceExhausted(
                 f"you already have {slots.per_subject} uploads in progress, the most one participant may have open "
                 "at once (all its API keys together); finish or cancel one before starting another",
-                reason="UPLOAD_STREAMS_PER_PARTICIPANT", metadata={"limit": str(slots.per_subject)})
+                reason="UPLOAD_STREAMS_PER_PARTICIPANT",
+                metadata={"limit": str(slots.per_subject)},
+            )
         return ResourceExhausted(
             f"the service is taking its maximum of {slots.total} uploads at once; retry in a few seconds",
-            reason="UPLOAD_STREAMS", metadata={"limit": str(slots.total), "retry_after_seconds": "2"})
+            reason="UPLOAD_STREAMS",
+            metadata={"limit": str(slots.total), "retry_after_seconds": "2"},
+        )
 
     async def _upload(self, reader: MessageReader, caller: Any) -> pb.UploadPredictionsResponse:
         first = await reader.next()
@@ -397,13 +526,21 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
         upload = uploads.Upload(header, ids, values)
         accepted_now: list[bool] = []  # False for a repeated request id: its first answer is returned
         async with self.upload_slots, self.db.transaction() as conn:
+
             async def action() -> pb.UploadPredictionsResponse:
                 accepted_now.append(True)
                 return await uploads.accept(conn, self.cache, self.keys.signer, caller, upload)
 
-            response = await run_once(conn, schema=SCHEMA, subject=caller.subject, rpc="UploadPredictions",
-                                      request=header, response_type=pb.UploadPredictionsResponse, action=action,
-                                      content=content)
+            response = await run_once(
+                conn,
+                schema=SCHEMA,
+                subject=caller.subject,
+                rpc="UploadPredictions",
+                request=header,
+                response_type=pb.UploadPredictionsResponse,
+                action=action,
+                content=content,
+            )
         if self.on_accept is not None and accepted_now:
             self.on_accept(response)
         return response
@@ -416,14 +553,18 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             model = await model_handlers.require_model(conn, request.model_id)
             if not sees_private(model.participant_id) and round_row.state in ("open", "closed"):
                 raise PermissionDenied("another participant's submission is private until the round resolves")
-            row = await uploads_repo.get_submission(conn, round_row.tournament_id, round_row.round_number,
-                                                    model.model_id, request.version)
-            latest = await uploads_repo.latest_version(conn, round_row.tournament_id, round_row.round_number,
-                                                       model.model_id)
+            row = await uploads_repo.get_submission(
+                conn, round_row.tournament_id, round_row.round_number, model.model_id, request.version
+            )
+            latest = await uploads_repo.latest_version(
+                conn, round_row.tournament_id, round_row.round_number, model.model_id
+            )
         if row is None:
             which = f"version {request.version}" if request.version else "submission"
-            raise NotFound(f"model {request.model_id!r} has no {which} in round {round_row.round_number}",
-                           metadata={"model_id": request.model_id})
+            raise NotFound(
+                f"model {request.model_id!r} has no {which} in round {round_row.round_number}",
+                metadata={"model_id": request.model_id},
+            )
         return pb.GetSubmissionResponse(submission=uploads.submission_pb(row, latest=row.version == latest))
 
     async def ListSubmissions(self, request: pb.ListSubmissionsRequest, context: Any):
@@ -436,15 +577,29 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
                 if participant and participant != caller.participant_id:
                     raise PermissionDenied("other participants' submissions are private until the round resolves")
                 participant = caller.participant_id
-            filters = ["subs", round_row.tournament_id, round_row.round_number, request.model_id, participant,
-                       request.latest_only]
+            filters = [
+                "subs",
+                round_row.tournament_id,
+                round_row.round_number,
+                request.model_id,
+                participant,
+                request.latest_only,
+            ]
             after = decode_token(request.page_token, filters)
-            rows = await uploads_repo.list_submissions(conn, round_row.tournament_id, round_row.round_number,
-                                                       request.model_id or None, participant, request.latest_only,
-                                                       after, size + 1)
+            rows = await uploads_repo.list_submissions(
+                conn,
+                round_row.tournament_id,
+                round_row.round_number,
+                request.model_id or None,
+                participant,
+                request.latest_only,
+                after,
+                size + 1,
+            )
         token = encode_token(rows[size - 1].seq, filters) if len(rows) > size else ""
-        return pb.ListSubmissionsResponse(submissions=[uploads.submission_pb(r, r.latest) for r in rows[:size]],
-                                          next_page_token=token)
+        return pb.ListSubmissionsResponse(
+            submissions=[uploads.submission_pb(r, r.latest) for r in rows[:size]], next_page_token=token
+        )
 
     async def GetReceiptPublicKey(self, request: pb.GetReceiptPublicKeyRequest, context: Any):
         signer = self.keys.signer
@@ -456,9 +611,11 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             public = receipts.load_public_key_raw(bytes(row.public_key))
         else:
             public = signer.key.public_key()
-        return pb.GetReceiptPublicKeyResponse(key_id=receipts.key_id(public),
-                                              public_key=receipts.public_key_raw(public),
-                                              public_key_pem=receipts.public_key_to_pem(public).decode())
+        return pb.GetReceiptPublicKeyResponse(
+            key_id=receipts.key_id(public),
+            public_key=receipts.public_key_raw(public),
+            public_key_pem=receipts.public_key_to_pem(public).decode(),
+        )
 
     # --- feeding scoring -------------------------------------------------------------------
 
@@ -470,64 +627,90 @@ class SubmissionsServicer(pb_grpc.SubmissionsServiceServicer):
             return
         row, _, packed = await self._packed(request.round)
         if row.state == "open":
-            raise FailedPrecondition("round is OPEN: its submissions stream once it is closed",
-                                     metadata={"current_state": "OPEN"})
+            raise FailedPrecondition(
+                "round is OPEN: its submissions stream once it is closed", metadata={"current_state": "OPEN"}
+            )
         idx = np.flatnonzero(packed.tournament_mask)
         eras = era_labels(packed.eras)
         for start in range(0, len(idx), size):
-            part = idx[start:start + size]
-            yield pb.StreamRoundSubmissionsResponse(rows=pb.RoundRows(
-                row_offset=start, total_rows=len(idx), ids=pack_strings(packed.ids[part]),
-                eras=pack_strings(eras[part]), splits=[SPLIT_TO_PROTO[Split(s)] for s in packed.splits[part]]))
+            part = idx[start : start + size]
+            yield pb.StreamRoundSubmissionsResponse(
+                rows=pb.RoundRows(
+                    row_offset=start,
+                    total_rows=len(idx),
+                    ids=pack_strings(packed.ids[part]),
+                    eras=pack_strings(eras[part]),
+                    splits=[SPLIT_TO_PROTO[Split(s)] for s in packed.splits[part]],
+                )
+            )
         async with self.db.connect() as conn:
             subs = await uploads_repo.latest_predictions(conn, row.tournament_id, row.round_number)
         for sub in subs:
             values = bytes(sub.predictions)
             record = uploads.submission_pb(sub, latest=True)
             for start in range(0, len(idx), size):
-                yield pb.StreamRoundSubmissionsResponse(submission_chunk=pb.SubmissionChunk(
-                    model_id=sub.model_id, version=sub.version, participant_id=sub.participant_id,
-                    submission_id=sub.submission_id, row_offset=start,
-                    values=values[start * 4:(start + size) * 4], submission=record if start == 0 else None))
+                yield pb.StreamRoundSubmissionsResponse(
+                    submission_chunk=pb.SubmissionChunk(
+                        model_id=sub.model_id,
+                        version=sub.version,
+                        participant_id=sub.participant_id,
+                        submission_id=sub.submission_id,
+                        row_offset=start,
+                        values=values[start * 4 : (start + size) * 4],
+                        submission=record if start == 0 else None,
+                    )
+                )
 
     async def _stream_one_upload(self, request: pb.StreamRoundSubmissionsRequest, size: int):
         if not request.model_id or request.version < 1:
             raise InvalidArgument("model_id and version >= 1 go together", metadata={"field": "version"})
         async with self.db.connect() as conn:
             row = await handlers.require_round(conn, request.round)
-            sub = await uploads_repo.get_predictions(conn, row.tournament_id, row.round_number, request.model_id,
-                                                     request.version)
+            sub = await uploads_repo.get_predictions(
+                conn, row.tournament_id, row.round_number, request.model_id, request.version
+            )
         if sub is None:
-            raise NotFound(f"no accepted upload of model {request.model_id!r} v{request.version} in round "
-                           f"{row.round_number}", metadata={"model_id": request.model_id})
+            raise NotFound(
+                f"no accepted upload of model {request.model_id!r} v{request.version} in round {row.round_number}",
+                metadata={"model_id": request.model_id},
+            )
         values = bytes(sub.predictions)
         record = uploads.submission_pb(sub, latest=sub.latest)
         for start in range(0, max(len(values) // 4, 1), size):
-            yield pb.StreamRoundSubmissionsResponse(submission_chunk=pb.SubmissionChunk(
-                model_id=sub.model_id, version=sub.version, participant_id=sub.participant_id,
-                submission_id=sub.submission_id, row_offset=start, values=values[start * 4:(start + size) * 4],
-                submission=record if start == 0 else None))
+            yield pb.StreamRoundSubmissionsResponse(
+                submission_chunk=pb.SubmissionChunk(
+                    model_id=sub.model_id,
+                    version=sub.version,
+                    participant_id=sub.participant_id,
+                    submission_id=sub.submission_id,
+                    row_offset=start,
+                    values=values[start * 4 : (start + size) * 4],
+                    submission=record if start == 0 else None,
+                )
+            )
 
     async def StreamRoundTargets(self, request: pb.StreamRoundTargetsRequest, context: Any):
         size = chunk_rows(request.chunk_rows)
         row, _, packed = await self._packed(request.round)
         if not row.revealed and principal().identity != SCORING:
             # the access rule already says so; kept here too, so widening the rule can't leak hidden targets
-            raise PermissionDenied("the hidden targets of a round that has not resolved go to the scoring "
-                                   "service only")
+            raise PermissionDenied("the hidden targets of a round that has not resolved go to the scoring service only")
         targets = packed.targets.copy()
         if not row.revealed:
             targets[packed.splits == Split.LIVE] = np.nan
         packed = PackedRound(packed.feature_names, packed.ids, packed.eras, packed.splits, packed.features, targets)
         idx = np.flatnonzero(packed.tournament_mask)
         for start in range(0, len(idx), size):
-            yield pb.StreamRoundTargetsResponse(chunk=targets_chunk(packed, idx[start:start + size], start))
+            yield pb.StreamRoundTargetsResponse(chunk=targets_chunk(packed, idx[start : start + size], start))
 
 
 def targets_chunk(packed: PackedRound, part: np.ndarray, offset: int) -> pb.TargetsChunk:
-    return pb.TargetsChunk(row_offset=offset, ids=pack_strings(packed.ids[part]),
-                           targets=packed.targets[part].astype(F32).tobytes(),
-                           splits=[SPLIT_TO_PROTO[Split(s)] for s in packed.splits[part]])
+    return pb.TargetsChunk(
+        row_offset=offset,
+        ids=pack_strings(packed.ids[part]),
+        targets=packed.targets[part].astype(F32).tobytes(),
+        splits=[SPLIT_TO_PROTO[Split(s)] for s in packed.splits[part]],
+    )
 
 
 class MessageReader:
@@ -556,13 +739,19 @@ class MessageReader:
         except TimeoutError:
             if self._deadline - asyncio.get_running_loop().time() <= 0:
                 raise self._late() from None
-            raise DeadlineExceeded(f"the {self.what} stream sent nothing for {self.idle:g} s; send each message "
-                                   "promptly (or a smaller upload)", reason="STREAM_IDLE",
-                                   metadata={"idle_seconds": f"{self.idle:g}"}) from None
+            raise DeadlineExceeded(
+                f"the {self.what} stream sent nothing for {self.idle:g} s; send each message "
+                "promptly (or a smaller upload)",
+                reason="STREAM_IDLE",
+                metadata={"idle_seconds": f"{self.idle:g}"},
+            ) from None
 
     def _late(self) -> DeadlineExceeded:
-        return DeadlineExceeded(f"the {self.what} stream did not finish within {self.total:g} s",
-                                reason="STREAM_DEADLINE", metadata={"deadline_seconds": f"{self.total:g}"})
+        return DeadlineExceeded(
+            f"the {self.what} stream did not finish within {self.total:g} s",
+            reason="STREAM_DEADLINE",
+            metadata={"deadline_seconds": f"{self.total:g}"},
+        )
 
 
 async def read_stream(request_iterator: AsyncIterator[Any], what: str, max_chunks: int = 10_000) -> tuple[Any, list]:
@@ -600,10 +789,14 @@ def dataset_from_chunks(header: pb.DatasetHeader, chunks: list[pb.DataChunk]) ->
         n = chunk.row_count
         chunk_ids = unpack_strings(chunk.ids)
         chunk_eras = unpack_strings(chunk.eras)
-        if not (len(chunk_ids) == len(chunk_eras) == len(chunk.splits) == n) or \
-                len(chunk.features) != n * len(names) * 4 or len(chunk.targets) != n * 4:
-            raise InvalidArgument(f"chunk {number}: columns must all have row_count={n} rows",
-                                  metadata={"chunk": str(number)})
+        if (
+            not (len(chunk_ids) == len(chunk_eras) == len(chunk.splits) == n)
+            or len(chunk.features) != n * len(names) * 4
+            or len(chunk.targets) != n * 4
+        ):
+            raise InvalidArgument(
+                f"chunk {number}: columns must all have row_count={n} rows", metadata={"chunk": str(number)}
+            )
         ids.append(chunk_ids)
         era_numbers = np.char.replace(chunk_eras, "era", "")
         if not all(e.isdigit() for e in era_numbers.tolist()):
@@ -614,8 +807,14 @@ def dataset_from_chunks(header: pb.DatasetHeader, chunks: list[pb.DataChunk]) ->
         targets.append(np.frombuffer(chunk.targets, dtype=F32))
     if not ids:
         raise InvalidArgument("the dataset has no rows")
-    packed = PackedRound(names, np.concatenate(ids), np.concatenate(eras), np.concatenate(splits),
-                         np.concatenate(features), np.concatenate(targets))
+    packed = PackedRound(
+        names,
+        np.concatenate(ids),
+        np.concatenate(eras),
+        np.concatenate(splits),
+        np.concatenate(features),
+        np.concatenate(targets),
+    )
     if len(np.unique(packed.ids)) != len(packed.ids):
         raise InvalidArgument("row ids must be unique")
     if not set(np.unique(packed.splits).tolist()) <= {1, 2, 3} or not (packed.splits == Split.VALIDATION).any():
@@ -623,5 +822,11 @@ def dataset_from_chunks(header: pb.DatasetHeader, chunks: list[pb.DataChunk]) ->
     if not np.isfinite(packed.features).all():
         raise InvalidArgument("features must be finite")
     order = np.argsort(packed.splits, kind="stable")
-    return PackedRound(names, packed.ids[order], packed.eras[order], packed.splits[order], packed.features[order],
-                       packed.targets[order])
+    return PackedRound(
+        names,
+        packed.ids[order],
+        packed.eras[order],
+        packed.splits[order],
+        packed.features[order],
+        packed.targets[order],
+    )

@@ -29,8 +29,9 @@ from shared.config import CommonSettings
 from shared.testing import bearer
 
 #: The 2016 round's size: 24,048 validation and 12,024 live rows.
-ROUND_2016 = pb.GeneratedDatasetSpec(seed=16, n_train=2000, n_validation=24048, n_live=12024, n_features=8,
-                                     n_training_eras=10, n_tournament_eras=12)
+ROUND_2016 = pb.GeneratedDatasetSpec(
+    seed=16, n_train=2000, n_validation=24048, n_live=12024, n_features=8, n_training_eras=10, n_tournament_eras=12
+)
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -69,8 +70,9 @@ class ServerProcess:
 
     async def start(self) -> None:
         settings = CommonSettings()
-        service_key = await create_key(settings, Role.SERVICE, "", "tests", [], url=self.database_url,
-                                       service_name="submissions")
+        service_key = await create_key(
+            settings, Role.SERVICE, "", "tests", [], url=self.database_url, service_name="submissions"
+        )
         self.operator = await create_key(settings, Role.OPERATOR, "", "tests", [], url=self.database_url)
         self._spawn(service_key)
         assert self.proc is not None
@@ -87,14 +89,27 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDQUANT_")}
         # its own role only, as in production (create_key above made the roles and migrated the schema)
         own_url = db_roles.derive_url(self.database_url, db_roles.login_role("submissions"))
-        env.update({"DATABASE_URL": own_url, "CROWDQUANT_SERVICE_API_KEY": service_key,
-                    "CROWDQUANT_SUBMISSIONS_PORT": str(self.port), "CROWDQUANT_GRPC_HOST": "127.0.0.1",
-                    "CROWDQUANT_NOTIFY_SCORING": "false", "CROWDQUANT_LOG_LEVEL": "warning",
-                    "CROWDQUANT_UPLOADS_PER_MINUTE": "100000", "CROWDQUANT_UPLOAD_BURST": "10000",
-                    "OPENBLAS_NUM_THREADS": "1", **self.env})
+        env.update(
+            {
+                "DATABASE_URL": own_url,
+                "CROWDQUANT_SERVICE_API_KEY": service_key,
+                "CROWDQUANT_SUBMISSIONS_PORT": str(self.port),
+                "CROWDQUANT_GRPC_HOST": "127.0.0.1",
+                "CROWDQUANT_NOTIFY_SCORING": "false",
+                "CROWDQUANT_LOG_LEVEL": "warning",
+                "CROWDQUANT_UPLOADS_PER_MINUTE": "100000",
+                "CROWDQUANT_UPLOAD_BURST": "10000",
+                "OPENBLAS_NUM_THREADS": "1",
+                **self.env,
+            }
+        )
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "crowdquant.cli.main", "serve", "submissions"],
-                                     env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crowdquant.cli.main", "serve", "submissions"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -109,29 +124,34 @@ class ServerProcess:
         """A new participant and one key of its own: (participant id, key)."""
         async with grpc.aio.insecure_channel(self.address) as channel:
             stub = id_grpc.IdentityServiceStub(channel)
-            resp = await stub.CreateParticipant(id_pb.CreateParticipantRequest(request_id=f"p-{name}",
-                                                                               display_name=name),
-                                                metadata=bearer(self.operator))
+            resp = await stub.CreateParticipant(
+                id_pb.CreateParticipantRequest(request_id=f"p-{name}", display_name=name),
+                metadata=bearer(self.operator),
+            )
             participant_id = resp.participant.participant_id
-        key = await create_key(CommonSettings(), Role.PARTICIPANT, participant_id, "tests", [],
-                               url=self.database_url)
+        key = await create_key(CommonSettings(), Role.PARTICIPANT, participant_id, "tests", [], url=self.database_url)
         return participant_id, key
 
     async def open_round(self, tournament_id: str, spec: pb.GeneratedDatasetSpec = ROUND_2016) -> list[str]:
         """A tournament with one open generated round; returns the round's tournament row ids in order."""
-        async with grpc.aio.insecure_channel(self.address,
-                                             options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+        async with grpc.aio.insecure_channel(
+            self.address, options=[("grpc.max_receive_message_length", 64 << 20)]
+        ) as channel:
             stub = pb_grpc.SubmissionsServiceStub(channel)
             op = bearer(self.operator)
-            await stub.CreateTournament(pb.CreateTournamentRequest(request_id=f"t-{tournament_id}",
-                                                                   tournament_id=tournament_id, target_kind=1),
-                                        metadata=op)
-            await stub.OpenRound(pb.OpenRoundRequest(request_id=f"o-{tournament_id}", tournament_id=tournament_id,
-                                                     generated=spec), metadata=op)
+            await stub.CreateTournament(
+                pb.CreateTournamentRequest(request_id=f"t-{tournament_id}", tournament_id=tournament_id, target_kind=1),
+                metadata=op,
+            )
+            await stub.OpenRound(
+                pb.OpenRoundRequest(request_id=f"o-{tournament_id}", tournament_id=tournament_id, generated=spec),
+                metadata=op,
+            )
             ids: list[str] = []
             ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=1)
-            request = pb.DownloadRoundDataRequest(round=ref, splits=[common_pb2.SPLIT_VALIDATION,
-                                                                     common_pb2.SPLIT_LIVE])
+            request = pb.DownloadRoundDataRequest(
+                round=ref, splits=[common_pb2.SPLIT_VALIDATION, common_pb2.SPLIT_LIVE]
+            )
             async for message in stub.DownloadRoundData(request, metadata=op):
                 if message.WhichOneof("kind") == "chunk":
                     ids += message.chunk.ids.decode().split("\n")
@@ -142,7 +162,13 @@ class ServerProcess:
 
         async with grpc.aio.insecure_channel(self.address) as channel:
             stub = pb_grpc.SubmissionsServiceStub(channel)
-            resp = await stub.CreateModel(pb.CreateModelRequest(request_id=f"m-{name}", tournament_id=tournament_id,
-                                                                display_name=name, payout_address=blt_address(3)),
-                                          metadata=bearer(key))
+            resp = await stub.CreateModel(
+                pb.CreateModelRequest(
+                    request_id=f"m-{name}",
+                    tournament_id=tournament_id,
+                    display_name=name,
+                    payout_address=blt_address(3),
+                ),
+                metadata=bearer(key),
+            )
             return resp.model.model_id

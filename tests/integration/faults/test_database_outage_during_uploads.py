@@ -15,19 +15,26 @@ from tests.integration.conftest import md
 from tests.integration.foundation.test_runtime import health_status
 from tests.integration.submissions.conftest import blt_address
 
-SPEC = pb.GeneratedDatasetSpec(seed=21, n_train=500, n_validation=1500, n_live=500, n_features=5,
-                               n_training_eras=5, n_tournament_eras=4)
+SPEC = pb.GeneratedDatasetSpec(
+    seed=21, n_train=500, n_validation=1500, n_live=500, n_features=5, n_training_eras=5, n_tournament_eras=4
+)
 
 
 async def test_uploads_survive_a_database_outage(database_url, keys, subs):
-    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-out", tournament_id="outage", target_kind=1),
-                                metadata=md(keys.operator))
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-out", tournament_id="outage", generated=SPEC),
-                                   metadata=md(keys.operator))).round
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(request_id="t-out", tournament_id="outage", target_kind=1),
+        metadata=md(keys.operator),
+    )
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-out", tournament_id="outage", generated=SPEC), metadata=md(keys.operator)
+        )
+    ).round
     proxy = TcpProxy(database_url)
     await proxy.start()
-    running = await start_services(proxy.url(), keys.services, names=["submissions"],
-                                   submissions={"notify_scoring": False})
+    running = await start_services(
+        proxy.url(), keys.services, names=["submissions"], submissions={"notify_scoring": False}
+    )
     addr = running["submissions"].address
     client = Client(addr, keys.participant, retries=8, timeout=20)
     try:
@@ -63,10 +70,12 @@ async def test_uploads_survive_a_database_outage(database_url, keys, subs):
         assert await health_status(addr) == health_pb2.HealthCheckResponse.SERVING
         # every upload stored exactly once, versions 1..6, each matching its receipt
         assert [r.version for r in receipts] == list(range(1, 7))
-        listed = await subs.ListSubmissions(pb.ListSubmissionsRequest(round=opened.round, model_id=model.model_id),
-                                            metadata=md(keys.operator))
-        assert [(s.version, s.content_sha256) for s in listed.submissions] == \
-               [(r.version, r.content_sha256) for r in receipts]
+        listed = await subs.ListSubmissions(
+            pb.ListSubmissionsRequest(round=opened.round, model_id=model.model_id), metadata=md(keys.operator)
+        )
+        assert [(s.version, s.content_sha256) for s in listed.submissions] == [
+            (r.version, r.content_sha256) for r in receipts
+        ]
         sums = await table_checksums(database_url, ["submissions"])
         assert sums['"submissions"."submissions"'][0] == 6
     finally:

@@ -14,9 +14,12 @@ from tests.integration.submissions.conftest import upload_requests
 
 
 async def test_upload_rate_limit_per_key(database_url, keys):
-    running = await start_services(database_url, keys.services, names=["submissions"],
-                                   submissions={"uploads_per_minute": 0.001, "upload_burst": 2,
-                                                "notify_scoring": False})
+    running = await start_services(
+        database_url,
+        keys.services,
+        names=["submissions"],
+        submissions={"uploads_per_minute": 0.001, "upload_burst": 2, "notify_scoring": False},
+    )
     try:
         async with grpc.aio.insecure_channel(running["submissions"].address) as channel:
             stub = pb_grpc.SubmissionsServiceStub(channel)
@@ -24,8 +27,9 @@ async def test_upload_rate_limit_per_key(database_url, keys):
             codes = []
             for _ in range(3):
                 with pytest.raises(grpc.aio.AioRpcError) as info:
-                    await stub.UploadPredictions(upload_requests(header, ["a"], np.asarray([0.5])),
-                                                 metadata=md(keys.participant))
+                    await stub.UploadPredictions(
+                        upload_requests(header, ["a"], np.asarray([0.5])), metadata=md(keys.participant)
+                    )
                 codes.append(info.value.code())
             assert codes[:2] != [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
             assert codes[2] == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -39,11 +43,16 @@ async def test_upload_rate_limit_per_key(database_url, keys):
 
 
 async def test_oversize_message_is_resource_exhausted(database_url, keys):
-    running = await start_services(database_url, keys.services, names=["submissions"],
-                                   submissions={"max_message_bytes": 1024 * 1024, "notify_scoring": False})
+    running = await start_services(
+        database_url,
+        keys.services,
+        names=["submissions"],
+        submissions={"max_message_bytes": 1024 * 1024, "notify_scoring": False},
+    )
     try:
-        async with grpc.aio.insecure_channel(running["submissions"].address,
-                                             options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        async with grpc.aio.insecure_channel(
+            running["submissions"].address, options=[("grpc.max_send_message_length", 64 << 20)]
+        ) as channel:
             stub = pb_grpc.SubmissionsServiceStub(channel)
 
             async def huge():  # refused by gRPC itself, before the service reads it
@@ -66,13 +75,19 @@ async def test_client_library_waits_as_the_rate_limit_says(database_url, keys, s
     from tests.integration.faults.test_database_outage_during_uploads import SPEC
     from tests.integration.submissions.conftest import blt_address
 
-    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-rl", tournament_id="ratelimited",
-                                                           target_kind=1), metadata=md(keys.operator))
-    await subs.OpenRound(pb.OpenRoundRequest(request_id="o-rl", tournament_id="ratelimited", generated=SPEC),
-                         metadata=md(keys.operator))
-    running = await start_services(database_url, keys.services, names=["submissions"],
-                                   submissions={"uploads_per_minute": 120, "upload_burst": 1,
-                                                "notify_scoring": False})
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(request_id="t-rl", tournament_id="ratelimited", target_kind=1),
+        metadata=md(keys.operator),
+    )
+    await subs.OpenRound(
+        pb.OpenRoundRequest(request_id="o-rl", tournament_id="ratelimited", generated=SPEC), metadata=md(keys.operator)
+    )
+    running = await start_services(
+        database_url,
+        keys.services,
+        names=["submissions"],
+        submissions={"uploads_per_minute": 120, "upload_burst": 1, "notify_scoring": False},
+    )
     client = Client(running["submissions"].address, keys.other)
     try:
         model = await asyncio.to_thread(client.create_model, "ratelimited", "eager", blt_address(12))
@@ -82,8 +97,7 @@ async def test_client_library_waits_as_the_rate_limit_says(database_url, keys, s
         receipts = []
         for _ in range(3):  # one token, then one every 0.5 s: the 2nd and 3rd are told to wait
             values = rng.uniform(0.3, 0.7, len(ids))
-            receipts.append(await asyncio.to_thread(client.submit, "ratelimited", (ids, values),
-                                                    model=model.model_id))
+            receipts.append(await asyncio.to_thread(client.submit, "ratelimited", (ids, values), model=model.model_id))
         assert [r.version for r in receipts] == [1, 2, 3]
     finally:
         client.close()

@@ -31,31 +31,39 @@ KEYS_ASKED = 36
 STREAMS = 1000
 MAX_KEYS = 10
 PER_PARTICIPANT = 4
-SPEC = pb.GeneratedDatasetSpec(seed=5, n_train=1000, n_validation=4000, n_live=2000, n_features=8,
-                               n_training_eras=4, n_tournament_eras=6)
+SPEC = pb.GeneratedDatasetSpec(
+    seed=5, n_train=1000, n_validation=4000, n_live=2000, n_features=8, n_training_eras=4, n_tournament_eras=6
+)
 
 
 @pytest_asyncio.fixture(scope="module")
 async def server(database_url, tmp_path_factory) -> AsyncIterator[ServerProcess]:
-    proc = ServerProcess(database_url, tmp_path_factory.mktemp("isolation") / "submissions.log",
-                         env={"CROWDQUANT_MAX_KEYS_PER_PARTICIPANT": str(MAX_KEYS),
-                              "CROWDQUANT_UPLOAD_STREAMS_PER_PARTICIPANT": str(PER_PARTICIPANT),
-                              "CROWDQUANT_UPLOAD_IDLE_SECONDS": "600"})
+    proc = ServerProcess(
+        database_url,
+        tmp_path_factory.mktemp("isolation") / "submissions.log",
+        env={
+            "CROWDQUANT_MAX_KEYS_PER_PARTICIPANT": str(MAX_KEYS),
+            "CROWDQUANT_UPLOAD_STREAMS_PER_PARTICIPANT": str(PER_PARTICIPANT),
+            "CROWDQUANT_UPLOAD_IDLE_SECONDS": "600",
+        },
+    )
     await proc.start()
     yield proc
     proc.stop()
 
 
-async def greedy_keys(server: ServerProcess, participant_id: str,
-                      first_key: str) -> tuple[list[str], list[grpc.StatusCode]]:
+async def greedy_keys(
+    server: ServerProcess, participant_id: str, first_key: str
+) -> tuple[list[str], list[grpc.StatusCode]]:
     """Ask for KEYS_ASKED - 1 more keys with the participant's own key: (keys granted, refusal codes)."""
     keys, refusals = [first_key], []
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = id_grpc.IdentityServiceStub(channel)
         for n in range(KEYS_ASKED - 1):
             try:
-                request = id_pb.CreateApiKeyRequest(request_id=f"greedy-key-{n}", participant_id=participant_id,
-                                                    role=common_pb2.ROLE_PARTICIPANT)
+                request = id_pb.CreateApiKeyRequest(
+                    request_id=f"greedy-key-{n}", participant_id=participant_id, role=common_pb2.ROLE_PARTICIPANT
+                )
                 resp = await stub.CreateApiKey(request, metadata=bearer(first_key))
                 keys.append(resp.secret)
             except grpc.aio.AioRpcError as exc:
@@ -83,8 +91,9 @@ async def test_a_participant_holding_1000_streams_starves_only_itself(server):
 
     async def idle_stream(n: int) -> grpc.StatusCode:
         async def requests():
-            yield pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id=f"idle-{n}", model_id=greedy_model,
-                                                                     round=ref))
+            yield pb.UploadPredictionsRequest(
+                header=pb.UploadHeader(request_id=f"idle-{n}", model_id=greedy_model, round=ref)
+            )
             await release.wait()
 
         stub = pb_grpc.SubmissionsServiceStub(channels[n % len(keys)])
@@ -122,8 +131,9 @@ async def test_a_participant_holding_1000_streams_starves_only_itself(server):
             for n in range(20):
                 header = pb.UploadHeader(request_id=f"honest-{n}", model_id=honest_models[n % 2], round=ref)
                 started = time.perf_counter()
-                resp = await stub.UploadPredictions(upload_stream(header, ids, rng.uniform(0.3, 0.7, len(ids))),
-                                                    metadata=bearer(honest), timeout=30)
+                resp = await stub.UploadPredictions(
+                    upload_stream(header, ids, rng.uniform(0.3, 0.7, len(ids))), metadata=bearer(honest), timeout=30
+                )
                 latencies.append(time.perf_counter() - started)
                 assert resp.receipt.signature
             stop_probe.set()

@@ -28,8 +28,11 @@ FIGURES: dict[str, float] = {}
 
 @pytest_asyncio.fixture(scope="module")
 async def server(database_url, tmp_path_factory) -> AsyncIterator[ServerProcess]:
-    proc = ServerProcess(database_url, tmp_path_factory.mktemp("memory") / "submissions.log",
-                         env={"CROWDQUANT_UPLOAD_IDLE_SECONDS": str(IDLE_SECONDS)})
+    proc = ServerProcess(
+        database_url,
+        tmp_path_factory.mktemp("memory") / "submissions.log",
+        env={"CROWDQUANT_UPLOAD_IDLE_SECONDS": str(IDLE_SECONDS)},
+    )
     await proc.start()
     yield proc
     proc.stop()
@@ -41,12 +44,14 @@ async def setup(server):
     _, key = await server.participant("mallory")
     ids = await server.open_round("memory")
     model = await server.model(key, "memory", "mallory-1")
-    header = pb.UploadHeader(request_id="warm", model_id=model,
-                             round=common_pb2.RoundRef(tournament_id="memory", round_number=1))
+    header = pb.UploadHeader(
+        request_id="warm", model_id=model, round=common_pb2.RoundRef(tournament_id="memory", round_number=1)
+    )
     values = np.random.default_rng(0).uniform(0.3, 0.7, len(ids))
     async with grpc.aio.insecure_channel(server.address) as channel:  # an honest upload warms the round's view
         resp = await pb_grpc.SubmissionsServiceStub(channel).UploadPredictions(
-            upload_stream(header, ids, values), metadata=bearer(key))
+            upload_stream(header, ids, values), metadata=bearer(key)
+        )
         assert resp.submission.version == 1
     return key, model, ids
 
@@ -54,11 +59,11 @@ async def setup(server):
 async def refused(server: ServerProcess, key: str, requests, name: str) -> grpc.aio.AioRpcError:
     """Send one upload, expect a refusal, and check the server's peak RSS grew <= LIMIT_MB."""
     before = reset_peak(server.pid)
-    async with grpc.aio.insecure_channel(server.address,
-                                         options=[("grpc.max_send_message_length", 256 << 20)]) as channel:
+    async with grpc.aio.insecure_channel(
+        server.address, options=[("grpc.max_send_message_length", 256 << 20)]
+    ) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await pb_grpc.SubmissionsServiceStub(channel).UploadPredictions(requests, metadata=bearer(key),
-                                                                           timeout=120)
+            await pb_grpc.SubmissionsServiceStub(channel).UploadPredictions(requests, metadata=bearer(key), timeout=120)
     grown = (memory_kb(server.pid)["VmHWM"] - before) / 1024
     FIGURES[name] = grown
     assert grown <= LIMIT_MB, f"{name}: peak RSS grew {grown:.1f} MB refusing it"
@@ -76,8 +81,9 @@ def own_write_failed(err: grpc.aio.AioRpcError) -> bool:
 
 
 def header_for(model: str, request_id: str) -> pb.UploadHeader:
-    return pb.UploadHeader(request_id=request_id, model_id=model,
-                           round=common_pb2.RoundRef(tournament_id="memory", round_number=1))
+    return pb.UploadHeader(
+        request_id=request_id, model_id=model, round=common_pb2.RoundRef(tournament_id="memory", round_number=1)
+    )
 
 
 @pytest.mark.parametrize("length", [8_000, 100_000])
@@ -86,8 +92,9 @@ async def test_a_long_id_is_refused_when_it_arrives(server, setup, length):
     bad = list(ids)
     bad[1234] = "x" * length
     values = np.full(len(bad), 0.5)
-    err = await refused(server, key, upload_stream(header_for(model, f"long-{length}"), bad, values),
-                        f"{length:,}-char id")
+    err = await refused(
+        server, key, upload_stream(header_for(model, f"long-{length}"), bad, values), f"{length:,}-char id"
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "longer than every id of this round" in err.details() and "upload row 1234" in err.details()
 
@@ -114,8 +121,9 @@ async def test_60_mb_chunks_are_refused_before_they_are_read(server, setup):
 async def test_ten_times_the_rows_are_refused_past_the_cap(server, setup):
     key, model, ids = setup
     many = [f"r{i}" for i in range(10 * len(ids))]
-    err = await refused(server, key, upload_stream(header_for(model, "ten-times"), many, np.full(len(many), 0.5)),
-                        "ten times the rows")
+    err = await refused(
+        server, key, upload_stream(header_for(model, "ten-times"), many, np.full(len(many), 0.5)), "ten times the rows"
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "rows" in err.details() and "the round has 36,072" in err.details()
 
@@ -164,8 +172,7 @@ async def test_non_utf8_ids_are_invalid_argument(server, setup):
 
 async def test_an_upload_without_request_id_is_refused_at_its_header(server, setup):
     key, model, ids = setup
-    err = await refused(server, key, upload_stream(header_for(model, ""), ids, np.full(len(ids), 0.5)),
-                        "no request id")
+    err = await refused(server, key, upload_stream(header_for(model, ""), ids, np.full(len(ids), 0.5)), "no request id")
     if not own_write_failed(err):
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "request_id is required" in err.details()

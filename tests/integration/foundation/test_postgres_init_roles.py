@@ -24,17 +24,21 @@ SCRIPT = REPO / "scripts" / "postgres-init-roles.sh"
 def _psql_env(admin_url: str) -> dict[str, str]:
     """libpq variables for the script's psql, from the test server's administrator URL."""
     parts = urlsplit(admin_url)
-    env = {"PGHOST": parse_qs(parts.query).get("host", [parts.hostname or "127.0.0.1"])[0],
-           "PGPORT": str(parts.port or 5432), "POSTGRES_USER": unquote(parts.username or "postgres"),
-           "POSTGRES_DB": parts.path.lstrip("/")}
+    env = {
+        "PGHOST": parse_qs(parts.query).get("host", [parts.hostname or "127.0.0.1"])[0],
+        "PGPORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_DB": parts.path.lstrip("/"),
+    }
     if parts.password:
         env["PGPASSWORD"] = unquote(parts.password)
     return env
 
 
 async def _run(command: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True,
-                                   timeout=timeout, cwd=REPO)
+    return await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
 def _psql_dir() -> str | None:

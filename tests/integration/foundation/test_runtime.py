@@ -21,8 +21,9 @@ EXPECTED = {
 
 async def health_status(addr: str, service: str = "") -> int:
     async with grpc.aio.insecure_channel(addr) as channel:
-        resp = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
-                                                                timeout=3)
+        resp = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=3
+        )
         return resp.status
 
 
@@ -83,7 +84,8 @@ async def test_database_outage_turns_health_not_serving_and_back(database_url, k
         async with grpc.aio.insecure_channel(addr) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await pb_grpc.IdentityServiceStub(channel).ListParticipants(
-                    pb.ListParticipantsRequest(), metadata=md(keys.operator), timeout=20)
+                    pb.ListParticipantsRequest(), metadata=md(keys.operator), timeout=20
+                )
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         await proxy.start()
         await wait_for(addr, health_pb2.HealthCheckResponse.SERVING)

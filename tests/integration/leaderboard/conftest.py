@@ -21,15 +21,23 @@ T = "lbt"
 ROUND_1 = [("a", 0.01, 0.0, 0.02), ("b", 0.02, 0.01, 0.03), ("c", 0.03, 0.02, 0.04)]
 ROUND_2 = [("a", 0.05, 0.04, 0.06), ("b", 0.01, 0.0, 0.02)]
 #            model  corr  ci_low  ci_high  mmc  stake  payout
-ROUND_3 = [("a", 0.04, 0.03, 0.05, 0.01, 5000, 120),
-           ("b", 0.02, 0.015, 0.035, 0.03, 7000, 0),
-           ("c", 0.02, 0.0, 0.025, 0.02, 0, 0),
-           ("d", 0.02, 0.018, 0.022, 0.0, 0, 0),
-           ("e", -0.01, -0.02, 0.0, 0.05, 100, -5),
-           ("f", 0.06, 0.055, 0.07, 0.01, 0, 0)]
+ROUND_3 = [
+    ("a", 0.04, 0.03, 0.05, 0.01, 5000, 120),
+    ("b", 0.02, 0.015, 0.035, 0.03, 7000, 0),
+    ("c", 0.02, 0.0, 0.025, 0.02, 0, 0),
+    ("d", 0.02, 0.018, 0.022, 0.0, 0, 0),
+    ("e", -0.01, -0.02, 0.0, 0.05, 100, -5),
+    ("f", 0.06, 0.055, 0.07, 0.01, 0, 0),
+]
 # Reputation of each model over rounds 3, 2, 1 with linear weights 3/6, 2/6, 1/6 (by hand).
-REPUTATION_3 = {"a": 0.5 * 0.04 + 2 / 6 * 0.05 + 1 / 6 * 0.01, "b": 0.5 * 0.02 + 2 / 6 * 0.01 + 1 / 6 * 0.02,
-                "c": (3 * 0.02 + 1 * 0.03) / 4, "d": 0.02, "e": -0.01, "f": 0.06}
+REPUTATION_3 = {
+    "a": 0.5 * 0.04 + 2 / 6 * 0.05 + 1 / 6 * 0.01,
+    "b": 0.5 * 0.02 + 2 / 6 * 0.01 + 1 / 6 * 0.02,
+    "c": (3 * 0.02 + 1 * 0.03) / 4,
+    "d": 0.02,
+    "e": -0.01,
+    "f": 0.06,
+}
 
 
 def live_board(tournament_id: str, number: int, rows: list[tuple], *, payouts_known: bool = False) -> RoundBoard:
@@ -44,9 +52,17 @@ def live_board(tournament_id: str, number: int, rows: list[tuple], *, payouts_kn
         payout = rest[2] if len(rest) > 2 else 0
         results.append(ModelResult(model_id, f"model {model_id}", f"owner of {model_id}", scores, stake, payout))
     metrics = (Metric.CORR, Metric.MMC) if any(Metric.MMC in r.scores for r in results) else (Metric.CORR,)
-    return RoundBoard(tournament_id, number, Source.LIVE, Metric.CORR, metrics, tuple(results),
-                      meta_model={Metric.CORR: Score(0.02, 0.01, 0.03)}, payouts_known=payouts_known,
-                      published_at=datetime.now(UTC))
+    return RoundBoard(
+        tournament_id,
+        number,
+        Source.LIVE,
+        Metric.CORR,
+        metrics,
+        tuple(results),
+        meta_model={Metric.CORR: Score(0.02, 0.01, 0.03)},
+        payouts_known=payouts_known,
+        published_at=datetime.now(UTC),
+    )
 
 
 async def seed(database_url: str, board: RoundBoard) -> None:

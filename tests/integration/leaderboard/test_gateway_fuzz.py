@@ -12,18 +12,57 @@ from shared.testing import table_checksums
 from tests.integration.leaderboard.conftest import T
 from tests.integration.leaderboard.test_gateway_http import gateway
 
-ROUTES = ["/", "/reputation", "/models/{x}", "/api/v1/rounds", "/api/v1/leaderboard", "/api/v1/reputation",
-          "/api/v1/models/{x}", "/healthz", "/metrics", "/api/v1/{x}", "/{x}"]
+ROUTES = [
+    "/",
+    "/reputation",
+    "/models/{x}",
+    "/api/v1/rounds",
+    "/api/v1/leaderboard",
+    "/api/v1/reputation",
+    "/api/v1/models/{x}",
+    "/healthz",
+    "/metrics",
+    "/api/v1/{x}",
+    "/{x}",
+]
 PARAMS = ["tournament", "round", "metric", "page_size", "page_token", "window"]
-VALUES = st.one_of(st.text(max_size=30), st.sampled_from(
-    ["", "-1", "0", "1", "99999999999999999999", "nan", "inf", "CORR", "mmc", "logloss", T, "' OR 1=1 --",
-     "../../etc/passwd", "%00", "🦄" * 20, "x" * 3000]))
+VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "",
+            "-1",
+            "0",
+            "1",
+            "99999999999999999999",
+            "nan",
+            "inf",
+            "CORR",
+            "mmc",
+            "logloss",
+            T,
+            "' OR 1=1 --",
+            "../../etc/passwd",
+            "%00",
+            "🦄" * 20,
+            "x" * 3000,
+        ]
+    ),
+)
 
 
 @st.composite
 def hostile(draw):
-    route = draw(st.sampled_from(ROUTES)).replace("{x}", draw(st.text(
-        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"), min_size=1, max_size=40)))
+    route = draw(st.sampled_from(ROUTES)).replace(
+        "{x}",
+        draw(
+            st.text(
+                alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"),
+                min_size=1,
+                max_size=40,
+            )
+        ),
+    )
     params = draw(st.dictionaries(st.sampled_from(PARAMS), VALUES, max_size=4))
     method = draw(st.sampled_from(["GET", "GET", "GET", "HEAD", "POST", "DELETE", "PUT"]))
     return method, route, params
@@ -33,8 +72,7 @@ def hostile(draw):
 def cases():
     out = []
 
-    @settings(max_examples=400, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(hostile())
     def collect(case):
         out.append(case)

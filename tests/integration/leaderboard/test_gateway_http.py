@@ -23,8 +23,13 @@ class Clock:
 
 
 def gateway(services, *, client=("203.0.113.7", 5000), clock=None, **settings):
-    values = {"leaderboard_addr": services["leaderboard"].address, "gateway_cache_seconds": 0.0,
-              "gateway_rate_limit_per_second": 10_000.0, "gateway_rate_limit_burst": 10_000, **settings}
+    values = {
+        "leaderboard_addr": services["leaderboard"].address,
+        "gateway_cache_seconds": 0.0,
+        "gateway_rate_limit_per_second": 10_000.0,
+        "gateway_rate_limit_burst": 10_000,
+        **settings,
+    }
     app = create_app(GatewaySettings(**values), **({"clock": clock} if clock else {}))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=client), base_url="http://gateway")
 
@@ -46,13 +51,24 @@ async def test_leaderboard_json_ranks_with_ties_and_cors(http):
     data = resp.json()
     assert data["round"]["round_number"] == 3 and data["source"] == "live" and data["metric"] == "corr"
     assert [(x["rank"], x["model_id"]) for x in data["entries"]] == [
-        (1, "f"), (2, "a"), (3, "b"), (3, "c"), (3, "d"), (6, "e")]
+        (1, "f"),
+        (2, "a"),
+        (3, "b"),
+        (3, "c"),
+        (3, "d"),
+        (6, "e"),
+    ]
     a = data["entries"][1]
     assert a["metrics"]["corr"] == {"value": 0.04, "ci_low": 0.03, "ci_high": 0.05}
     assert a["tied_with_next"] and a["stake_satoshis"] == 5000 and a["payout_satoshis"] == 120
     by_mmc = (await http.get("/api/v1/leaderboard", params={"tournament": T, "round": "3", "metric": "MMC"})).json()
     assert [(x["rank"], x["model_id"]) for x in by_mmc["entries"]][:5] == [
-        (1, "e"), (2, "b"), (3, "c"), (4, "a"), (4, "f")]
+        (1, "e"),
+        (2, "b"),
+        (3, "c"),
+        (4, "a"),
+        (4, "f"),
+    ]
 
 
 async def test_etag_gives_304_until_the_content_changes(http, services, database_url):
@@ -65,8 +81,9 @@ async def test_etag_gives_304_until_the_content_changes(http, services, database
     assert (await http.get(url, headers={"If-None-Match": '"other"'})).status_code == 200
     # a page is served with its own validator
     page = await http.get("/", params={"tournament": T, "round": 3})
-    assert (await http.get("/", params={"tournament": T, "round": 3},
-                           headers={"If-None-Match": page.headers["etag"]})).status_code == 304
+    assert (
+        await http.get("/", params={"tournament": T, "round": 3}, headers={"If-None-Match": page.headers["etag"]})
+    ).status_code == 304
 
 
 async def test_gzip_and_identity_are_two_representations(http):
@@ -108,8 +125,11 @@ async def test_a_new_publish_changes_what_the_gateway_serves(services, seeded, d
 async def test_pages_of_the_api_neither_skip_nor_repeat(http):
     seen, token = [], ""
     while True:
-        data = (await http.get("/api/v1/leaderboard", params={"tournament": T, "round": 3, "page_size": 4,
-                                                              "page_token": token})).json()
+        data = (
+            await http.get(
+                "/api/v1/leaderboard", params={"tournament": T, "round": 3, "page_size": 4, "page_token": token}
+            )
+        ).json()
         seen += [x["model_id"] for x in data["entries"]]
         token = data["next_page_token"]
         if not token:
@@ -127,17 +147,20 @@ async def test_reputation_rounds_and_models(http):
     assert [r["round_number"] for r in model["rounds"]][:3] == [1, 2, 3] and model["total_payout_satoshis"] == 120
 
 
-@pytest.mark.parametrize(("url", "status", "words"), [
-    ("/api/v1/models/m_unknown", 404, "m_unknown"),
-    (f"/api/v1/leaderboard?tournament={T}&round=99", 404, "neither open nor published"),
-    (f"/api/v1/leaderboard?tournament={T}&metric=sharpe", 400, "metric"),
-    (f"/api/v1/leaderboard?tournament={T}&round=three", 400, "round"),
-    (f"/api/v1/leaderboard?tournament={T}&page_size=0", 400, "page_size"),
-    (f"/api/v1/leaderboard?tournament={T}&page_token=%00", 400, "page_token"),
-    (f"/api/v1/leaderboard?tournament={T}&round=3&metric=auc", 400, "AUC"),
-    ("/api/v1/reputation?tournament=Bad_Id", 400, "tournament"),
-    ("/api/v1/nothing", 404, "no API route"),
-])
+@pytest.mark.parametrize(
+    ("url", "status", "words"),
+    [
+        ("/api/v1/models/m_unknown", 404, "m_unknown"),
+        (f"/api/v1/leaderboard?tournament={T}&round=99", 404, "neither open nor published"),
+        (f"/api/v1/leaderboard?tournament={T}&metric=sharpe", 400, "metric"),
+        (f"/api/v1/leaderboard?tournament={T}&round=three", 400, "round"),
+        (f"/api/v1/leaderboard?tournament={T}&page_size=0", 400, "page_size"),
+        (f"/api/v1/leaderboard?tournament={T}&page_token=%00", 400, "page_token"),
+        (f"/api/v1/leaderboard?tournament={T}&round=3&metric=auc", 400, "AUC"),
+        ("/api/v1/reputation?tournament=Bad_Id", 400, "tournament"),
+        ("/api/v1/nothing", 404, "no API route"),
+    ],
+)
 async def test_errors_are_clear_json(http, url, status, words):
     resp = await http.get(url)
     assert resp.status_code == status, resp.text
@@ -149,16 +172,22 @@ async def test_errors_are_clear_json(http, url, status, words):
 
 async def test_read_only_and_preflight(http):
     assert (await http.post("/api/v1/leaderboard")).status_code == 405
-    pre = await http.options("/api/v1/leaderboard", headers={"Origin": "https://example.org",
-                                                             "Access-Control-Request-Method": "GET"})
+    pre = await http.options(
+        "/api/v1/leaderboard", headers={"Origin": "https://example.org", "Access-Control-Request-Method": "GET"}
+    )
     assert pre.status_code == 204 and "GET" in pre.headers["access-control-allow-methods"]
     assert pre.headers["access-control-allow-origin"] == "*"
 
 
 async def test_rate_limit_answers_429_with_retry_after(services, seeded):
     clock = Clock()
-    async with gateway(services, clock=clock, gateway_rate_limit_per_second=0.5, gateway_rate_limit_burst=3,
-                       gateway_trusted_proxies="203.0.113.7") as http:
+    async with gateway(
+        services,
+        clock=clock,
+        gateway_rate_limit_per_second=0.5,
+        gateway_rate_limit_burst=3,
+        gateway_trusted_proxies="203.0.113.7",
+    ) as http:
         url = f"/api/v1/rounds?tournament={T}"
         assert [(await http.get(url)).status_code for _ in range(3)] == [200, 200, 200]
         refused = await http.get(url)
@@ -214,11 +243,20 @@ async def test_open_round_page_shows_the_ladder_board(http, services, subs, keys
     from tests.integration.conftest import md
     from tests.integration.submissions.conftest import SMALL
 
-    await subs.CreateTournament(sub_pb.CreateTournamentRequest(
-        request_id="t-gwopen", tournament_id="gwopen", display_name="Open", target_kind=common_pb2.TARGET_KIND_GRADED,
-        network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST), metadata=md(keys.operator))
-    await subs.OpenRound(sub_pb.OpenRoundRequest(request_id="gwopen-1", tournament_id="gwopen", generated=SMALL),
-                         metadata=md(keys.operator))
+    await subs.CreateTournament(
+        sub_pb.CreateTournamentRequest(
+            request_id="t-gwopen",
+            tournament_id="gwopen",
+            display_name="Open",
+            target_kind=common_pb2.TARGET_KIND_GRADED,
+            network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST,
+        ),
+        metadata=md(keys.operator),
+    )
+    await subs.OpenRound(
+        sub_pb.OpenRoundRequest(request_id="gwopen-1", tournament_id="gwopen", generated=SMALL),
+        metadata=md(keys.operator),
+    )
     await services["leaderboard"].ctx.extras["open_rounds"].refresh("gwopen")
     data = (await http.get("/api/v1/leaderboard", params={"tournament": "gwopen"})).json()
     # graded targets: the Ladder shows CORR (no upload yet, so the board is empty)
@@ -232,10 +270,17 @@ async def test_open_round_page_shows_the_ladder_board(http, services, subs, keys
 
 
 async def test_a_zero_payout_shows_its_reason_in_the_page_and_the_json(services, seeded, database_url):
-    board = live_board("lbwhy", 1, [("w1", 0.03, 0.02, 0.04, 0.01, 1000, 700),
-                                    ("w2", 0.02, 0.01, 0.03, 0.01, 1000, 0)], payouts_known=True)
-    copied = replace(board.results[1], payout_reason="NOT_ORIGINAL",
-                     payout_detail="not original: |Pearson| 0.9999 with earlier submission w1 v1 (> 0.95)")
+    board = live_board(
+        "lbwhy",
+        1,
+        [("w1", 0.03, 0.02, 0.04, 0.01, 1000, 700), ("w2", 0.02, 0.01, 0.03, 0.01, 1000, 0)],
+        payouts_known=True,
+    )
+    copied = replace(
+        board.results[1],
+        payout_reason="NOT_ORIGINAL",
+        payout_detail="not original: |Pearson| 0.9999 with earlier submission w1 v1 (> 0.95)",
+    )
     await seed(database_url, replace(board, results=(board.results[0], copied)))
     await seeded.sync()
     async with gateway(services) as http:

@@ -17,40 +17,74 @@ from shared.db import Database
 from tests.integration.leaderboard.conftest import seed
 
 T = "whypay"
-LUCKY = ("not significant: contribution 0.012, but the lower bound of its interval is -0.003, not above zero "
-         "(it may be luck)")
+LUCKY = (
+    "not significant: contribution 0.012, but the lower bound of its interval is -0.003, not above zero "
+    "(it may be luck)"
+)
 
 
 def board(number: int, rows: list[tuple[str, float, float, float, int, str]], *, known: bool) -> RoundBoard:
     results = tuple(
-        ModelResult(model_id, f"model {model_id}", "someone", {Metric.CORR: Score(corr, lo, hi)}, 0, payout,
-                    "NOT_SIGNIFICANT" if why else "", why)
-        for model_id, corr, lo, hi, payout, why in rows)
-    return RoundBoard(T, number, Source.LIVE, Metric.CORR, (Metric.CORR,), results, published_at=datetime.now(UTC),
-                      payouts_known=known)
+        ModelResult(
+            model_id,
+            f"model {model_id}",
+            "someone",
+            {Metric.CORR: Score(corr, lo, hi)},
+            0,
+            payout,
+            "NOT_SIGNIFICANT" if why else "",
+            why,
+        )
+        for model_id, corr, lo, hi, payout, why in rows
+    )
+    return RoundBoard(
+        T,
+        number,
+        Source.LIVE,
+        Metric.CORR,
+        (Metric.CORR,),
+        results,
+        published_at=datetime.now(UTC),
+        payouts_known=known,
+    )
 
 
 @pytest.fixture
 async def http(services, database_url):
-    await seed(database_url, board(1, [("skilled", 0.031, 0.012, 0.050, 700_000, ""),
-                                       ("lucky", 0.012, -0.003, 0.027, 0, LUCKY)], known=True))
-    await seed(database_url, board(2, [("skilled", 0.029, 0.010, 0.047, 0, ""),
-                                       ("lucky", 0.015, -0.002, 0.031, 0, "")], known=False))
+    await seed(
+        database_url,
+        board(
+            1, [("skilled", 0.031, 0.012, 0.050, 700_000, ""), ("lucky", 0.012, -0.003, 0.027, 0, LUCKY)], known=True
+        ),
+    )
+    await seed(
+        database_url,
+        board(2, [("skilled", 0.029, 0.010, 0.047, 0, ""), ("lucky", 0.015, -0.002, 0.031, 0, "")], known=False),
+    )
     # round 2's allocation arrives after its publish (the late-payouts pass)
     database = Database(database_url, schema="leaderboard", pool_size=1)
     try:
         async with database.transaction() as conn:
-            payouts = {"skilled": Payout(650_000),
-                       "lucky": Payout(0, "NOT_SIGNIFICANT", LUCKY.replace("0.012,", "0.015,"))}
+            payouts = {
+                "skilled": Payout(650_000),
+                "lucky": Payout(0, "NOT_SIGNIFICANT", LUCKY.replace("0.012,", "0.015,")),
+            }
             assert await rounds_repo.set_payouts(conn, T, 2, payouts)
             await rounds_repo.bump_version(conn)
     finally:
         await database.dispose()
     assert await services["leaderboard"].ctx.extras["cache"].sync()
-    app = create_app(GatewaySettings(leaderboard_addr=services["leaderboard"].address, gateway_cache_seconds=0.0,
-                                     gateway_rate_limit_per_second=10_000.0, gateway_rate_limit_burst=10_000))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 5000)),
-                                 base_url="http://gateway") as client:
+    app = create_app(
+        GatewaySettings(
+            leaderboard_addr=services["leaderboard"].address,
+            gateway_cache_seconds=0.0,
+            gateway_rate_limit_per_second=10_000.0,
+            gateway_rate_limit_burst=10_000,
+        )
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 5000)), base_url="http://gateway"
+    ) as client:
         yield client
 
 

@@ -18,8 +18,9 @@ async def test_gateway_over_tls(services, tmp_path):
     from crowdquant.cli.cluster import free_port
 
     cert, key = self_signed_certificate(tmp_path)
-    settings = GatewaySettings(leaderboard_addr=services["leaderboard"].address, tls_cert_file=cert,
-                               tls_key_file=key, gateway_port=free_port())
+    settings = GatewaySettings(
+        leaderboard_addr=services["leaderboard"].address, tls_cert_file=cert, tls_key_file=key, gateway_port=free_port()
+    )
     config = uvicorn_config(create_app(settings), "127.0.0.1", settings.gateway_port, 0.5, **tls_options(settings))
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

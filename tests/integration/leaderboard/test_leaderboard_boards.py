@@ -32,8 +32,14 @@ async def test_ranks_share_places_and_flag_statistical_ties(lb, seeded):
     resp = await lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(3)))  # anonymous
     assert resp.source == pb.SCORE_SOURCE_LIVE and resp.metric == common_pb2.METRIC_CORR
     rows = [(e.rank, e.model_id, e.tied_with_previous, e.tied_with_next) for e in resp.entries]
-    assert rows == [(1, "f", False, False), (2, "a", False, True), (3, "b", True, True), (3, "c", True, True),
-                    (3, "d", True, False), (6, "e", False, False)]
+    assert rows == [
+        (1, "f", False, False),
+        (2, "a", False, True),
+        (3, "b", True, True),
+        (3, "c", True, True),
+        (3, "d", True, False),
+        (6, "e", False, False),
+    ]
     a = resp.entries[1]
     assert (a.value, a.ci_low, a.ci_high, a.stake_satoshis, a.payout_satoshis) == (0.04, 0.03, 0.05, 5000, 120)
     assert a.model_display_name == "model a" and a.participant_display_name == "owner of a"
@@ -44,23 +50,44 @@ async def test_ranks_share_places_and_flag_statistical_ties(lb, seeded):
     assert info.total_payout_satoshis == 115 and info.meta_model_metrics[0].value == pytest.approx(0.02)
 
     by_mmc = await lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(3), metric=common_pb2.METRIC_MMC))
-    assert [(e.rank, e.model_id) for e in by_mmc.entries] == [(1, "e"), (2, "b"), (3, "c"), (4, "a"), (4, "f"),
-                                                              (6, "d")]
+    assert [(e.rank, e.model_id) for e in by_mmc.entries] == [
+        (1, "e"),
+        (2, "b"),
+        (3, "c"),
+        (4, "a"),
+        (4, "f"),
+        (6, "d"),
+    ]
     latest = await lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(0)))
     assert latest.round.round_number == 3
 
 
 async def test_bad_requests_name_the_field(lb, seeded):
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(3), metric=common_pb2.METRIC_AUC)), "choose one of CORR, MMC")
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(3), page_size=-1)), "page_size")
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(3), page_token="garbage")), "page_token")
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(-2))), "round_number")
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetReputation(pb.GetReputationRequest(
-        tournament_id=T, window_rounds=-1)), "window_rounds")
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(3), metric=common_pb2.METRIC_AUC)),
+        "choose one of CORR, MMC",
+    )
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(3), page_size=-1)),
+        "page_size",
+    )
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(3), page_token="garbage")),
+        "page_token",
+    )
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(-2))),
+        "round_number",
+    )
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.GetReputation(pb.GetReputationRequest(tournament_id=T, window_rounds=-1)),
+        "window_rounds",
+    )
 
 
 async def test_pages_neither_skip_nor_repeat(lb, services, database_url):
@@ -71,8 +98,9 @@ async def test_pages_neither_skip_nor_repeat(lb, services, database_url):
     assert len(whole.entries) == 23 and whole.next_page_token == ""
     seen, token, pages = [], "", 0
     while True:
-        page = await lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(1, "lbpage"), page_size=4,
-                                                                          page_token=token))
+        page = await lb.GetRoundLeaderboard(
+            pb.GetRoundLeaderboardRequest(round=ref(1, "lbpage"), page_size=4, page_token=token)
+        )
         seen += [(e.rank, e.model_id) for e in page.entries]
         pages += 1
         token = page.next_page_token
@@ -82,8 +110,13 @@ async def test_pages_neither_skip_nor_repeat(lb, services, database_url):
     assert len({m for _, m in seen}) == 23
     assert [r for r, _ in seen][:6] == [1, 1, 1, 1, 1, 6]
     first = await lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(1, "lbpage"), page_size=4))
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(1, T), page_size=4, page_token=first.next_page_token)), "other filters")
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.GetRoundLeaderboard(
+            pb.GetRoundLeaderboardRequest(round=ref(1, T), page_size=4, page_token=first.next_page_token)
+        ),
+        "other filters",
+    )
 
 
 async def test_reputation_matches_hand_computed_weights(lb, seeded):
@@ -100,12 +133,15 @@ async def test_reputation_matches_hand_computed_weights(lb, seeded):
 
     default = await lb.GetReputation(pb.GetReputationRequest(tournament_id=T, page_size=2))
     assert default.window_rounds == 4 and len(default.entries) == 2 and default.next_page_token
-    rest = await lb.GetReputation(pb.GetReputationRequest(tournament_id=T, page_size=10,
-                                                          page_token=default.next_page_token))
-    assert [e.model_id for e in default.entries] + [e.model_id for e in rest.entries] == \
-        [e.model_id for e in resp.entries]
-    mmc = await lb.GetReputation(pb.GetReputationRequest(tournament_id=T, metric=common_pb2.METRIC_MMC,
-                                                         window_rounds=1))
+    rest = await lb.GetReputation(
+        pb.GetReputationRequest(tournament_id=T, page_size=10, page_token=default.next_page_token)
+    )
+    assert [e.model_id for e in default.entries] + [e.model_id for e in rest.entries] == [
+        e.model_id for e in resp.entries
+    ]
+    mmc = await lb.GetReputation(
+        pb.GetReputationRequest(tournament_id=T, metric=common_pb2.METRIC_MMC, window_rounds=1)
+    )
     assert mmc.entries[0].model_id == "e" and mmc.entries[0].reputation == pytest.approx(0.05)
 
 
@@ -113,12 +149,13 @@ async def test_model_profile_and_unknown_model(lb, seeded):
     profile = (await lb.GetModelProfile(pb.GetModelProfileRequest(model_id="a"))).profile
     assert profile.model_display_name == "model a" and profile.tournament_id == T
     assert [(r.round.round_number, r.rank) for r in profile.rounds] == [(1, 3), (2, 1), (3, 2)]
-    corr = {r.round.round_number: next(m.value for m in r.metrics if m.metric == common_pb2.METRIC_CORR)
-            for r in profile.rounds}
+    corr = {
+        r.round.round_number: next(m.value for m in r.metrics if m.metric == common_pb2.METRIC_CORR)
+        for r in profile.rounds
+    }
     assert corr == {1: 0.01, 2: 0.05, 3: 0.04}
     assert profile.total_payout_satoshis == 120 and profile.rounds[-1].stake_satoshis == 5000
-    await expect(grpc.StatusCode.NOT_FOUND, lb.GetModelProfile(pb.GetModelProfileRequest(model_id="m_nope")),
-                 "m_nope")
+    await expect(grpc.StatusCode.NOT_FOUND, lb.GetModelProfile(pb.GetModelProfileRequest(model_id="m_nope")), "m_nope")
     await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetModelProfile(pb.GetModelProfileRequest()), "model_id")
 
 
@@ -134,8 +171,11 @@ async def test_publish_needs_an_operator(lb, keys, seeded):
     request = pb.PublishRoundRequest(request_id="p-anon", round=ref(3))
     await expect(grpc.StatusCode.UNAUTHENTICATED, lb.PublishRound(request))
     await expect(grpc.StatusCode.PERMISSION_DENIED, lb.PublishRound(request, metadata=md(keys.participant)))
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.PublishRound(pb.PublishRoundRequest(
-        request_id="p-0", round=ref(0)), metadata=md(keys.operator)), "round_number")
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.PublishRound(pb.PublishRoundRequest(request_id="p-0", round=ref(0)), metadata=md(keys.operator)),
+        "round_number",
+    )
 
 
 async def test_cache_changes_when_another_replica_publishes(lb, services, database_url, seeded):
@@ -181,8 +221,10 @@ async def test_replica_checks_version_at_most_once_per_interval(database_url, se
 
 
 async def test_late_payouts_are_recorded_once(lb, services, database_url, seeded):
-    await seed(database_url, live_board("lbpay", 1, [("x", 0.02, 0.01, 0.03, 0.0, 1000, 0),
-                                                     ("y", 0.01, 0.0, 0.02, 0.0, 2000, 0)]))
+    await seed(
+        database_url,
+        live_board("lbpay", 1, [("x", 0.02, 0.01, 0.03, 0.0, 1000, 0), ("y", 0.01, 0.0, 0.02, 0.0, 2000, 0)]),
+    )
     database = Database(database_url, schema="leaderboard", pool_size=1)
     try:
         async with database.transaction() as conn:

@@ -29,11 +29,19 @@ async def expect(code, call, contains=""):
 
 @pytest.fixture(scope="module")
 async def opened(subs, keys):
-    await subs.CreateTournament(sub_pb.CreateTournamentRequest(
-        request_id="t-lbvis", tournament_id=T, display_name="Visibility", target_kind=common_pb2.TARGET_KIND_BINARY,
-        network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST), metadata=md(keys.operator))
-    resp = await subs.OpenRound(sub_pb.OpenRoundRequest(request_id="lbvis-open-1", tournament_id=T, generated=SMALL),
-                                metadata=md(keys.operator))
+    await subs.CreateTournament(
+        sub_pb.CreateTournamentRequest(
+            request_id="t-lbvis",
+            tournament_id=T,
+            display_name="Visibility",
+            target_kind=common_pb2.TARGET_KIND_BINARY,
+            network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST,
+        ),
+        metadata=md(keys.operator),
+    )
+    resp = await subs.OpenRound(
+        sub_pb.OpenRoundRequest(request_id="lbvis-open-1", tournament_id=T, generated=SMALL), metadata=md(keys.operator)
+    )
     return resp.round
 
 
@@ -47,27 +55,42 @@ async def test_open_round_shows_the_ladder_board(lb, services, opened):
     assert same.source == pb.SCORE_SOURCE_VALIDATION
     rounds = await lb.ListRounds(pb.ListRoundsRequest(tournament_id=T))
     assert [(r.round.round_number, r.source) for r in rounds.rounds] == [(1, pb.SCORE_SOURCE_VALIDATION)]
-    await expect(grpc.StatusCode.INVALID_ARGUMENT, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(1), metric=common_pb2.METRIC_MMC)), "Logloss")
+    await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(1), metric=common_pb2.METRIC_MMC)),
+        "Logloss",
+    )
 
 
 async def test_closed_unpublished_round_is_invisible(lb, subs, keys, services, opened):
-    await subs.CloseRound(sub_pb.CloseRoundRequest(request_id="lbvis-close-1", round=ref(1)),
-                          metadata=md(keys.operator))
+    await subs.CloseRound(
+        sub_pb.CloseRoundRequest(request_id="lbvis-close-1", round=ref(1)), metadata=md(keys.operator)
+    )
     state = await services["leaderboard"].ctx.extras["open_rounds"].refresh(T)
     assert state.round_number is None
-    closed = await expect(grpc.StatusCode.NOT_FOUND, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(1))), "neither open nor published")
-    missing = await expect(grpc.StatusCode.NOT_FOUND, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(9))), "neither open nor published")
+    closed = await expect(
+        grpc.StatusCode.NOT_FOUND,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(1))),
+        "neither open nor published",
+    )
+    missing = await expect(
+        grpc.StatusCode.NOT_FOUND,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(9))),
+        "neither open nor published",
+    )
     # a closed round and one that never existed look alike to readers
     assert closed.details().replace("round 1", "round N") == missing.details().replace("round 9", "round N")
     await expect(grpc.StatusCode.NOT_FOUND, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(0))))
     assert (await lb.ListRounds(pb.ListRoundsRequest(tournament_id=T))).rounds == []
     await expect(grpc.StatusCode.NOT_FOUND, lb.GetReputation(pb.GetReputationRequest(tournament_id=T)))
     # an authenticated participant sees no more than an anonymous reader
-    await expect(grpc.StatusCode.NOT_FOUND, lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(
-        round=ref(1)), metadata=md(keys.participant)))
+    await expect(
+        grpc.StatusCode.NOT_FOUND,
+        lb.GetRoundLeaderboard(pb.GetRoundLeaderboardRequest(round=ref(1)), metadata=md(keys.participant)),
+    )
     # and the operator cannot publish before scoring
-    await expect(grpc.StatusCode.FAILED_PRECONDITION, lb.PublishRound(pb.PublishRoundRequest(
-        request_id="lbvis-pub-1", round=ref(1)), metadata=md(keys.operator)), "score it first")
+    await expect(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        lb.PublishRound(pb.PublishRoundRequest(request_id="lbvis-pub-1", round=ref(1)), metadata=md(keys.operator)),
+        "score it first",
+    )

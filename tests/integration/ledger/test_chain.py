@@ -147,9 +147,7 @@ async def test_two_edits_name_the_earlier(ledger_db, entries):
 
 async def test_deleted_entry_and_entry_outside_the_chain_are_found(ledger_db, entries):
     target = entries[5]
-    await _as_superuser(
-        ledger_db, ["DELETE FROM payouts.ledger_chain WHERE entry_id = :id"], {"id": target.entry_id}
-    )
+    await _as_superuser(ledger_db, ["DELETE FROM payouts.ledger_chain WHERE entry_id = :id"], {"id": target.entry_id})
     report = await _verify(ledger_db)
     assert report.first_bad_sequence == target.sequence and "jumps" in report.reason
     await _as_superuser(
@@ -186,10 +184,7 @@ async def test_rewritten_history_is_caught_against_a_published_head(ledger_db, e
 async def test_edited_posting_time_is_found(ledger_db, entries):
     """Postings carry their entry's times for the as-of indexes; a copy edited alone must show too."""
     target = entries[3]
-    edit = (
-        "UPDATE payouts.ledger_postings SET effective_at = effective_at {} interval '1 day' "
-        "WHERE entry_id = :id"
-    )
+    edit = "UPDATE payouts.ledger_postings SET effective_at = effective_at {} interval '1 day' WHERE entry_id = :id"
     await _as_superuser(ledger_db, [edit.format("-")], {"id": target.entry_id})
     report = await _verify(ledger_db)
     await _as_superuser(ledger_db, [edit.format("+")], {"id": target.entry_id})

@@ -33,9 +33,7 @@ async def _writer(engine, seed: int) -> tuple[list[EntrySpec], int]:  # type: ig
         batch = []
         for _ in range(rng.choice([1, 1, 2, 3])):  # batches touch the accounts in varying orders
             debit, credit = rng.sample(HOT, 2)
-            batch.append(
-                transfer(uuid.uuid4(), "move", debit=debit, credit=credit, amount=rng.randint(1, 900))
-            )
+            batch.append(transfer(uuid.uuid4(), "move", debit=debit, credit=credit, amount=rng.randint(1, 900)))
         try:
             async with engine.begin() as conn:
                 await ledger.post_entries(conn, batch)
@@ -72,9 +70,7 @@ async def test_concurrent_writers_lose_nothing_and_break_no_limit(ledger_db):
         for code in HOT:
             token = ""
             while True:
-                page = await ledger.list_entries(
-                    conn, EntryFilter(account_code=code), page_size=500, page_token=token
-                )
+                page = await ledger.list_entries(conn, EntryFilter(account_code=code), page_size=500, page_token=token)
                 stored_ids |= {e.entry_id for e in page.items if e.kind == "move"}
                 token = page.next_page_token
                 if not token:

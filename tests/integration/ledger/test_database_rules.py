@@ -38,8 +38,7 @@ async def _raw_entry(conn, entry_id: uuid.UUID, legs: list[tuple[int, int]]) -> 
     """Insert an entry and its postings with plain SQL, skipping every Python check."""
     await conn.execute(
         text(
-            "INSERT INTO payouts.ledger_entries (id, effective_at, kind, content_hash) "
-            "VALUES (:id, now(), 'raw', :h)"
+            "INSERT INTO payouts.ledger_entries (id, effective_at, kind, content_hash) VALUES (:id, now(), 'raw', :h)"
         ),
         {"id": entry_id, "h": hashlib.sha256(b"raw").digest()},
     )
@@ -115,8 +114,7 @@ async def test_raw_posting_over_the_limit_is_refused(ledger_db, codes):
         "DELETE FROM payouts.ledger_entries",
         "TRUNCATE payouts.ledger_postings",
         "UPDATE payouts.ledger_balances SET balance = 0",
-        "INSERT INTO payouts.ledger_chain (seq, entry_id, hash) "
-        "VALUES (999999, gen_random_uuid(), sha256('x'))",
+        "INSERT INTO payouts.ledger_chain (seq, entry_id, hash) VALUES (999999, gen_random_uuid(), sha256('x'))",
         "INSERT INTO payouts.ledger_entries (id, effective_at, recorded_at, kind, content_hash) "
         "VALUES (gen_random_uuid(), now(), now() - interval '1 year', 'x', sha256('x'))",
     ],

@@ -29,21 +29,15 @@ async def _setup(engine, owed: int = 1_000) -> dict[str, str]:  # type: ignore[n
             [
                 AccountSpec(codes["wallet"], AccountType.ASSET, non_negative=True),
                 AccountSpec(codes["equity"], AccountType.EQUITY),
-                AccountSpec(
-                    codes["payable"], AccountType.LIABILITY, non_positive=True, owner=f"participants/{p}"
-                ),
+                AccountSpec(codes["payable"], AccountType.LIABILITY, non_positive=True, owner=f"participants/{p}"),
                 AccountSpec(codes["hold"], AccountType.LIABILITY, non_positive=True),
             ],
         )
         await ledger.post_entries(
             conn,
             [
-                transfer(
-                    uuid.uuid4(), "deposit", debit=codes["wallet"], credit=codes["equity"], amount=10_000
-                ),
-                transfer(
-                    uuid.uuid4(), "allocation", debit=codes["equity"], credit=codes["payable"], amount=owed
-                ),
+                transfer(uuid.uuid4(), "deposit", debit=codes["wallet"], credit=codes["equity"], amount=10_000),
+                transfer(uuid.uuid4(), "allocation", debit=codes["equity"], credit=codes["payable"], amount=owed),
             ],
         )
     return codes
@@ -86,9 +80,7 @@ async def test_reserve_then_post_in_full(ledger_db):
         posted = await ledger.post_pending(conn, reservation.pending_id, post_id)
         reserve_entry = await ledger.get_entry(conn, pending.reserve_entry_id)
         post_entry = await ledger.get_entry(conn, post_id)
-    assert (
-        posted.state == PendingState.POSTED and posted.posted_amount == 600 and posted.resolved_by == post_id
-    )
+    assert posted.state == PendingState.POSTED and posted.posted_amount == 600 and posted.resolved_by == post_id
     assert not reserve_entry.pending and post_entry.settles_entry_id == pending.reserve_entry_id
     balances = await _balances(ledger_db.app_engine, codes)
     assert balances == {"wallet": (9_400, 0), "equity": (-9_000, 0), "payable": (-400, 0), "hold": (0, 0)}
@@ -102,9 +94,7 @@ async def test_partial_post_returns_the_rest(ledger_db):
         posted = await ledger.post_pending(conn, reservation.pending_id, uuid.uuid4(), amount=450)
     assert posted.posted_amount == 450
     balances = await _balances(ledger_db.app_engine, codes)
-    assert (
-        balances["wallet"] == (9_550, 0) and balances["payable"] == (-550, 0) and balances["hold"] == (0, 0)
-    )
+    assert balances["wallet"] == (9_550, 0) and balances["payable"] == (-550, 0) and balances["hold"] == (0, 0)
     with pytest.raises(InvalidArgument, match="use void_pending"):
         async with ledger_db.app_engine.begin() as conn:
             await ledger.reserve(conn, reservation2 := _reservation(codes, 10))
@@ -175,9 +165,7 @@ async def test_concurrent_post_and_void_one_wins(ledger_db):
     async def settle(reservation: Reservation, void: bool) -> str:
         try:
             async with ledger_db.app_engine.begin() as conn:
-                result = await ledger.settle_many(
-                    conn, [Settlement(reservation.pending_id, uuid.uuid4(), void)]
-                )
+                result = await ledger.settle_many(conn, [Settlement(reservation.pending_id, uuid.uuid4(), void)])
             return result[0].state.value
         except FailedPrecondition:
             return "refused"

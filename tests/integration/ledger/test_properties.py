@@ -84,9 +84,7 @@ async def _run(conn, model: Model, op: tuple) -> tuple[type[DomainError] | None,
     """Perform one operation; return the error the model expected (None: success) and the balance changes."""
     kind = op[0]
     if kind in ("transfer", "batch"):
-        specs = (
-            [_entry(model, *op[1], op[2])] if kind == "transfer" else [_entry(model, *p, a) for p, a in op[1]]
-        )
+        specs = [_entry(model, *op[1], op[2])] if kind == "transfer" else [_entry(model, *p, a) for p, a in op[1]]
         changes = _changes(model, specs)
         if not model.allows(changes):
             with pytest.raises(ledger.LimitExceeded):
@@ -125,9 +123,7 @@ async def _run(conn, model: Model, op: tuple) -> tuple[type[DomainError] | None,
         with pytest.raises(NotFound):
             await ledger.post_entry(
                 conn,
-                ledger.transfer(
-                    uuid.uuid4(), "transfer", debit=model.codes[0], credit="nobody:at:all", amount=op[1]
-                ),
+                ledger.transfer(uuid.uuid4(), "transfer", debit=model.codes[0], credit="nobody:at:all", amount=op[1]),
             )
         return NotFound, {}
     if kind == "reserve":
@@ -146,9 +142,7 @@ async def _run(conn, model: Model, op: tuple) -> tuple[type[DomainError] | None,
     if kind == "settle" and op[1] < len(model.pendings):
         reservation, state = model.pendings[op[1]]
         void, part = op[2], min(op[3], reservation.amount) or reservation.amount
-        settlement = Settlement(
-            reservation.pending_id, uuid.uuid4(), void=void, amount=None if void else part
-        )
+        settlement = Settlement(reservation.pending_id, uuid.uuid4(), void=void, amount=None if void else part)
         if state != "PENDING":
             with pytest.raises(FailedPrecondition, match="resolves once"):
                 await ledger.settle_many(conn, [settlement])
@@ -180,10 +174,7 @@ async def test_random_operations_keep_the_ledger_consistent(ledger_db, ops):
     async with ledger_db.app_engine.begin() as conn:
         await ledger.open_accounts(
             conn,
-            [
-                AccountSpec(code, kind, nn, np)
-                for code, (kind, nn, np) in zip(model.codes, ACCOUNTS, strict=True)
-            ],
+            [AccountSpec(code, kind, nn, np) for code, (kind, nn, np) in zip(model.codes, ACCOUNTS, strict=True)],
         )
     for op in ops:
         async with ledger_db.app_engine.connect() as conn:

@@ -204,9 +204,7 @@ async def test_pagination_neither_skips_nor_repeats(ledger_db):
 
         first = await ledger.list_entries(conn, EntryFilter(kind="fee"), page_size=2)
         with pytest.raises(InvalidArgument, match="other filters"):
-            await ledger.list_entries(
-                conn, EntryFilter(kind="deposit"), page_size=2, page_token=first.next_page_token
-            )
+            await ledger.list_entries(conn, EntryFilter(kind="deposit"), page_size=2, page_token=first.next_page_token)
 
 
 async def test_pagination_is_stable_while_entries_are_added(ledger_db):
@@ -256,9 +254,7 @@ async def test_export_csv_has_one_line_per_posting(ledger_db):
         )
     chunks = []
     async with ledger_db.app_engine.begin() as conn:
-        async for chunk in ledger.export_entries_csv(
-            conn, EntryFilter(account_code=codes["cash"]), chunk_lines=16
-        ):
+        async for chunk in ledger.export_entries_csv(conn, EntryFilter(account_code=codes["cash"]), chunk_lines=16):
             chunks.append(chunk)
     assert len(chunks) > 1 and all(chunk.endswith("\n") for chunk in chunks)
     rows = list(csv.DictReader(io.StringIO("".join(chunks))))

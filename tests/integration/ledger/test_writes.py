@@ -29,9 +29,7 @@ async def _chart(engine, prefix: str | None = None) -> dict[str, str]:  # type: 
             [
                 AccountSpec(codes["wallet"], AccountType.ASSET, non_negative=True),
                 AccountSpec(codes["equity"], AccountType.EQUITY),
-                AccountSpec(
-                    codes["alice"], AccountType.LIABILITY, non_positive=True, owner="participants/alice"
-                ),
+                AccountSpec(codes["alice"], AccountType.LIABILITY, non_positive=True, owner="participants/alice"),
                 AccountSpec(codes["bob"], AccountType.LIABILITY, non_positive=True, owner="participants/bob"),
             ],
         )
@@ -155,9 +153,7 @@ async def test_limit_is_refused_naming_the_account_and_shortfall(ledger_db):
         async with ledger_db.app_engine.begin() as conn:
             await ledger.post_entry(
                 conn,
-                transfer(
-                    uuid.uuid4(), "payout", debit=codes["equity"], credit=codes["wallet"], amount=10_500
-                ),
+                transfer(uuid.uuid4(), "payout", debit=codes["equity"], credit=codes["wallet"], amount=10_500),
             )
     assert info.value.metadata == {"account": codes["wallet"], "limit": "non_negative", "shortfall": "500"}
     assert isinstance(info.value, ledger.LimitExceeded)
@@ -168,15 +164,11 @@ async def test_validation_names_the_posting(ledger_db):
     codes = await _chart(ledger_db.app_engine)
     bad = [
         (
-            EntrySpec(
-                uuid.uuid4(), "x", [PostingSpec(codes["wallet"], 1.0), PostingSpec(codes["equity"], -1)]
-            ),  # type: ignore[arg-type]
+            EntrySpec(uuid.uuid4(), "x", [PostingSpec(codes["wallet"], 1.0), PostingSpec(codes["equity"], -1)]),  # type: ignore[arg-type]
             r"postings\[0\]\.amount must be an integer",
         ),
         (
-            EntrySpec(
-                uuid.uuid4(), "x", [PostingSpec(codes["wallet"], True), PostingSpec(codes["equity"], -1)]
-            ),  # type: ignore[arg-type]
+            EntrySpec(uuid.uuid4(), "x", [PostingSpec(codes["wallet"], True), PostingSpec(codes["equity"], -1)]),  # type: ignore[arg-type]
             r"postings\[0\]\.amount must be an integer",
         ),
         (
@@ -188,9 +180,7 @@ async def test_validation_names_the_posting(ledger_db):
             r"postings\[0\]\.amount must be more than 0",
         ),
         (
-            EntrySpec(
-                uuid.uuid4(), "reversal", [PostingSpec(codes["wallet"], 1), PostingSpec(codes["equity"], -1)]
-            ),
+            EntrySpec(uuid.uuid4(), "reversal", [PostingSpec(codes["wallet"], 1), PostingSpec(codes["equity"], -1)]),
             "kind 'reversal' is reserved",
         ),
     ]

@@ -64,9 +64,7 @@ class Tournament:
     players: dict[str, Player] = field(default_factory=dict)
 
 
-def rules(
-    policy: int = common_pb2.PAYOUT_POLICY_POOL, pool: int = 1_000_000, **payout: object
-) -> pb.TournamentRules:
+def rules(policy: int = common_pb2.PAYOUT_POLICY_POOL, pool: int = 1_000_000, **payout: object) -> pb.TournamentRules:
     return pb.TournamentRules(
         upload=pb.UploadRules(min_std=-1),
         scoring=pb.ScoringRules(bootstrap_samples=50),
@@ -187,9 +185,7 @@ async def upload_all(
         values = np.clip(_predictions(kind, linear, rng), 0.001, 0.999)
         await stubs.subs.UploadPredictions(
             upload_requests(
-                pb.UploadHeader(
-                    request_id=f"u-{t.tournament_id}-{seed}-{kind}", round=ref, model_id=player.model_id
-                ),
+                pb.UploadHeader(request_id=f"u-{t.tournament_id}-{seed}-{kind}", round=ref, model_id=player.model_id),
                 tour_ids,
                 values,
             ),
@@ -199,9 +195,7 @@ async def upload_all(
 
 async def close_resolve_score(stubs: Stubs, ref: common_pb2.RoundRef) -> None:
     tag = f"{ref.tournament_id}-{ref.round_number}"
-    await stubs.subs.CloseRound(
-        pb.CloseRoundRequest(request_id=f"close-{tag}", round=ref), metadata=md(stubs.operator)
-    )
+    await stubs.subs.CloseRound(pb.CloseRoundRequest(request_id=f"close-{tag}", round=ref), metadata=md(stubs.operator))
     await stubs.subs.ResolveRound(
         pb.ResolveRoundRequest(request_id=f"resolve-{tag}", round=ref, use_generated_targets=True),
         metadata=md(stubs.operator),

@@ -140,15 +140,11 @@ async def test_balances_as_of_and_trial_balance(audit, keys, paid):
     assert sum(line.balance_satoshis for line in trial.lines) == 0
     fees = next(line for line in trial.lines if line.account_code == "platform:fees")
     assert fees.balance_satoshis == sum(b.fee_satoshis for b in batches)
-    then = await audit.GetTrialBalance(
-        au_pb.GetTrialBalanceRequest(as_of=ts(before_round)), metadata=md(keys.auditor)
-    )
+    then = await audit.GetTrialBalance(au_pb.GetTrialBalanceRequest(as_of=ts(before_round)), metadata=md(keys.auditor))
     assert then.balanced and then.total_debit_satoshis == 100_000  # only the two deposits
     assert (
         await denied(
-            audit.GetBalance(
-                au_pb.GetBalanceRequest(account_code="platform:nothing"), metadata=md(keys.auditor)
-            )
+            audit.GetBalance(au_pb.GetBalanceRequest(account_code="platform:nothing"), metadata=md(keys.auditor))
         )
         == grpc.StatusCode.NOT_FOUND
     )
@@ -195,9 +191,7 @@ async def test_entries_pages_filters_chain_and_export(audit, keys, paid):
     assert len(rows) == sum(len(e.postings) for e in entries)
     assert sum(int(r["amount_satoshis"]) for r in rows) == 0
     assert (
-        await denied(
-            audit.ListEntries(au_pb.ListEntriesRequest(page_token="garbage"), metadata=md(keys.auditor))
-        )
+        await denied(audit.ListEntries(au_pb.ListEntriesRequest(page_token="garbage"), metadata=md(keys.auditor)))
         == grpc.StatusCode.INVALID_ARGUMENT
     )
 
@@ -242,30 +236,22 @@ async def test_auditor_only_reads(payouts, audit, keys, paid):
     model_id = t.players["linear"].model_id
     writes = [
         payouts.RecordDeposit(
-            po_pb.RecordDepositRequest(
-                request_id="w1", participant_id=keys.participant_id, amount_satoshis=1
-            ),
+            po_pb.RecordDepositRequest(request_id="w1", participant_id=keys.participant_id, amount_satoshis=1),
             metadata=md(keys.auditor),
         ),
         payouts.SetStake(
             po_pb.SetStakeRequest(request_id="w2", model_id=model_id, amount_satoshis=1),
             metadata=md(keys.auditor),
         ),
-        payouts.AllocateRound(
-            po_pb.AllocateRoundRequest(request_id="w3", round=ref), metadata=md(keys.auditor)
-        ),
+        payouts.AllocateRound(po_pb.AllocateRoundRequest(request_id="w3", round=ref), metadata=md(keys.auditor)),
         payouts.CreateBatch(po_pb.CreateBatchRequest(request_id="w4"), metadata=md(keys.auditor)),
         payouts.RecoverBatches(po_pb.RecoverBatchesRequest(request_id="w5"), metadata=md(keys.auditor)),
         payouts.BumpBatchFee(
             po_pb.BumpBatchFeeRequest(request_id="w6", batch_id=batch_id, fee_rate_sat_vb=9),
             metadata=md(keys.auditor),
         ),
-        payouts.ConfirmBatch(
-            po_pb.ConfirmBatchRequest(request_id="w7", batch_id=batch_id), metadata=md(keys.auditor)
-        ),
-        payouts.VoidBatch(
-            po_pb.VoidBatchRequest(request_id="w8", batch_id=batch_id), metadata=md(keys.auditor)
-        ),
+        payouts.ConfirmBatch(po_pb.ConfirmBatchRequest(request_id="w7", batch_id=batch_id), metadata=md(keys.auditor)),
+        payouts.VoidBatch(po_pb.VoidBatchRequest(request_id="w8", batch_id=batch_id), metadata=md(keys.auditor)),
     ]
     for call in writes:
         assert await denied(call) == grpc.StatusCode.PERMISSION_DENIED
@@ -276,18 +262,13 @@ async def test_auditor_only_reads(payouts, audit, keys, paid):
         await denied(audit.GetTrialBalance(au_pb.GetTrialBalanceRequest(), metadata=md(keys.participant)))
         == grpc.StatusCode.PERMISSION_DENIED
     )
-    assert (
-        await denied(audit.GetTrialBalance(au_pb.GetTrialBalanceRequest())) == grpc.StatusCode.UNAUTHENTICATED
+    assert await denied(audit.GetTrialBalance(au_pb.GetTrialBalanceRequest())) == grpc.StatusCode.UNAUTHENTICATED
+    allocation = await payouts.GetAllocation(
+        po_pb.GetAllocationRequest(round=ref), metadata=md(keys.services["leaderboard"])
     )
-    allocation = await payouts.GetAllocation(po_pb.GetAllocationRequest(round=ref),
-                                             metadata=md(keys.services["leaderboard"]))
     assert allocation.allocation.policy == common_pb2.PAYOUT_POLICY_POOL
-    mine = await payouts.GetAllocation(
-        po_pb.GetAllocationRequest(round=ref), metadata=md(t.players["noise"].key)
-    )
-    assert {line.model.participant_id for line in mine.allocation.lines} == {
-        t.players["noise"].participant_id
-    }
+    mine = await payouts.GetAllocation(po_pb.GetAllocationRequest(round=ref), metadata=md(t.players["noise"].key))
+    assert {line.model.participant_id for line in mine.allocation.lines} == {t.players["noise"].participant_id}
 
 
 async def test_generated_wallet_seed_is_private(services):

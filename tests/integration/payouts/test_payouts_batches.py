@@ -26,9 +26,7 @@ Batch = po_pb.Batch
 
 @pytest.fixture(scope="module")
 async def tour(stubs):
-    return await scenario.tournament(
-        stubs, T, kinds=KINDS, address_seed=40, tournament_rules=scenario.rules(pool=POOL)
-    )
+    return await scenario.tournament(stubs, T, kinds=KINDS, address_seed=40, tournament_rules=scenario.rules(pool=POOL))
 
 
 @pytest.fixture
@@ -75,8 +73,7 @@ async def check_against_ledger(audit, keys, database_url, batches) -> None:  # t
     """Decode each batch with embit; compare outputs with the posted reservations, the fee with its entry."""
     prevouts = await chain.wallet_coins(database_url)
     posted = {
-        (e.metadata["txid"], int(e.metadata["vout"])): e
-        for e in await ledger_entries(audit, keys, "pending.post")
+        (e.metadata["txid"], int(e.metadata["vout"])): e for e in await ledger_entries(audit, keys, "pending.post")
     }
     fees = {e.metadata["txid"]: e for e in await ledger_entries(audit, keys, "payout.fee")}
     for batch in batches:
@@ -88,10 +85,7 @@ async def check_against_ledger(audit, keys, database_url, batches) -> None:  # t
             entry = posted[(batch.txid, output.vout)]
             wallet_leg = next(p for p in entry.postings if p.account_code.startswith("platform:wallet:"))
             assert -wallet_leg.amount_satoshis == output.amount_satoshis
-        assert (
-            sum(a for i, (_, a) in enumerate(decoded.outputs) if i in payee_vouts)
-            == batch.total_output_satoshis
-        )
+        assert sum(a for i, (_, a) in enumerate(decoded.outputs) if i in payee_vouts) == batch.total_output_satoshis
         fee_entry = fees[batch.txid]
         assert (
             next(p.amount_satoshis for p in fee_entry.postings if p.account_code == "platform:fees")
@@ -110,9 +104,7 @@ async def test_round_paid_in_a_batch_that_matches_the_ledger(stubs, payouts, aud
         po_pb.CreateBatchRequest(request_id="batch-1", confirm=True), metadata=md(keys.operator)
     )
     assert [b.state for b in created.batches] == [Batch.STATE_CONFIRMED]
-    paid = {
-        line.model.model_id: line.amount_satoshis for line in allocation.lines if line.amount_satoshis > 0
-    }
+    paid = {line.model.model_id: line.amount_satoshis for line in allocation.lines if line.amount_satoshis > 0}
     batch = created.batches[0]
     assert {o.model_id: o.amount_satoshis for o in batch.outputs} == paid
     assert all(o.allocation_ids == [allocation.allocation_id] for o in batch.outputs)
@@ -122,9 +114,7 @@ async def test_round_paid_in_a_batch_that_matches_the_ledger(stubs, payouts, aud
         po_pb.CreateBatchRequest(request_id="batch-1", confirm=True), metadata=md(keys.operator)
     )
     assert [b.txid for b in repeat.batches] == [batch.txid]
-    nothing = await payouts.CreateBatch(
-        po_pb.CreateBatchRequest(request_id="batch-2"), metadata=md(keys.operator)
-    )
+    nothing = await payouts.CreateBatch(po_pb.CreateBatchRequest(request_id="batch-2"), metadata=md(keys.operator))
     assert not nothing.batches
     rnd = (await stubs.subs.GetRound(pb.GetRoundRequest(round=ref), metadata=md(keys.operator))).round
     assert rnd.state == pb.Round.STATE_PAID
@@ -153,9 +143,7 @@ async def test_crash_between_signed_and_broadcast_resumes_with_the_same_bytes(
     )
     assert err.code() == grpc.StatusCode.INTERNAL
     faults.reset()
-    listed = await payouts.ListBatches(
-        po_pb.ListBatchesRequest(state=Batch.STATE_SIGNED), metadata=md(keys.auditor)
-    )
+    listed = await payouts.ListBatches(po_pb.ListBatchesRequest(state=Batch.STATE_SIGNED), metadata=md(keys.auditor))
     [signed] = listed.batches
     assert signed.txid and signed.raw_tx_hex and not signed.broadcast_time.seconds
     recovered = await payouts.RecoverBatches(
@@ -202,9 +190,7 @@ async def test_fee_bump_spends_the_same_inputs_and_pays_the_same_outputs(
     assert bumped.replaced_txids == [stuck.txid] and bumped.txid != stuck.txid and bumped.fee_rate_sat_vb == 5
     prevouts = await chain.wallet_coins(database_url)
     old, new = chain.verify(stuck.raw_tx_hex, prevouts), chain.verify(bumped.raw_tx_hex, prevouts)
-    assert (
-        old.inputs == new.inputs and old.outputs[: len(stuck.outputs)] == new.outputs[: len(bumped.outputs)]
-    )
+    assert old.inputs == new.inputs and old.outputs[: len(stuck.outputs)] == new.outputs[: len(bumped.outputs)]
     assert new.fee > old.fee and new.fee == bumped.fee_satoshis
     again = (await payouts.BumpBatchFee(request, metadata=md(keys.operator))).batch
     assert again.txid == bumped.txid and again.replaced_txids == [stuck.txid]
@@ -224,14 +210,10 @@ async def test_void_planned_batch_makes_balances_payable_again(stubs, payouts, k
     allocation = await allocate(payouts, keys, ref, "alloc-4")
     winner = next(line for line in allocation.lines if line.amount_satoshis > 0)
     crash_at("batch.planned")
-    await failure(
-        payouts.CreateBatch(po_pb.CreateBatchRequest(request_id="batch-4"), metadata=md(keys.operator))
-    )
+    await failure(payouts.CreateBatch(po_pb.CreateBatchRequest(request_id="batch-4"), metadata=md(keys.operator)))
     faults.reset()
     [planned] = (
-        await payouts.ListBatches(
-            po_pb.ListBatchesRequest(state=Batch.STATE_PLANNED), metadata=md(keys.operator)
-        )
+        await payouts.ListBatches(po_pb.ListBatchesRequest(state=Batch.STATE_PLANNED), metadata=md(keys.operator))
     ).batches
     balance = (
         await payouts.GetParticipantBalance(
@@ -270,9 +252,7 @@ async def test_void_planned_batch_makes_balances_payable_again(stubs, payouts, k
     assert rnd.state == pb.Round.STATE_PAID
 
 
-async def test_dust_rolls_over_and_bad_addresses_are_held(
-    stubs, payouts, audit, keys, services, database_url
-):
+async def test_dust_rolls_over_and_bad_addresses_are_held(stubs, payouts, audit, keys, services, database_url):
     # the 2016 pool (every positive MMC paid), whose small shares this scenario needs to leave dust
     dust_rules = scenario.rules(pool=700, significance=pb.PayoutRules.SIGNIFICANCE_OFF)
     dust_rules.payout.pool.contribution_metric = common_pb2.CONTRIBUTION_METRIC_MMC
@@ -292,9 +272,7 @@ async def test_dust_rolls_over_and_bad_addresses_are_held(
     paid = {o.model_id: o.amount_satoshis for b in created.batches for o in b.outputs}
     assert paid == {m: a for m, a in owed.items() if a >= 294}
     assert {h.model_id: h.amount_satoshis for h in created.held} == {m: a for m, a in owed.items() if a < 294}
-    assert {h.reason for h in created.held} == {"BELOW_DUST"} and all(
-        "dust limit" in h.detail for h in created.held
-    )
+    assert {h.reason for h in created.held} == {"BELOW_DUST"} and all("dust limit" in h.detail for h in created.held)
     rolled = {m: a for m, a in owed.items() if a < 294}
     assert rolled, "the scenario must leave some balance under the dust limit"
     assert (

@@ -59,9 +59,17 @@ async def cast(stubs):
     selfish = t.players["selfish"]
     copies = []
     for i in range(9):  # the same participant's other models, never staked
-        model = (await stubs.subs.CreateModel(pb.CreateModelRequest(
-            request_id=f"m-{T}-copy-{i}", tournament_id=T, display_name=f"{T}-selfish-copy-{i}",
-            payout_address=blt_address(80 + i)), metadata=md(selfish.key))).model
+        model = (
+            await stubs.subs.CreateModel(
+                pb.CreateModelRequest(
+                    request_id=f"m-{T}-copy-{i}",
+                    tournament_id=T,
+                    display_name=f"{T}-selfish-copy-{i}",
+                    payout_address=blt_address(80 + i),
+                ),
+                metadata=md(selfish.key),
+            )
+        ).model
         copies.append(model.model_id)
     return t, copies
 
@@ -70,8 +78,12 @@ async def play(stubs, t: scenario.Tournament, copies: list[str], k: int) -> po_p
     spec = pb.GeneratedDatasetSpec()
     spec.CopyFrom(scenario.SMALL)
     spec.seed = SEED
-    ref = (await stubs.subs.OpenRound(pb.OpenRoundRequest(request_id=f"open-{T}-{k}", tournament_id=T, generated=spec),
-                                      metadata=md(stubs.operator))).round.round
+    ref = (
+        await stubs.subs.OpenRound(
+            pb.OpenRoundRequest(request_id=f"open-{T}-{k}", tournament_id=T, generated=spec),
+            metadata=md(stubs.operator),
+        )
+    ).round.round
     _, ids, _, splits, feats, targets = await download(stubs.subs, ref, t.players["selfish"].key)
     splits = np.asarray(splits)
     values = predictions(feats, splits, targets)
@@ -79,14 +91,17 @@ async def play(stubs, t: scenario.Tournament, copies: list[str], k: int) -> po_p
     uploads = [(name, t.players[name].model_id, t.players[name].key, values[name]) for name in PLAYERS]
     uploads += [(f"copy-{i}", copies[i], t.players["selfish"].key, values[f"copy-{i}"]) for i in range(k)]
     for name, model_id, key, v in uploads:  # the copies come after the model they copy
-        await stubs.subs.UploadPredictions(upload_requests(
-            pb.UploadHeader(request_id=f"u-{T}-{k}-{name}", round=ref, model_id=model_id), tour_ids, v),
-            metadata=md(key))
+        await stubs.subs.UploadPredictions(
+            upload_requests(pb.UploadHeader(request_id=f"u-{T}-{k}-{name}", round=ref, model_id=model_id), tour_ids, v),
+            metadata=md(key),
+        )
     await scenario.close_resolve_score(stubs, ref)
-    await stubs.payouts.AllocateRound(po_pb.AllocateRoundRequest(request_id=f"a-{T}-{k}", round=ref),
-                                      metadata=md(stubs.operator))
-    return (await stubs.payouts.GetAllocation(po_pb.GetAllocationRequest(round=ref),
-                                              metadata=md(stubs.operator))).allocation
+    await stubs.payouts.AllocateRound(
+        po_pb.AllocateRoundRequest(request_id=f"a-{T}-{k}", round=ref), metadata=md(stubs.operator)
+    )
+    return (
+        await stubs.payouts.GetAllocation(po_pb.GetAllocationRequest(round=ref), metadata=md(stubs.operator))
+    ).allocation
 
 
 async def test_self_copies_leave_the_participants_share_unchanged(stubs, cast):
@@ -99,8 +114,9 @@ async def test_self_copies_leave_the_participants_share_unchanged(stubs, cast):
         mine = [line for line in allocation.lines if line.model.participant_id == selfish.participant_id]
         assert len(mine) == 1 + k
         shares[k] = sum(line.amount_satoshis for line in mine) / POOL
-        originals[k] = {line.model.model_id: line.amount_satoshis for line in allocation.lines
-                        if line.model.model_id not in copies}
+        originals[k] = {
+            line.model.model_id: line.amount_satoshis for line in allocation.lines if line.model.model_id not in copies
+        }
         for line in mine:
             if line.model.model_id == selfish.model_id:  # the first model keeps its eligibility
                 assert line.eligible and line.amount_satoshis > 0 and not line.HasField("zero_payout")

@@ -48,30 +48,18 @@ async def balance(payouts, keys, participant_id: str) -> po_pb.ParticipantBalanc
 
 async def test_deposit_and_stake_move_balances(payouts, keys, staked):
     linear = staked.players["linear"]
-    own = (
-        await payouts.GetParticipantBalance(po_pb.GetParticipantBalanceRequest(), metadata=md(linear.key))
-    ).balance
+    own = (await payouts.GetParticipantBalance(po_pb.GetParticipantBalanceRequest(), metadata=md(linear.key))).balance
     assert (own.available_satoshis, own.staked_satoshis, own.payable_satoshis) == (600_000, 400_000, 0)
-    stake = (
-        await payouts.GetStake(po_pb.GetStakeRequest(model_id=linear.model_id), metadata=md(linear.key))
-    ).stake
-    assert (
-        stake.amount_satoshis == 400_000
-        and not stake.locked
-        and stake.participant_id == linear.participant_id
-    )
+    stake = (await payouts.GetStake(po_pb.GetStakeRequest(model_id=linear.model_id), metadata=md(linear.key))).stake
+    assert stake.amount_satoshis == 400_000 and not stake.locked and stake.participant_id == linear.participant_id
     again = await payouts.RecordDeposit(
         po_pb.RecordDepositRequest(
             request_id=f"dep-{T}-linear", participant_id=linear.participant_id, amount_satoshis=DEPOSIT
         ),
         metadata=md(keys.operator),
     )
-    assert (
-        again.balance.available_satoshis == DEPOSIT
-    )  # the same request gets the first result (before staking)
-    assert (
-        await balance(payouts, keys, linear.participant_id)
-    ).available_satoshis == 600_000  # no second credit
+    assert again.balance.available_satoshis == DEPOSIT  # the same request gets the first result (before staking)
+    assert (await balance(payouts, keys, linear.participant_id)).available_satoshis == 600_000  # no second credit
     err = await code_of(
         payouts.RecordDeposit(
             po_pb.RecordDepositRequest(
@@ -89,9 +77,7 @@ async def test_bad_amounts_are_refused_and_change_nothing(payouts, keys, staked,
     cases = [
         (
             payouts.SetStake(
-                po_pb.SetStakeRequest(
-                    request_id="s-above", model_id=linear.model_id, amount_satoshis=1_000_001
-                ),
+                po_pb.SetStakeRequest(request_id="s-above", model_id=linear.model_id, amount_satoshis=1_000_001),
                 metadata=md(linear.key),
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -107,9 +93,7 @@ async def test_bad_amounts_are_refused_and_change_nothing(payouts, keys, staked,
         ),
         (
             payouts.SetStake(
-                po_pb.SetStakeRequest(
-                    request_id="s-huge", model_id=linear.model_id, amount_satoshis=MAX_MONEY + 1
-                ),
+                po_pb.SetStakeRequest(request_id="s-huge", model_id=linear.model_id, amount_satoshis=MAX_MONEY + 1),
                 metadata=md(linear.key),
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -233,9 +217,7 @@ async def test_stake_is_locked_while_at_risk_then_burned_or_grown_within_five_pe
 
     err = await code_of(change_stake("s-locked-open"))
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and f"{T} round 1" in err.details()
-    stake = (
-        await payouts.GetStake(po_pb.GetStakeRequest(model_id=linear.model_id), metadata=md(keys.auditor))
-    ).stake
+    stake = (await payouts.GetStake(po_pb.GetStakeRequest(model_id=linear.model_id), metadata=md(keys.auditor))).stake
     assert stake.locked and [r.round_number for r in stake.locking_rounds] == [1]
     unchanged = await payouts.SetStake(
         po_pb.SetStakeRequest(request_id="s-same", model_id=linear.model_id, amount_satoshis=400_000),
@@ -276,9 +258,7 @@ async def test_stake_is_locked_while_at_risk_then_burned_or_grown_within_five_pe
     moved = await change_stake("s-after")  # allocated: the stake is free again
     assert moved.stake.amount_satoshis == 10_000 and not moved.stake.locked
     assert (await balance(payouts, keys, linear.participant_id)).available_satoshis == DEPOSIT - 10_000
-    snapshot = await payouts.GetRoundStakes(
-        po_pb.GetRoundStakesRequest(round=ref), metadata=md(keys.operator)
-    )
+    snapshot = await payouts.GetRoundStakes(po_pb.GetRoundStakesRequest(round=ref), metadata=md(keys.operator))
     assert {s.model_id: s.stake_satoshis for s in snapshot.stakes}[linear.model_id] == 400_000
     trial = await audit.GetTrialBalance(au_pb.GetTrialBalanceRequest(), metadata=md(keys.auditor))
     assert trial.balanced
@@ -306,9 +286,7 @@ async def test_list_stakes_pages_and_privacy(payouts, keys, staked):
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     err = await code_of(
-        payouts.GetStake(
-            po_pb.GetStakeRequest(model_id=staked.players["linear"].model_id), metadata=md(noise.key)
-        )
+        payouts.GetStake(po_pb.GetStakeRequest(model_id=staked.players["linear"].model_id), metadata=md(noise.key))
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     err = await code_of(payouts.ListStakes(po_pb.ListStakesRequest(page_size=-1), metadata=md(keys.operator)))

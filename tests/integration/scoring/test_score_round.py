@@ -25,8 +25,16 @@ from tests.integration.conftest import md
 from tests.integration.submissions.conftest import blt_address, download, upload_requests
 
 T = "scored"
-SPEC = pb.GeneratedDatasetSpec(seed=3, n_train=20000, n_validation=6000, n_live=2000, n_features=8,
-                               n_training_eras=20, n_tournament_eras=16, signal_strength=0.5)
+SPEC = pb.GeneratedDatasetSpec(
+    seed=3,
+    n_train=20000,
+    n_validation=6000,
+    n_live=2000,
+    n_features=8,
+    n_training_eras=20,
+    n_tournament_eras=16,
+    signal_strength=0.5,
+)
 LIVE_ERAS = 4
 
 
@@ -42,8 +50,10 @@ async def make_participant(services, keys, name):
     from shared.config import CommonSettings
 
     async with grpc.aio.insecure_channel(services["submissions"].address) as ch:
-        p = (await id_grpc.IdentityServiceStub(ch).CreateParticipant(
-            id_pb.CreateParticipantRequest(request_id=f"p-{name}", display_name=name), metadata=md(keys.operator))
+        p = (
+            await id_grpc.IdentityServiceStub(ch).CreateParticipant(
+                id_pb.CreateParticipantRequest(request_id=f"p-{name}", display_name=name), metadata=md(keys.operator)
+            )
         ).participant
     url = services["submissions"].ctx.database.url
     return p.participant_id, await create_key(CommonSettings(), Role.PARTICIPANT, p.participant_id, "", [], url=url)
@@ -56,20 +66,34 @@ async def stake(services, keys, model, key) -> None:
 
     async with grpc.aio.insecure_channel(services["payouts"].address) as channel:
         payouts = po_grpc.PayoutsServiceStub(channel)
-        await payouts.RecordDeposit(po_pb.RecordDepositRequest(
-            request_id="dep-linear", participant_id=model.participant_id, amount_satoshis=1_000_000),
-            metadata=md(keys.operator))
-        await payouts.SetStake(po_pb.SetStakeRequest(request_id="stake-linear", model_id=model.model_id,
-                                                     amount_satoshis=500_000), metadata=md(key))
+        await payouts.RecordDeposit(
+            po_pb.RecordDepositRequest(
+                request_id="dep-linear", participant_id=model.participant_id, amount_satoshis=1_000_000
+            ),
+            metadata=md(keys.operator),
+        )
+        await payouts.SetStake(
+            po_pb.SetStakeRequest(request_id="stake-linear", model_id=model.model_id, amount_satoshis=500_000),
+            metadata=md(key),
+        )
 
 
 @pytest.fixture(scope="module")
 async def scored_round(subs, keys, services):
-    await subs.CreateTournament(pb.CreateTournamentRequest(
-        request_id="t-scored", tournament_id=T, target_kind=common_pb2.TARGET_KIND_BINARY,
-        rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1))), metadata=md(keys.operator))
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-scored", tournament_id=T, generated=SPEC),
-                                   metadata=md(keys.operator))).round
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(
+            request_id="t-scored",
+            tournament_id=T,
+            target_kind=common_pb2.TARGET_KIND_BINARY,
+            rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1)),
+        ),
+        metadata=md(keys.operator),
+    )
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-scored", tournament_id=T, generated=SPEC), metadata=md(keys.operator)
+        )
+    ).round
     _, ids, eras, splits, feats, targets = await download(subs, opened.round, keys.participant)
     train = splits == common_pb2.SPLIT_TRAINING
     x = np.c_[feats, np.ones(len(feats))].astype(np.float64)
@@ -96,14 +120,24 @@ async def scored_round(subs, keys, services):
     model_ids = {}
     for name, values in models.items():
         _, key = await make_participant(services, keys, f"sc-{name}")
-        model = (await subs.CreateModel(pb.CreateModelRequest(request_id=f"m-{name}", tournament_id=T,
-                                                              display_name=name, payout_address=blt_address(40)),
-                                        metadata=md(key))).model
+        model = (
+            await subs.CreateModel(
+                pb.CreateModelRequest(
+                    request_id=f"m-{name}", tournament_id=T, display_name=name, payout_address=blt_address(40)
+                ),
+                metadata=md(key),
+            )
+        ).model
         if name == "linear":
             await stake(services, keys, model, key)
-        await subs.UploadPredictions(upload_requests(pb.UploadHeader(request_id=f"u-{name}", round=opened.round,
-                                                                     model_id=model.model_id),
-                                                     tour_ids, np.clip(values, 0.001, 0.999)), metadata=md(key))
+        await subs.UploadPredictions(
+            upload_requests(
+                pb.UploadHeader(request_id=f"u-{name}", round=opened.round, model_id=model.model_id),
+                tour_ids,
+                np.clip(values, 0.001, 0.999),
+            ),
+            metadata=md(key),
+        )
         model_ids[name] = (model.model_id, key)
     live_eras = sorted({e for e, s in zip(eras, splits, strict=True) if s == common_pb2.SPLIT_LIVE})
     return opened, model_ids, live_eras
@@ -112,16 +146,18 @@ async def scored_round(subs, keys, services):
 async def test_scoring_before_resolve_is_refused(scoring, keys, scored_round):
     opened, _, _ = scored_round
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="early", round=opened.round),
-                                 metadata=md(keys.operator))
+        await scoring.ScoreRound(
+            sc_pb.ScoreRoundRequest(request_id="early", round=opened.round), metadata=md(keys.operator)
+        )
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "RESOLVED" in info.value.details()
 
 
 async def test_ladder_public_scores_appear_while_open(scoring, keys, scored_round):
     opened, model_ids, _ = scored_round
     for _ in range(100):
-        resp = await scoring.GetPublicScores(sc_pb.GetPublicScoresRequest(round=opened.round),
-                                             metadata=md(keys.operator))
+        resp = await scoring.GetPublicScores(
+            sc_pb.GetPublicScoresRequest(round=opened.round), metadata=md(keys.operator)
+        )
         if len(resp.public_scores) == len(model_ids):
             break
         await asyncio.sleep(0.1)
@@ -134,8 +170,9 @@ async def test_ladder_public_scores_appear_while_open(scoring, keys, scored_roun
 
 async def close_and_resolve(subs, keys, ref) -> None:
     await subs.CloseRound(pb.CloseRoundRequest(request_id="c-scored", round=ref), metadata=md(keys.operator))
-    await subs.ResolveRound(pb.ResolveRoundRequest(request_id="r-scored", round=ref, use_generated_targets=True),
-                            metadata=md(keys.operator))
+    await subs.ResolveRound(
+        pb.ResolveRoundRequest(request_id="r-scored", round=ref, use_generated_targets=True), metadata=md(keys.operator)
+    )
 
 
 async def test_no_scores_while_the_stakes_are_unknown(subs, scoring, keys, services, scored_round):
@@ -146,12 +183,16 @@ async def test_no_scores_while_the_stakes_are_unknown(subs, scoring, keys, servi
     settings = services["scoring"].ctx.settings
     real, settings.payouts_addr = settings.payouts_addr, f"127.0.0.1:{free_port()}"
     try:
-        run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-down", round=opened.round),
-                                        metadata=md(keys.operator))).run
+        run = (
+            await scoring.ScoreRound(
+                sc_pb.ScoreRoundRequest(request_id="score-down", round=opened.round), metadata=md(keys.operator)
+            )
+        ).run
         while run.state == sc_pb.ScoringRun.STATE_RUNNING:
             await asyncio.sleep(0.1)
-            run = (await scoring.GetScoringRun(sc_pb.GetScoringRunRequest(run_id=run.run_id),
-                                               metadata=md(keys.operator))).run
+            run = (
+                await scoring.GetScoringRun(sc_pb.GetScoringRunRequest(run_id=run.run_id), metadata=md(keys.operator))
+            ).run
     finally:
         settings.payouts_addr = real
     assert run.state == sc_pb.ScoringRun.STATE_FAILED
@@ -163,16 +204,20 @@ async def test_no_scores_while_the_stakes_are_unknown(subs, scoring, keys, servi
 async def test_score_round_end_to_end(subs, scoring, keys, scored_round, database_url):
     opened, model_ids, live_eras = scored_round
     await close_and_resolve(subs, keys, opened.round)
-    run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-1", round=opened.round),
-                                    metadata=md(keys.operator))).run
+    run = (
+        await scoring.ScoreRound(
+            sc_pb.ScoreRoundRequest(request_id="score-1", round=opened.round), metadata=md(keys.operator)
+        )
+    ).run
     assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
     assert run.models_scored == 5
     round_now = (await subs.GetRound(pb.GetRoundRequest(round=opened.round), metadata=md(keys.operator))).round
     assert round_now.state == pb.Round.STATE_SCORED
 
     def scores(name):
-        return scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids[name][0]),
-                                 metadata=md(keys.operator))
+        return scoring.GetScores(
+            sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids[name][0]), metadata=md(keys.operator)
+        )
 
     constant = (await scores("constant")).scores
     assert abs(constant.logloss.overall - math.log(2)) < 1e-9
@@ -185,16 +230,20 @@ async def test_score_round_end_to_end(subs, scoring, keys, scored_round, databas
     assert abs(linear.mmc.overall) < 1e-6 and abs(noise.mmc.overall) > 1e-4
     assert linear.logloss.ci_low <= linear.logloss.mean <= linear.logloss.ci_high
     assert [e.era for e in linear.corr.eras] == live_eras and len(live_eras) == LIVE_ERAS
-    meta = (await scoring.GetMetaModel(sc_pb.GetMetaModelRequest(round=opened.round), metadata=md(keys.operator))
-            ).meta_model
+    meta = (
+        await scoring.GetMetaModel(sc_pb.GetMetaModelRequest(round=opened.round), metadata=md(keys.operator))
+    ).meta_model
     assert abs(sum(w.weight for w in meta.weights) - 1) < 1e-9
 
     # paginated listing, best first by logloss, no skips or repeats
     seen, token = [], ""
     while True:
-        page = await scoring.ListRoundScores(sc_pb.ListRoundScoresRequest(
-            round=opened.round, order_by=common_pb2.METRIC_LOGLOSS, page_size=3, page_token=token),
-            metadata=md(keys.operator))
+        page = await scoring.ListRoundScores(
+            sc_pb.ListRoundScoresRequest(
+                round=opened.round, order_by=common_pb2.METRIC_LOGLOSS, page_size=3, page_token=token
+            ),
+            metadata=md(keys.operator),
+        )
         seen += [(s.model.model_id, s.logloss.mean) for s in page.scores]
         token = page.next_page_token
         if not token:
@@ -204,27 +253,42 @@ async def test_score_round_end_to_end(subs, scoring, keys, scored_round, databas
     # other participants can't read scores before publication; the owner can
     other_key = model_ids["noise"][1]
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids["linear"][0]),
-                                metadata=md(other_key))
+        await scoring.GetScores(
+            sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids["linear"][0]), metadata=md(other_key)
+        )
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    own = await scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids["noise"][0]),
-                                  metadata=md(other_key))
+    own = await scoring.GetScores(
+        sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids["noise"][0]), metadata=md(other_key)
+    )
     assert own.scores.model.model_id == model_ids["noise"][0]
 
     # re-running changes nothing
     before = await table_checksums(database_url, ["scoring"])
-    again = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-2", round=opened.round),
-                                      metadata=md(keys.operator))).run
+    again = (
+        await scoring.ScoreRound(
+            sc_pb.ScoreRoundRequest(request_id="score-2", round=opened.round), metadata=md(keys.operator)
+        )
+    ).run
     assert again.run_id == run.run_id
     after = await table_checksums(database_url, ["scoring"])
-    assert {k: v for k, v in before.items() if "idempotency" not in k} == \
-           {k: v for k, v in after.items() if "idempotency" not in k}
+    assert {k: v for k, v in before.items() if "idempotency" not in k} == {
+        k: v for k, v in after.items() if "idempotency" not in k
+    }
 
 
 def _metric_fields(score: sc_pb.MetricScore) -> tuple[list[str], list[float]]:
     """Era labels, and every number of a metric score (summaries, interval, per-era values)."""
-    numbers = [score.overall, score.mean, score.std, score.sharpe, score.max_drawdown, score.consistency,
-               score.ci_low, score.ci_high, *(e.value for e in score.eras)]
+    numbers = [
+        score.overall,
+        score.mean,
+        score.std,
+        score.sharpe,
+        score.max_drawdown,
+        score.consistency,
+        score.ci_low,
+        score.ci_high,
+        *(e.value for e in score.eras),
+    ]
     return [e.era for e in score.eras], numbers
 
 
@@ -239,17 +303,24 @@ async def test_validation_rows_do_not_move_resolved_scores(subs, scoring, keys, 
     """
     opened, model_ids, _ = scored_round
     await close_and_resolve(subs, keys, opened.round)
-    run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-twin", round=opened.round),
-                                    metadata=md(keys.operator))).run
+    run = (
+        await scoring.ScoreRound(
+            sc_pb.ScoreRoundRequest(request_id="score-twin", round=opened.round), metadata=md(keys.operator)
+        )
+    ).run
     while run.state == sc_pb.ScoringRun.STATE_RUNNING:
         await asyncio.sleep(0.1)
-        run = (await scoring.GetScoringRun(sc_pb.GetScoringRunRequest(run_id=run.run_id),
-                                           metadata=md(keys.operator))).run
+        run = (
+            await scoring.GetScoringRun(sc_pb.GetScoringRunRequest(run_id=run.run_id), metadata=md(keys.operator))
+        ).run
     assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
 
     async def scores(name):
-        return (await scoring.GetScores(sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids[name][0]),
-                                        metadata=md(keys.operator))).scores
+        return (
+            await scoring.GetScores(
+                sc_pb.GetScoresRequest(round=opened.round, model_id=model_ids[name][0]), metadata=md(keys.operator)
+            )
+        ).scores
 
     linear, twin = await scores("linear"), await scores("linear-twin")
     for metric in ("logloss", "auc", "corr", "mmc"):

@@ -28,15 +28,27 @@ from tests.integration.submissions.conftest import blt_address, upload_requests
 
 ROOT = Path(__file__).resolve().parents[3]
 MATRIX = ROOT / "docs" / "access-matrix.md"
-MODULES = {"IdentityService": id_pb, "SubmissionsService": pb, "ScoringService": sc_pb,
-           "LeaderboardService": leaderboard_service_pb2, "PayoutsService": payouts_service_pb2,
-           "LedgerAuditService": ledger_audit_service_pb2}
-HOSTS = {"IdentityService": "submissions", "SubmissionsService": "submissions", "ScoringService": "scoring",
-         "LeaderboardService": "leaderboard", "PayoutsService": "payouts", "LedgerAuditService": "payouts"}
+MODULES = {
+    "IdentityService": id_pb,
+    "SubmissionsService": pb,
+    "ScoringService": sc_pb,
+    "LeaderboardService": leaderboard_service_pb2,
+    "PayoutsService": payouts_service_pb2,
+    "LedgerAuditService": ledger_audit_service_pb2,
+}
+HOSTS = {
+    "IdentityService": "submissions",
+    "SubmissionsService": "submissions",
+    "ScoringService": "scoring",
+    "LeaderboardService": "leaderboard",
+    "PayoutsService": "payouts",
+    "LedgerAuditService": "payouts",
+}
 SERVICE_CALLERS = ["submissions", "scoring", "leaderboard", "payouts"]  # each service's own identity
 CALLERS = ["anonymous", "owner", "other", "operator", "auditor", *SERVICE_CALLERS]
-SPEC = pb.GeneratedDatasetSpec(seed=31, n_train=300, n_validation=400, n_live=200, n_features=4,
-                               n_training_eras=3, n_tournament_eras=4)
+SPEC = pb.GeneratedDatasetSpec(
+    seed=31, n_train=300, n_validation=400, n_live=200, n_features=4, n_training_eras=3, n_tournament_eras=4
+)
 
 
 def test_matrix_is_generated_from_the_access_rules():
@@ -61,44 +73,80 @@ def matrix_rows() -> list[tuple[str, str, list[str]]]:
 async def world(subs, keys, services):
     """alice (owner) and bob (other); an open round with alice's upload; a scored, unpublished round."""
     op = md(keys.operator)
-    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-acl", tournament_id="acl", target_kind=1,
-                                                           rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1))),
-                                metadata=op)
-    scored = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-acl-1", tournament_id="acl", generated=SPEC),
-                                   metadata=op)).round
-    model = (await subs.CreateModel(pb.CreateModelRequest(request_id="m-acl", tournament_id="acl",
-                                                          display_name="acl-alice", payout_address=blt_address(50)),
-                                    metadata=md(keys.participant))).model
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(
+            request_id="t-acl",
+            tournament_id="acl",
+            target_kind=1,
+            rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1)),
+        ),
+        metadata=op,
+    )
+    scored = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-acl-1", tournament_id="acl", generated=SPEC), metadata=op
+        )
+    ).round
+    model = (
+        await subs.CreateModel(
+            pb.CreateModelRequest(
+                request_id="m-acl", tournament_id="acl", display_name="acl-alice", payout_address=blt_address(50)
+            ),
+            metadata=md(keys.participant),
+        )
+    ).model
     ids = []
-    async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=scored.round),
-                                           metadata=md(keys.services["scoring"])):
+    async for m in subs.StreamRoundTargets(
+        pb.StreamRoundTargetsRequest(round=scored.round), metadata=md(keys.services["scoring"])
+    ):
         ids += m.chunk.ids.decode().split("\n")
     values = np.random.default_rng(1).uniform(0.3, 0.7, len(ids))
-    await subs.UploadPredictions(upload_requests(pb.UploadHeader(request_id="u-acl-1", round=scored.round,
-                                                                 model_id=model.model_id), ids, values),
-                                 metadata=md(keys.participant))
+    await subs.UploadPredictions(
+        upload_requests(
+            pb.UploadHeader(request_id="u-acl-1", round=scored.round, model_id=model.model_id), ids, values
+        ),
+        metadata=md(keys.participant),
+    )
     await subs.CloseRound(pb.CloseRoundRequest(request_id="c-acl", round=scored.round), metadata=op)
-    await subs.ResolveRound(pb.ResolveRoundRequest(request_id="r-acl", round=scored.round, use_generated_targets=True),
-                            metadata=op)
+    await subs.ResolveRound(
+        pb.ResolveRoundRequest(request_id="r-acl", round=scored.round, use_generated_targets=True), metadata=op
+    )
     async with grpc.aio.insecure_channel(services["scoring"].address) as channel:
-        run = (await sc_grpc.ScoringServiceStub(channel).ScoreRound(
-            sc_pb.ScoreRoundRequest(request_id="s-acl", round=scored.round), metadata=op)).run
+        run = (
+            await sc_grpc.ScoringServiceStub(channel).ScoreRound(
+                sc_pb.ScoreRoundRequest(request_id="s-acl", round=scored.round), metadata=op
+            )
+        ).run
         assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-acl-2", tournament_id="acl", generated=SPEC),
-                                   metadata=op)).round
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-acl-2", tournament_id="acl", generated=SPEC), metadata=op
+        )
+    ).round
     ids2 = []
-    async for m in subs.StreamRoundTargets(pb.StreamRoundTargetsRequest(round=opened.round),
-                                           metadata=md(keys.services["scoring"])):
+    async for m in subs.StreamRoundTargets(
+        pb.StreamRoundTargetsRequest(round=opened.round), metadata=md(keys.services["scoring"])
+    ):
         ids2 += m.chunk.ids.decode().split("\n")
-    await subs.UploadPredictions(upload_requests(pb.UploadHeader(request_id="u-acl-2", round=opened.round,
-                                                                 model_id=model.model_id), ids2, values[:len(ids2)]),
-                                 metadata=md(keys.participant))
+    await subs.UploadPredictions(
+        upload_requests(
+            pb.UploadHeader(request_id="u-acl-2", round=opened.round, model_id=model.model_id),
+            ids2,
+            values[: len(ids2)],
+        ),
+        metadata=md(keys.participant),
+    )
     async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
         from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 
-        spare = (await id_grpc.IdentityServiceStub(channel).CreateApiKey(id_pb.CreateApiKeyRequest(
-            request_id="spare-acl", participant_id=keys.participant_id, role=common_pb2.ROLE_PARTICIPANT),
-            metadata=md(keys.participant))).api_key.key_id
+        spare = (
+            await id_grpc.IdentityServiceStub(channel).CreateApiKey(
+                id_pb.CreateApiKeyRequest(
+                    request_id="spare-acl", participant_id=keys.participant_id, role=common_pb2.ROLE_PARTICIPANT
+                ),
+                metadata=md(keys.participant),
+            )
+        ).api_key.key_id
     return {"open": opened.round, "scored": scored.round, "model": model.model_id, "spare_key": spare}
 
 
@@ -110,15 +158,26 @@ def build(service: str, rpc: str, world: dict, keys) -> object:
     alice, model = keys.participant_id, world["model"]
     fields = {
         ("IdentityService", "GetParticipant"): {"participant_id": alice},
-        ("IdentityService", "CreateApiKey"): {"request_id": "acl-key", "participant_id": alice,
-                                              "role": common_pb2.ROLE_PARTICIPANT, "scopes": ["bogus-scope"]},
+        ("IdentityService", "CreateApiKey"): {
+            "request_id": "acl-key",
+            "participant_id": alice,
+            "role": common_pb2.ROLE_PARTICIPANT,
+            "scopes": ["bogus-scope"],
+        },
         ("IdentityService", "ListApiKeys"): {"participant_id": alice},
         ("IdentityService", "RevokeApiKey"): {"request_id": "acl-revoke", "key_id": world["spare_key"]},
         ("IdentityService", "Authenticate"): {"api_key": keys.participant},
-        ("SubmissionsService", "CreateModel"): {"request_id": "acl-model", "tournament_id": "acl",
-                                                "participant_id": alice, "display_name": ""},
-        ("SubmissionsService", "UpdateModelPayoutAddress"): {"request_id": "acl-addr", "model_id": model,
-                                                             "payout_address": "not-an-address"},
+        ("SubmissionsService", "CreateModel"): {
+            "request_id": "acl-model",
+            "tournament_id": "acl",
+            "participant_id": alice,
+            "display_name": "",
+        },
+        ("SubmissionsService", "UpdateModelPayoutAddress"): {
+            "request_id": "acl-addr",
+            "model_id": model,
+            "payout_address": "not-an-address",
+        },
         ("SubmissionsService", "GetSubmission"): {"round": world["open"], "model_id": model},
         ("SubmissionsService", "ListSubmissions"): {"round": world["open"], "participant_id": alice},
         ("SubmissionsService", "GetRound"): {"round": world["open"]},
@@ -151,8 +210,9 @@ async def call(channel, service: str, rpc: str, descriptor, request, metadata, w
         if descriptor.client_streaming:
             messages = [request]
             if rpc == "UploadPredictions":
-                header = request.__class__(header=pb.UploadHeader(request_id="acl-up", round=world["open"],
-                                                                  model_id=world["model"]))
+                header = request.__class__(
+                    header=pb.UploadHeader(request_id="acl-up", round=world["open"], model_id=world["model"])
+                )
                 chunk = request.__class__(chunk=pb.PredictionsChunk(ids=b"x", values=b"\0\0\0\0"))
                 messages = [header, chunk]
 
@@ -172,9 +232,14 @@ async def call(channel, service: str, rpc: str, descriptor, request, metadata, w
 
 
 async def test_every_cell(services, keys, world):
-    caller_md = {"anonymous": (), "owner": md(keys.participant), "other": md(keys.other),
-                 "operator": md(keys.operator), "auditor": md(keys.auditor),
-                 **{name: md(keys.services[name]) for name in SERVICE_CALLERS}}
+    caller_md = {
+        "anonymous": (),
+        "owner": md(keys.participant),
+        "other": md(keys.other),
+        "operator": md(keys.operator),
+        "auditor": md(keys.auditor),
+        **{name: md(keys.services[name]) for name in SERVICE_CALLERS},
+    }
     failures = []
     checked = 0
     channels = {name: grpc.aio.insecure_channel(svc.address) for name, svc in services.items()}
@@ -182,10 +247,10 @@ async def test_every_cell(services, keys, world):
         for service, rpc, cells in matrix_rows():
             request, descriptor = build(service, rpc, world, keys)
             for caller, cell in zip(CALLERS, cells, strict=True):
-                code = await call(channels[HOSTS[service]], service, rpc, descriptor, request, caller_md[caller],
-                                  world)
+                code = await call(channels[HOSTS[service]], service, rpc, descriptor, request, caller_md[caller], world)
                 denied = code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) or (
-                    caller == "other" and cell.startswith("deny") and code == grpc.StatusCode.NOT_FOUND)
+                    caller == "other" and cell.startswith("deny") and code == grpc.StatusCode.NOT_FOUND
+                )
                 unpublished = cell.startswith("allow once") and caller in ("owner", "other")
                 expect_deny = cell.startswith("deny") or unpublished
                 if denied != expect_deny or code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):

@@ -46,8 +46,10 @@ async def relay_from(local_host: str, target: str) -> AsyncIterator[str]:
 
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection(host, int(port), local_addr=(local_host, 0))
-        for task in (asyncio.create_task(pipe(client_reader, server_writer)),
-                     asyncio.create_task(pipe(server_reader, client_writer))):
+        for task in (
+            asyncio.create_task(pipe(client_reader, server_writer)),
+            asyncio.create_task(pipe(server_reader, client_writer)),
+        ):
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
@@ -76,8 +78,10 @@ async def code_of(call) -> grpc.StatusCode:
 async def fresh_key(services, keys, request_id: str, role: int, participant_id: str = "") -> str:
     """A key made now and never used: no service has it cached or proven."""
     async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
-        made = await id_grpc.IdentityServiceStub(channel).CreateApiKey(id_pb.CreateApiKeyRequest(
-            request_id=request_id, role=role, participant_id=participant_id), metadata=md(keys.operator))
+        made = await id_grpc.IdentityServiceStub(channel).CreateApiKey(
+            id_pb.CreateApiKeyRequest(request_id=request_id, role=role, participant_id=participant_id),
+            metadata=md(keys.operator),
+        )
     return made.secret
 
 
@@ -85,12 +89,16 @@ async def test_a_stranger_cannot_lock_an_owner_out_with_wrong_secrets(services, 
     owner = await fresh_key(services, keys, "k-owner", common_pb2.ROLE_PARTICIPANT, keys.participant_id)
     owner_id = owner.split(".", 1)[0]
     address = services["submissions"].address
-    async with relay_from("127.0.0.2", address) as stranger_address, \
-            grpc.aio.insecure_channel(stranger_address) as stranger_channel, \
-            grpc.aio.insecure_channel(address) as owner_channel:
+    async with (
+        relay_from("127.0.0.2", address) as stranger_address,
+        grpc.aio.insecure_channel(stranger_address) as stranger_channel,
+        grpc.aio.insecure_channel(address) as owner_channel,
+    ):
         stranger = pb_grpc.SubmissionsServiceStub(stranger_channel)
-        codes = [await code_of(stranger.ListModels(pb.ListModelsRequest(), metadata=md(random_key(owner_id))))
-                 for _ in range(50)]
+        codes = [
+            await code_of(stranger.ListModels(pb.ListModelsRequest(), metadata=md(random_key(owner_id))))
+            for _ in range(50)
+        ]
         assert codes[:20] == [grpc.StatusCode.UNAUTHENTICATED] * 20
         assert codes[20:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 30  # the stranger is throttled...
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -106,33 +114,46 @@ async def test_a_stranger_cannot_lock_an_owner_out_with_wrong_secrets(services, 
 
 async def test_random_keys_sent_to_payouts_lock_out_only_their_sender(services, keys):
     operator = await fresh_key(services, keys, "k-payouts-operator", common_pb2.ROLE_OPERATOR)
-    participant = await fresh_key(services, keys, "k-payouts-alice", common_pb2.ROLE_PARTICIPANT,
-                                  keys.participant_id)
+    participant = await fresh_key(services, keys, "k-payouts-alice", common_pb2.ROLE_PARTICIPANT, keys.participant_id)
     payouts_address = services["payouts"].address
-    async with relay_from("127.0.0.3", payouts_address) as attacker_address, \
-            grpc.aio.insecure_channel(attacker_address) as attacker_channel, \
-            grpc.aio.insecure_channel(payouts_address) as channel, \
-            grpc.aio.insecure_channel(services["submissions"].address) as submissions_channel:
+    async with (
+        relay_from("127.0.0.3", payouts_address) as attacker_address,
+        grpc.aio.insecure_channel(attacker_address) as attacker_channel,
+        grpc.aio.insecure_channel(payouts_address) as channel,
+        grpc.aio.insecure_channel(services["submissions"].address) as submissions_channel,
+    ):
         attacker = po_grpc.PayoutsServiceStub(attacker_channel)
-        codes = [await code_of(attacker.ListBatches(po_pb.ListBatchesRequest(), metadata=md(random_key())))
-                 for _ in range(20)]
+        codes = [
+            await code_of(attacker.ListBatches(po_pb.ListBatchesRequest(), metadata=md(random_key())))
+            for _ in range(20)
+        ]
         assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 20
-        assert await code_of(attacker.ListBatches(po_pb.ListBatchesRequest(), metadata=md(random_key()))) \
+        assert (
+            await code_of(attacker.ListBatches(po_pb.ListBatchesRequest(), metadata=md(random_key())))
             == grpc.StatusCode.RESOURCE_EXHAUSTED
+        )
         # every other client of payouts, with keys payouts has never seen (its own forwarded checks
         # come from the same address as these clients: submissions counted the failures against the
         # attacker, not against payouts)
         payouts = po_grpc.PayoutsServiceStub(channel)
         await payouts.ListBatches(po_pb.ListBatchesRequest(), metadata=md(operator))
-        await payouts.GetParticipantBalance(po_pb.GetParticipantBalanceRequest(participant_id=keys.participant_id),
-                                            metadata=md(participant))
+        await payouts.GetParticipantBalance(
+            po_pb.GetParticipantBalanceRequest(participant_id=keys.participant_id), metadata=md(participant)
+        )
         # submissions learned the attacker's address from the forwarded checks: it is throttled there too
-        async with relay_from("127.0.0.3", services["submissions"].address) as attacker_submissions, \
-                grpc.aio.insecure_channel(attacker_submissions) as direct:
-            assert await code_of(pb_grpc.SubmissionsServiceStub(direct).ListModels(
-                pb.ListModelsRequest(), metadata=md(random_key()))) == grpc.StatusCode.RESOURCE_EXHAUSTED
-        await pb_grpc.SubmissionsServiceStub(submissions_channel).ListModels(pb.ListModelsRequest(),
-                                                                             metadata=md(keys.other))
+        async with (
+            relay_from("127.0.0.3", services["submissions"].address) as attacker_submissions,
+            grpc.aio.insecure_channel(attacker_submissions) as direct,
+        ):
+            assert (
+                await code_of(
+                    pb_grpc.SubmissionsServiceStub(direct).ListModels(pb.ListModelsRequest(), metadata=md(random_key()))
+                )
+                == grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
+        await pb_grpc.SubmissionsServiceStub(submissions_channel).ListModels(
+            pb.ListModelsRequest(), metadata=md(keys.other)
+        )
 
 
 async def test_only_a_service_may_name_the_source_of_a_check(services, keys):
@@ -145,6 +166,8 @@ async def test_only_a_service_may_name_the_source_of_a_check(services, keys):
         answer = await identity.Authenticate(request, metadata=md(keys.services["payouts"]))
         assert answer.principal.participant_id == keys.participant_id
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await identity.Authenticate(id_pb.AuthenticateRequest(api_key=keys.participant, client_address="x" * 65),
-                                        metadata=md(keys.services["payouts"]))
+            await identity.Authenticate(
+                id_pb.AuthenticateRequest(api_key=keys.participant, client_address="x" * 65),
+                metadata=md(keys.services["payouts"]),
+            )
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "client_address" in info.value.details()

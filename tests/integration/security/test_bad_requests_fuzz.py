@@ -26,24 +26,50 @@ from crowdquant.submissions.v1 import identity_service_pb2, submissions_service_
 from shared.testing import table_checksums
 from tests.integration.conftest import md
 
-MODULES = [(identity_service_pb2, "IdentityService", "submissions"),
-           (submissions_service_pb2, "SubmissionsService", "submissions"),
-           (scoring_service_pb2, "ScoringService", "scoring"),
-           (leaderboard_service_pb2, "LeaderboardService", "leaderboard"),
-           (payouts_service_pb2, "PayoutsService", "payouts"),
-           (ledger_audit_service_pb2, "LedgerAuditService", "payouts")]
+MODULES = [
+    (identity_service_pb2, "IdentityService", "submissions"),
+    (submissions_service_pb2, "SubmissionsService", "submissions"),
+    (scoring_service_pb2, "ScoringService", "scoring"),
+    (leaderboard_service_pb2, "LeaderboardService", "leaderboard"),
+    (payouts_service_pb2, "PayoutsService", "payouts"),
+    (ledger_audit_service_pb2, "LedgerAuditService", "payouts"),
+]
 SCHEMAS = ["submissions", "scoring", "leaderboard", "payouts"]
-ACCEPTABLE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
-              grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
-              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.OK}
+ACCEPTABLE = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.OK,
+}
 
 HOSTILE_TEXT = st.one_of(
-    st.just(""), st.text(max_size=40), st.text(min_size=300, max_size=2000),
-    st.sampled_from(["'; DROP TABLE submissions.participants; --", "1 OR 1=1", "../../etc/passwd", "\x00",
-                     "🦄" * 50, "m_" + "0" * 12, "p_nobody", "k_000000000000." + "A" * 43, "demo", "NaN"]))
+    st.just(""),
+    st.text(max_size=40),
+    st.text(min_size=300, max_size=2000),
+    st.sampled_from(
+        [
+            "'; DROP TABLE submissions.participants; --",
+            "1 OR 1=1",
+            "../../etc/passwd",
+            "\x00",
+            "🦄" * 50,
+            "m_" + "0" * 12,
+            "p_nobody",
+            "k_000000000000." + "A" * 43,
+            "demo",
+            "NaN",
+        ]
+    ),
+)
 HOSTILE_INT = st.one_of(st.sampled_from([0, -1, 1, 2**31 - 1, -(2**31)]), st.integers(-(2**31), 2**31 - 1))
-HOSTILE_INT64 = st.one_of(st.sampled_from([0, -1, 2**63 - 1, -(2**63), 21_000_000 * 10**8 + 1]),
-                          st.integers(-(2**63), 2**63 - 1))
+HOSTILE_INT64 = st.one_of(
+    st.sampled_from([0, -1, 2**63 - 1, -(2**63), 21_000_000 * 10**8 + 1]), st.integers(-(2**63), 2**63 - 1)
+)
 HOSTILE_FLOAT = st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 1e308]), st.floats())
 
 
@@ -109,6 +135,7 @@ async def send(channel, method, request, metadata) -> grpc.aio.AioRpcError | Non
     kwargs = {"request_serializer": type(request).SerializeToString, "response_deserializer": out.FromString}
     try:
         if method.client_streaming:
+
             async def stream():
                 yield request
 
@@ -127,8 +154,7 @@ async def send(channel, method, request, metadata) -> grpc.aio.AioRpcError | Non
 def cases():
     collected = []
 
-    @settings(max_examples=700, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=700, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(bad_request())
     def collect(case):
         collected.append(case)
@@ -173,11 +199,14 @@ async def test_truncated_and_cancelled_upload_streams_store_nothing(services, ke
     bad_streams = [
         [pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="tr-1", model_id="m_x"))],
         [pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(ids=b"a", values=b"\0\0\0\0"))],
-        [pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="tr-2")),
-         pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="tr-3"))],
+        [
+            pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="tr-2")),
+            pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="tr-3")),
+        ],
         [pb.UploadPredictionsRequest()],
     ]
     for messages in bad_streams:
+
         async def stream(messages=messages):
             for m in messages:
                 yield m
@@ -190,19 +219,29 @@ async def test_truncated_and_cancelled_upload_streams_store_nothing(services, ke
     from crowdquant.common.v1 import common_pb2
     from tests.integration.submissions.conftest import SMALL, blt_address
 
-    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-cx", tournament_id="cx",
-                                                           target_kind=common_pb2.TARGET_KIND_BINARY),
-                                metadata=md(keys.operator))
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-cx", tournament_id="cx", generated=SMALL),
-                                   metadata=md(keys.operator))).round
-    model = (await subs.CreateModel(pb.CreateModelRequest(request_id="m-cx", tournament_id="cx", display_name="cx",
-                                                          payout_address=blt_address(9)),
-                                    metadata=md(keys.participant))).model
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(request_id="t-cx", tournament_id="cx", target_kind=common_pb2.TARGET_KIND_BINARY),
+        metadata=md(keys.operator),
+    )
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-cx", tournament_id="cx", generated=SMALL), metadata=md(keys.operator)
+        )
+    ).round
+    model = (
+        await subs.CreateModel(
+            pb.CreateModelRequest(
+                request_id="m-cx", tournament_id="cx", display_name="cx", payout_address=blt_address(9)
+            ),
+            metadata=md(keys.participant),
+        )
+    ).model
     before = await table_checksums(database_url, ["submissions"])
 
     async def slow():
-        yield pb.UploadPredictionsRequest(header=pb.UploadHeader(request_id="cx", model_id=model.model_id,
-                                                                 round=opened.round))
+        yield pb.UploadPredictionsRequest(
+            header=pb.UploadHeader(request_id="cx", model_id=model.model_id, round=opened.round)
+        )
         await asyncio.sleep(30)
         yield pb.UploadPredictionsRequest(chunk=pb.PredictionsChunk(ids=b"a", values=b"\0\0\0\0"))
 

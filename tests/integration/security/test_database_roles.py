@@ -50,14 +50,23 @@ async def test_each_service_logs_in_as_its_own_role_with_no_power(services, name
     database = services[name].ctx.database
     async with database.connect() as conn:
         who = (await conn.execute(text("SELECT current_user, session_user"))).one()
-        role = (await conn.execute(text(
-            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
-            "FROM pg_roles WHERE rolname = current_user"))).one()
+        role = (
+            await conn.execute(
+                text(
+                    "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
+                    "FROM pg_roles WHERE rolname = current_user"
+                )
+            )
+        ).one()
         # every role it is a member of, directly or not, and what those may do
-        reachable = (await conn.execute(text(
-            "SELECT r.rolname, r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls AS powerful "
-            "FROM pg_roles r WHERE r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER')"
-        ))).all()
+        reachable = (
+            await conn.execute(
+                text(
+                    "SELECT r.rolname, r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls AS powerful "
+                    "FROM pg_roles r WHERE r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER')"
+                )
+            )
+        ).all()
     assert tuple(who) == (db_roles.login_role(name), db_roles.login_role(name))
     assert not any(role), f"{name}'s role has attributes {role}"
     expected = {"crowdquant_app"} if name == "payouts" else set()
@@ -94,8 +103,7 @@ async def test_another_services_schema_and_ddl_are_refused(services, login, name
     for other, schema in SCHEMAS.items():
         if other == name:
             continue
-        tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", schema)
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", schema)
         assert tables, f"{schema} has tables to attack"
         for row in tables:
             await refused(conn, f'SELECT 1 FROM {schema}."{row["tablename"]}" LIMIT 1')
@@ -126,18 +134,24 @@ async def test_ledger_is_append_only_against_the_payouts_role(services, login, d
         # recorded_at is the database's to set: the column grants leave it out
         await conn.execute(
             "INSERT INTO payouts.ledger_entries (id, effective_at, kind, recorded_at) "
-            "VALUES (gen_random_uuid(), now(), 'x', now() - interval '1 day')")
+            "VALUES (gen_random_uuid(), now(), 'x', now() - interval '1 day')"
+        )
     # The triggers that refuse changes even to the owner are there, and fire for the owner.
     triggers = await conn.fetch(
         "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'payouts' AND NOT t.tgisinternal AND t.tgenabled = 'O'")
+        "WHERE n.nspname = 'payouts' AND NOT t.tgisinternal AND t.tgenabled = 'O'"
+    )
     guarded = {row["relname"] for row in triggers}
     assert set(LEDGER_HISTORY) <= guarded
     owner = await asyncpg.connect(db_roles.derive_url(database_url, db_roles.MIGRATION_ROLE))
     try:
-        assert await owner.fetchval("SELECT tableowner FROM pg_tables WHERE schemaname = 'payouts' "
-                                    "AND tablename = 'ledger_postings'") == db_roles.MIGRATION_ROLE
+        assert (
+            await owner.fetchval(
+                "SELECT tableowner FROM pg_tables WHERE schemaname = 'payouts' AND tablename = 'ledger_postings'"
+            )
+            == db_roles.MIGRATION_ROLE
+        )
         for table, column in LEDGER_HISTORY.items():
             with pytest.raises(asyncpg.exceptions.PostgresError) as refusal:
                 await owner.execute(f"UPDATE payouts.{table} SET {column} = {column}")
@@ -178,7 +192,8 @@ async def test_a_login_role_loses_any_membership_it_was_given(postgres):
             await conn.execute(f"GRANT {db_roles.MIGRATION_ROLE} TO {db_roles.login_role('leaderboard')}")
             await db_roles.provision(admin, {"leaderboard": ()})
             assert not await conn.fetchval(
-                "SELECT pg_has_role($1, $2, 'MEMBER')", db_roles.login_role("leaderboard"), db_roles.MIGRATION_ROLE)
+                "SELECT pg_has_role($1, $2, 'MEMBER')", db_roles.login_role("leaderboard"), db_roles.MIGRATION_ROLE
+            )
         finally:
             await conn.close()
     finally:
@@ -200,7 +215,8 @@ async def test_a_schema_the_administrator_migrated_is_handed_to_the_migration_ro
                 "WHERE c.relnamespace IN ('payouts'::regnamespace, 'payouts_wallet'::regnamespace) "
                 "UNION SELECT DISTINCT p.proowner::regrole::text FROM pg_proc p "
                 "WHERE p.pronamespace = 'payouts'::regnamespace "
-                "UNION SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname LIKE 'payouts%'")
+                "UNION SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname LIKE 'payouts%'"
+            )
         finally:
             await conn.close()
         assert {row["owner"] for row in owners} == {db_roles.MIGRATION_ROLE}

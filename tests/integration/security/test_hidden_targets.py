@@ -25,8 +25,9 @@ from tests.integration.conftest import md
 from tests.integration.submissions.conftest import blt_address, download, upload_requests
 
 T = "hidden"
-SPEC = pb.GeneratedDatasetSpec(seed=21, n_train=1000, n_validation=2000, n_live=1200, n_features=4,
-                               n_training_eras=4, n_tournament_eras=10)
+SPEC = pb.GeneratedDatasetSpec(
+    seed=21, n_train=1000, n_validation=2000, n_live=1200, n_features=4, n_training_eras=4, n_tournament_eras=10
+)
 PROBE_VALUES = (0.9, 0.75, 0.62, 0.55)  # one probed row each per upload: 16 distinguishable patterns on the old board
 PROBED_ROWS = 1000
 LN2 = math.log(2.0)
@@ -44,8 +45,10 @@ async def new_participant(services, keys, name: str) -> tuple[str, str]:
     from shared.config import CommonSettings
 
     async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
-        participant = (await id_grpc.IdentityServiceStub(channel).CreateParticipant(
-            id_pb.CreateParticipantRequest(request_id=f"p-{name}", display_name=name), metadata=md(keys.operator))
+        participant = (
+            await id_grpc.IdentityServiceStub(channel).CreateParticipant(
+                id_pb.CreateParticipantRequest(request_id=f"p-{name}", display_name=name), metadata=md(keys.operator)
+            )
         ).participant
     url = services["submissions"].ctx.database.url
     key = await create_key(CommonSettings(), Role.PARTICIPANT, participant.participant_id, "", [], url=url)
@@ -54,12 +57,20 @@ async def new_participant(services, keys, name: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 async def open_round(subs, keys):
-    await subs.CreateTournament(pb.CreateTournamentRequest(
-        request_id="t-hidden", tournament_id=T, target_kind=common_pb2.TARGET_KIND_BINARY,
-        rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1, max_uploads_per_model_per_round=1000))),
-        metadata=md(keys.operator))
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-hidden", tournament_id=T, generated=SPEC),
-                                   metadata=md(keys.operator))).round
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(
+            request_id="t-hidden",
+            tournament_id=T,
+            target_kind=common_pb2.TARGET_KIND_BINARY,
+            rules=pb.TournamentRules(upload=pb.UploadRules(min_std=-1, max_uploads_per_model_per_round=1000)),
+        ),
+        metadata=md(keys.operator),
+    )
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-hidden", tournament_id=T, generated=SPEC), metadata=md(keys.operator)
+        )
+    ).round
     _, ids, _, splits, _, _ = await download(subs, opened.round, keys.participant)
     tour = splits != common_pb2.SPLIT_TRAINING
     tour_ids = [i for i, t in zip(ids, tour, strict=True) if t]
@@ -80,10 +91,17 @@ class Attacker:
         """A fresh model for every query while the participant may create one, then the existing ones in turn."""
         if fresh:
             try:
-                model = (await self.subs.CreateModel(pb.CreateModelRequest(
-                    request_id=f"{self.name}-m{len(self.models)}", tournament_id=self.tournament_id,
-                    display_name=f"{self.name}-{len(self.models)}", payout_address=blt_address(60)),
-                    metadata=md(self.key))).model
+                model = (
+                    await self.subs.CreateModel(
+                        pb.CreateModelRequest(
+                            request_id=f"{self.name}-m{len(self.models)}",
+                            tournament_id=self.tournament_id,
+                            display_name=f"{self.name}-{len(self.models)}",
+                            payout_address=blt_address(60),
+                        ),
+                        metadata=md(self.key),
+                    )
+                ).model
                 self.models.append(model.model_id)
                 return model.model_id
             except grpc.aio.AioRpcError as exc:
@@ -98,15 +116,26 @@ class Attacker:
         """
         model_id = await self.model(fresh)
         self.uploads += 1
-        resp = await self.subs.UploadPredictions(upload_requests(pb.UploadHeader(
-            request_id=f"{self.name}-u{self.uploads}", round=self.ref, model_id=model_id), self.tour_ids, values),
-            metadata=md(self.key))
+        resp = await self.subs.UploadPredictions(
+            upload_requests(
+                pb.UploadHeader(request_id=f"{self.name}-u{self.uploads}", round=self.ref, model_id=model_id),
+                self.tour_ids,
+                values,
+            ),
+            metadata=md(self.key),
+        )
         submission = resp.submission
         # what submissions asks of scoring after every upload (asked here too, so the test needn't wait)
-        judged = await self.scoring.ScoreValidation(sc_pb.ScoreValidationRequest(
-            request_id=f"v-{submission.submission_id}", round=self.ref, model_id=model_id,
-            version=submission.version, content_sha256=submission.content_sha256),
-            metadata=md(self.keys.services["submissions"]))
+        judged = await self.scoring.ScoreValidation(
+            sc_pb.ScoreValidationRequest(
+                request_id=f"v-{submission.submission_id}",
+                round=self.ref,
+                model_id=model_id,
+                version=submission.version,
+                content_sha256=submission.content_sha256,
+            ),
+            metadata=md(self.keys.services["submissions"]),
+        )
         self.last = (model_id, submission.version)
         return judged.public_score
 
@@ -146,8 +175,10 @@ async def revealed_targets(subs, keys, ref) -> np.ndarray:
     """Close and resolve the round; its tournament rows' targets, now public."""
     name = f"{ref.tournament_id}-{ref.round_number}"
     await subs.CloseRound(pb.CloseRoundRequest(request_id=f"c-{name}", round=ref), metadata=md(keys.operator))
-    await subs.ResolveRound(pb.ResolveRoundRequest(request_id=f"r-{name}", round=ref, use_generated_targets=True),
-                            metadata=md(keys.operator))
+    await subs.ResolveRound(
+        pb.ResolveRoundRequest(request_id=f"r-{name}", round=ref, use_generated_targets=True),
+        metadata=md(keys.operator),
+    )
     targets, splits = [], []
     async for message in subs.DownloadTargets(pb.DownloadTargetsRequest(round=ref), metadata=md(keys.operator)):
         if message.WhichOneof("kind") == "chunk":
@@ -156,8 +187,9 @@ async def revealed_targets(subs, keys, ref) -> np.ndarray:
     return np.concatenate(targets)[np.asarray(splits) != common_pb2.SPLIT_TRAINING]
 
 
-async def test_per_participant_ladder_hides_a_fresh_models_score_and_the_step(subs, scoring, keys, services,
-                                                                             open_round):
+async def test_per_participant_ladder_hides_a_fresh_models_score_and_the_step(
+    subs, scoring, keys, services, open_round
+):
     """A second model of the same participant starts on its participant's leader, not on a fresh Ladder."""
     ref, tour_ids, _ = open_round
     _, key = await new_participant(services, keys, "ladder-owner")
@@ -184,12 +216,24 @@ async def test_scoring_judges_only_a_stored_upload_with_its_hash(subs, scoring, 
     url = services["scoring"].ctx.database.url
     before = await table_checksums(url, ("scoring",))
     cases = [
-        (sc_pb.ScoreValidationRequest(request_id="x1", round=ref, model_id=model_id, version=1,
-                                      content_sha256="0" * 64), grpc.StatusCode.FAILED_PRECONDITION),
-        (sc_pb.ScoreValidationRequest(request_id="x2", round=ref, model_id=model_id, version=7,
-                                      content_sha256="0" * 64), grpc.StatusCode.NOT_FOUND),
-        (sc_pb.ScoreValidationRequest(request_id="x3", round=ref, model_id=model_id, version=1,
-                                      content_sha256="not-a-hash"), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            sc_pb.ScoreValidationRequest(
+                request_id="x1", round=ref, model_id=model_id, version=1, content_sha256="0" * 64
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
+        (
+            sc_pb.ScoreValidationRequest(
+                request_id="x2", round=ref, model_id=model_id, version=7, content_sha256="0" * 64
+            ),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+        (
+            sc_pb.ScoreValidationRequest(
+                request_id="x3", round=ref, model_id=model_id, version=1, content_sha256="not-a-hash"
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ]
     for request, code in cases:
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -216,11 +260,11 @@ async def test_step_and_spread_probes_recover_no_hidden_target(subs, scoring, ke
     rng = np.random.default_rng(12)
     k = len(PROBE_VALUES)
     for start in range(0, PROBED_ROWS, k):
-        rows = probed[start:start + k]
+        rows = probed[start : start + k]
         values = np.full(len(tour_ids), 0.5)
-        values[rows] = PROBE_VALUES[:len(rows)]
+        values[rows] = PROBE_VALUES[: len(rows)]
         score = await attacker.query(values)
-        guesses[start:start + k] = decode(score, len(validation), rng)[:len(rows)]
+        guesses[start : start + k] = decode(score, len(validation), rng)[: len(rows)]
     truth = (await revealed_targets(subs, keys, ref))[probed]
     recovered = float(np.mean(guesses == truth))
     assert recovered <= 0.5 + 3 * math.sqrt(0.25 / PROBED_ROWS), f"recovered {recovered:.1%} of probed targets"
@@ -229,14 +273,20 @@ async def test_step_and_spread_probes_recover_no_hidden_target(subs, scoring, ke
 @pytest.fixture(scope="module")
 async def boost_round(subs, keys):
     """A tournament with the default rules (upload limits included) and a round with 4 live eras."""
-    await subs.CreateTournament(pb.CreateTournamentRequest(
-        request_id="t-boost", tournament_id="boost", target_kind=common_pb2.TARGET_KIND_BINARY),
-        metadata=md(keys.operator))
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(
+            request_id="t-boost", tournament_id="boost", target_kind=common_pb2.TARGET_KIND_BINARY
+        ),
+        metadata=md(keys.operator),
+    )
     spec = pb.GeneratedDatasetSpec()
     spec.CopyFrom(SPEC)
     spec.seed, spec.n_live = 22, 2000
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-boost", tournament_id="boost", generated=spec),
-                                   metadata=md(keys.operator))).round
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-boost", tournament_id="boost", generated=spec), metadata=md(keys.operator)
+        )
+    ).round
     _, ids, _, splits, _, _ = await download(subs, opened.round, keys.participant)
     tour = splits != common_pb2.SPLIT_TRAINING
     return opened.round, [i for i, t in zip(ids, tour, strict=True) if t], splits[tour]
@@ -277,13 +327,17 @@ async def test_boosting_attack_gains_nothing_on_the_resolved_board(subs, scoring
     await attacker.query(boosted)
     boosted_model = attacker.last[0]
     targets = await revealed_targets(subs, keys, ref)
-    run = (await scoring.ScoreRound(sc_pb.ScoreRoundRequest(request_id="score-boost", round=ref),
-                                    metadata=md(keys.operator))).run
+    run = (
+        await scoring.ScoreRound(
+            sc_pb.ScoreRoundRequest(request_id="score-boost", round=ref), metadata=md(keys.operator)
+        )
+    ).run
     assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message
 
     async def resolved(model_id: str) -> float:
-        scores = (await scoring.GetScores(sc_pb.GetScoresRequest(round=ref, model_id=model_id),
-                                          metadata=md(keys.operator))).scores
+        scores = (
+            await scoring.GetScores(sc_pb.GetScoresRequest(round=ref, model_id=model_id), metadata=md(keys.operator))
+        ).scores
         return scores.logloss.overall
 
     gain = await resolved(honest_model) - await resolved(boosted_model)
@@ -296,8 +350,10 @@ async def test_boosting_attack_gains_nothing_on_the_resolved_board(subs, scoring
     standard_error = float(np.std(losses(boosted) - losses(base), ddof=1) / math.sqrt(live.sum()))
     validation = splits == common_pb2.SPLIT_VALIDATION
     y = targets[validation]
-    on_validation = float(np.mean(-(y * np.log(base[validation]) + (1 - y) * np.log(1 - base[validation])))
-                          - np.mean(-(y * np.log(boosted[validation]) + (1 - y) * np.log(1 - boosted[validation]))))
+    on_validation = float(
+        np.mean(-(y * np.log(base[validation]) + (1 - y) * np.log(1 - base[validation])))
+        - np.mean(-(y * np.log(boosted[validation]) + (1 - y) * np.log(1 - boosted[validation])))
+    )
     assert tried >= 150 and kept, f"the attack ran {tried} probes and kept {len(kept)}"
     assert on_validation > 0, "the kept directions must carry what the board leaked about validation"
     assert abs(gain) <= standard_error, f"resolved gain {gain:.2e} vs one standard error {standard_error:.2e}"

@@ -12,8 +12,9 @@ from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
 from shared.testing import upload_stream
 from tests.integration.conftest import md
 
-SMALL = pb.GeneratedDatasetSpec(seed=7, n_train=2000, n_validation=1200, n_live=600, n_features=8,
-                                n_training_eras=10, n_tournament_eras=5)
+SMALL = pb.GeneratedDatasetSpec(
+    seed=7, n_train=2000, n_validation=1200, n_live=600, n_features=8, n_training_eras=10, n_tournament_eras=5
+)
 
 
 def blt_address(seed: int = 0) -> str:
@@ -44,8 +45,9 @@ class Round:
 async def download(stub: pb_grpc.SubmissionsServiceStub, ref: common_pb2.RoundRef, key: str):
     ids, eras, splits, feats, targets = [], [], [], [], []
     header = None
-    async for message in stub.DownloadRoundData(pb.DownloadRoundDataRequest(round=ref, chunk_rows=700),
-                                                metadata=md(key)):
+    async for message in stub.DownloadRoundData(
+        pb.DownloadRoundDataRequest(round=ref, chunk_rows=700), metadata=md(key)
+    ):
         if message.WhichOneof("kind") == "header":
             header = message.header
             continue
@@ -56,4 +58,3 @@ async def download(stub: pb_grpc.SubmissionsServiceStub, ref: common_pb2.RoundRe
         feats.append(np.frombuffer(c.features, dtype="<f4").reshape(c.row_count, -1))
         targets.append(np.frombuffer(c.targets, dtype="<f4"))
     return header, ids, eras, np.asarray(splits), np.concatenate(feats), np.concatenate(targets)
-

@@ -15,28 +15,51 @@ from tests.integration.conftest import md
 from tests.integration.submissions.conftest import SMALL, blt_address, download, upload_requests
 
 T = "fuzz"
-SMALLER = pb.GeneratedDatasetSpec(seed=11, n_train=500, n_validation=300, n_live=100, n_features=4,
-                                  n_training_eras=5, n_tournament_eras=3)
+SMALLER = pb.GeneratedDatasetSpec(
+    seed=11, n_train=500, n_validation=300, n_live=100, n_features=4, n_training_eras=5, n_tournament_eras=3
+)
 assert SMALLER.n_validation < SMALL.n_validation
 
 
 @pytest.fixture(scope="module")
 async def fuzz_round(subs, keys):
-    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-fuzz", tournament_id=T, target_kind=1),
-                                metadata=md(keys.operator))
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="open-f", tournament_id=T, generated=SMALLER),
-                                   metadata=md(keys.operator))).round
-    model = (await subs.CreateModel(pb.CreateModelRequest(request_id="m-f", tournament_id=T, display_name="fz",
-                                                          payout_address=blt_address(9)),
-                                    metadata=md(keys.participant))).model
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(request_id="t-fuzz", tournament_id=T, target_kind=1), metadata=md(keys.operator)
+    )
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="open-f", tournament_id=T, generated=SMALLER), metadata=md(keys.operator)
+        )
+    ).round
+    model = (
+        await subs.CreateModel(
+            pb.CreateModelRequest(request_id="m-f", tournament_id=T, display_name="fz", payout_address=blt_address(9)),
+            metadata=md(keys.participant),
+        )
+    ).model
     _, ids, _, splits, _, _ = await download(subs, opened.round, keys.participant)
     tour = [i for i, s in zip(ids, splits, strict=True) if s != common_pb2.SPLIT_TRAINING]
     return opened, model, tour
 
 
 # Each family breaks a valid upload in one way; the word must appear in the error message.
-FAMILIES = ["drop", "duplicate", "unknown", "nan", "inf", "above", "below", "constant", "empty_id",
-            "mismatch", "no_chunks", "odd_bytes", "unicode_id", "sql_id", "huge_id"]
+FAMILIES = [
+    "drop",
+    "duplicate",
+    "unknown",
+    "nan",
+    "inf",
+    "above",
+    "below",
+    "constant",
+    "empty_id",
+    "mismatch",
+    "no_chunks",
+    "odd_bytes",
+    "unicode_id",
+    "sql_id",
+    "huge_id",
+]
 
 
 @st.composite
@@ -105,6 +128,7 @@ def requests_for(header, ids, values, raw_chunks):
         yield pb.UploadPredictionsRequest(header=header)
         for c in raw_chunks:
             yield pb.UploadPredictionsRequest(chunk=c)
+
     return gen()
 
 
@@ -114,8 +138,12 @@ async def test_500_bad_uploads_are_refused_and_change_nothing(subs, keys, fuzz_r
     seen: dict[str, int] = {}
     cases = []
 
-    @settings(max_examples=500, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=500,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(case=bad_upload(tour))
     def collect(case):
         cases.append(case)

@@ -20,11 +20,13 @@ T = "client"
 
 @pytest.fixture(scope="module")
 async def ready(subs, keys):
-    await subs.CreateTournament(pb.CreateTournamentRequest(
-        request_id="t-client", tournament_id=T, target_kind=common_pb2.TARGET_KIND_BINARY),
-        metadata=md(keys.operator))
-    await subs.OpenRound(pb.OpenRoundRequest(request_id="open-c", tournament_id=T, generated=SMALL),
-                         metadata=md(keys.operator))
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(request_id="t-client", tournament_id=T, target_kind=common_pb2.TARGET_KIND_BINARY),
+        metadata=md(keys.operator),
+    )
+    await subs.OpenRound(
+        pb.OpenRoundRequest(request_id="open-c", tournament_id=T, generated=SMALL), metadata=md(keys.operator)
+    )
     return True
 
 
@@ -44,8 +46,9 @@ async def test_client_downloads_trains_and_submits(services, keys, ready, tmp_pa
         tour = ~train
         preds = np.clip(0.5 + np.c_[data.features[tour], np.ones(tour.sum())] @ w, 0.01, 0.99)
         csv = tmp_path / "preds.csv"
-        csv.write_text("t_id,probability\r\n" + "".join(f"{i},{p:.6f}\r\n" for i, p in
-                                                        zip(data.ids[tour], preds, strict=True)))
+        csv.write_text(
+            "t_id,probability\r\n" + "".join(f"{i},{p:.6f}\r\n" for i, p in zip(data.ids[tour], preds, strict=True))
+        )
         receipt = await asyncio.to_thread(client.submit, T, csv, model="linear")
         assert receipt.verified and receipt.version == 1 and receipt.model_id == model.model_id
         import pandas as pd
@@ -68,8 +71,15 @@ async def test_client_downloads_trains_and_submits(services, keys, ready, tmp_pa
 async def run_cli(*args: str, key: str, addr: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDQUANT_")}
     env.update(CROWDQUANT_API_KEY=key, CROWDQUANT_SUBMISSIONS_ADDR=addr, CROWDQUANT_TOURNAMENT=T, COLUMNS="200")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "crowdquant.cli.main", *args, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crowdquant.cli.main",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     return proc.returncode, out.decode(), err.decode()
 
@@ -85,8 +95,9 @@ async def test_cli_download_submit_rounds_models(services, keys, ready, tmp_path
     ids = [line.split(",")[0] for line in tournament_csv[1:]]
     rng = np.random.default_rng(3)
     preds = tmp_path / "p.csv"
-    preds.write_text("id,prediction\n" + "".join(f"{i},{v:.5f}\n" for i, v in zip(ids, rng.uniform(0.2, 0.8, len(ids)),
-                                                                                   strict=True)))
+    preds.write_text(
+        "id,prediction\n" + "".join(f"{i},{v:.5f}\n" for i, v in zip(ids, rng.uniform(0.2, 0.8, len(ids)), strict=True))
+    )
     code, out, err = await run_cli("submit", str(preds), "--model", "cli-model", key=keys.other, addr=addr)
     assert code == 0, err
     assert "signature verified" in out and "version" in out

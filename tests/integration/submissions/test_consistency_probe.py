@@ -36,8 +36,9 @@ from tests.integration.conftest import md
 from tests.integration.submissions.conftest import blt_address, download, upload_requests
 
 T = "probe"
-SPEC = pb.GeneratedDatasetSpec(seed=23, n_train=200, n_validation=1_050, n_live=300, n_features=4,
-                               n_training_eras=2, n_tournament_eras=9)
+SPEC = pb.GeneratedDatasetSpec(
+    seed=23, n_train=200, n_validation=1_050, n_live=300, n_features=4, n_training_eras=2, n_tournament_eras=9
+)
 PROBED_ROWS = 1_000
 MODELS = 3
 HIGH, LOW = 0.999, 0.001
@@ -47,10 +48,29 @@ GET_SAMPLE = 100
 # What identifies an upload rather than describing it: its own content hash, version, times and
 # signature. They depend only on what the participant sent and when, so the attacker ignores them;
 # every other field (any check result, and any field added later) is evidence.
-SUBMISSION_IDENTITY = ("name", "submission_id", "round", "model_id", "participant_id", "version", "latest",
-                       "content_sha256", "row_count", "accept_time")
-RECEIPT_IDENTITY = ("round", "model_id", "version", "content_sha256", "row_count", "accept_time", "key_id",
-                    "signature", "signed_payload")
+SUBMISSION_IDENTITY = (
+    "name",
+    "submission_id",
+    "round",
+    "model_id",
+    "participant_id",
+    "version",
+    "latest",
+    "content_sha256",
+    "row_count",
+    "accept_time",
+)
+RECEIPT_IDENTITY = (
+    "round",
+    "model_id",
+    "version",
+    "content_sha256",
+    "row_count",
+    "accept_time",
+    "key_id",
+    "signature",
+    "signed_payload",
+)
 
 
 def evidence(message, identity: tuple[str, ...]):
@@ -95,16 +115,36 @@ def recoveries(rows: list[list[float]], directions: np.ndarray, targets: np.ndar
 
 @pytest.fixture(scope="module")
 async def probed_round(subs, keys):
-    await subs.CreateTournament(pb.CreateTournamentRequest(
-        request_id="t-probe", tournament_id=T, display_name="Probe", target_kind=common_pb2.TARGET_KIND_BINARY,
-        network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST,
-        rules=pb.TournamentRules(upload=pb.UploadRules(max_uploads_per_model_per_round=1_000))),
-        metadata=md(keys.operator))
-    opened = (await subs.OpenRound(pb.OpenRoundRequest(request_id="o-probe", tournament_id=T, generated=SPEC),
-                                   metadata=md(keys.operator))).round
-    models = [(await subs.CreateModel(pb.CreateModelRequest(
-        request_id=f"m-probe-{i}", tournament_id=T, display_name=f"probe-{i}", payout_address=blt_address(60 + i)),
-        metadata=md(keys.participant))).model.model_id for i in range(MODELS)]
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(
+            request_id="t-probe",
+            tournament_id=T,
+            display_name="Probe",
+            target_kind=common_pb2.TARGET_KIND_BINARY,
+            network=common_pb2.BITCOIN_NETWORK_BITCOINLIB_TEST,
+            rules=pb.TournamentRules(upload=pb.UploadRules(max_uploads_per_model_per_round=1_000)),
+        ),
+        metadata=md(keys.operator),
+    )
+    opened = (
+        await subs.OpenRound(
+            pb.OpenRoundRequest(request_id="o-probe", tournament_id=T, generated=SPEC), metadata=md(keys.operator)
+        )
+    ).round
+    models = [
+        (
+            await subs.CreateModel(
+                pb.CreateModelRequest(
+                    request_id=f"m-probe-{i}",
+                    tournament_id=T,
+                    display_name=f"probe-{i}",
+                    payout_address=blt_address(60 + i),
+                ),
+                metadata=md(keys.participant),
+            )
+        ).model.model_id
+        for i in range(MODELS)
+    ]
     return opened, models
 
 
@@ -127,8 +167,9 @@ async def test_upload_answers_do_not_reveal_validation_targets(subs, keys, probe
             values[probed[n]] = HIGH if directions[n] else LOW
             header = pb.UploadHeader(request_id=f"probe-{n}", round=opened.round, model_id=model_id)
             async with gate:
-                resp = await subs.UploadPredictions(upload_requests(header, tour, values, chunk=len(tour)),
-                                                    metadata=md(keys.participant))
+                resp = await subs.UploadPredictions(
+                    upload_requests(header, tour, values, chunk=len(tour)), metadata=md(keys.participant)
+                )
             key = (model_id, resp.submission.version)
             version_of[int(n)] = key
             seen[key] = [evidence(resp.submission, SUBMISSION_IDENTITY), evidence(resp.receipt, RECEIPT_IDENTITY)]
@@ -141,8 +182,10 @@ async def test_upload_answers_do_not_reveal_validation_targets(subs, keys, probe
     listed: dict[tuple[str, int], pb.Submission] = {}
     token = ""
     while True:
-        page = await subs.ListSubmissions(pb.ListSubmissionsRequest(round=opened.round, page_size=1_000,
-                                                                    page_token=token), metadata=md(keys.participant))
+        page = await subs.ListSubmissions(
+            pb.ListSubmissionsRequest(round=opened.round, page_size=1_000, page_token=token),
+            metadata=md(keys.participant),
+        )
         listed.update({(s.model_id, s.version): s for s in page.submissions})
         token = page.next_page_token
         if not token:
@@ -151,21 +194,25 @@ async def test_upload_answers_do_not_reveal_validation_targets(subs, keys, probe
     for key, submission in listed.items():
         seen[key].append(evidence(submission, SUBMISSION_IDENTITY))
     for key in [version_of[int(n)] for n in rng.choice(PROBED_ROWS, GET_SAMPLE, replace=False)]:
-        got = await subs.GetSubmission(pb.GetSubmissionRequest(round=opened.round, model_id=key[0], version=key[1]),
-                                       metadata=md(keys.participant))
+        got = await subs.GetSubmission(
+            pb.GetSubmissionRequest(round=opened.round, model_id=key[0], version=key[1]), metadata=md(keys.participant)
+        )
         assert got.submission == listed[key]
     answers = [[x for message in seen[version_of[n]] for x in numbers(message)] for n in range(PROBED_ROWS)]
     distinct = len({tuple(a) for a in answers})
 
     # grade against the targets the round reveals once resolved
     await subs.CloseRound(pb.CloseRoundRequest(request_id="c-probe", round=opened.round), metadata=md(keys.operator))
-    await subs.ResolveRound(pb.ResolveRoundRequest(request_id="r-probe", round=opened.round,
-                                                   use_generated_targets=True), metadata=md(keys.operator))
+    await subs.ResolveRound(
+        pb.ResolveRoundRequest(request_id="r-probe", round=opened.round, use_generated_targets=True),
+        metadata=md(keys.operator),
+    )
     truth: dict[str, float] = {}
     async for m in subs.DownloadTargets(pb.DownloadTargetsRequest(round=opened.round), metadata=md(keys.participant)):
         if m.HasField("chunk"):
-            truth.update(zip(m.chunk.ids.decode().split("\n"),
-                             np.frombuffer(m.chunk.targets, dtype="<f4").tolist(), strict=True))
+            truth.update(
+                zip(m.chunk.ids.decode().split("\n"), np.frombuffer(m.chunk.targets, dtype="<f4").tolist(), strict=True)
+            )
     targets = np.asarray([truth[tour[int(row)]] for row in probed])
     assert set(np.unique(targets).tolist()) == {0.0, 1.0}
 
@@ -174,4 +221,5 @@ async def test_upload_answers_do_not_reveal_validation_targets(subs, keys, probe
     bound = 0.5 + 3 * math.sqrt(0.25 / PROBED_ROWS)
     assert best <= bound, (
         f"a decoder recovered {best:.1%} of {PROBED_ROWS} probed validation targets (chance bound {bound:.1%}); "
-        f"the answers took {distinct} distinct forms")
+        f"the answers took {distinct} distinct forms"
+    )

@@ -24,16 +24,23 @@ T = "lookalike"
 
 @pytest.fixture(scope="module")
 async def tournament(subs, keys):
-    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-look", tournament_id=T, target_kind=1),
-                                metadata=md(keys.operator))
-    await subs.CreateTournament(pb.CreateTournamentRequest(request_id="t-look2", tournament_id=T + "-2",
-                                                           target_kind=1), metadata=md(keys.operator))
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(request_id="t-look", tournament_id=T, target_kind=1), metadata=md(keys.operator)
+    )
+    await subs.CreateTournament(
+        pb.CreateTournamentRequest(request_id="t-look2", tournament_id=T + "-2", target_kind=1),
+        metadata=md(keys.operator),
+    )
     return T
 
 
 def create_model(subs, key: str, name: str, request_id: str, tournament_id: str = T):
-    return subs.CreateModel(pb.CreateModelRequest(request_id=request_id, tournament_id=tournament_id,
-                                                  display_name=name, payout_address=blt_address(7)), metadata=md(key))
+    return subs.CreateModel(
+        pb.CreateModelRequest(
+            request_id=request_id, tournament_id=tournament_id, display_name=name, payout_address=blt_address(7)
+        ),
+        metadata=md(key),
+    )
 
 
 async def test_a_lookalike_model_name_is_refused_naming_the_existing_one(subs, keys, tournament):
@@ -53,8 +60,13 @@ async def test_a_lookalike_model_name_is_refused_naming_the_existing_one(subs, k
 
 async def test_concurrent_lookalike_creates_cannot_both_pass(subs, keys, tournament):
     names = ["ada-linear", "\u0430da-linear", "ad\u0430-linear", "\u0430d\u0430-linear"]  # Latin and Cyrillic a
-    results = await asyncio.gather(*(create_model(subs, keys.participant if i % 2 else keys.other, name, f"m-race-{i}")
-                                     for i, name in enumerate(names)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(
+            create_model(subs, keys.participant if i % 2 else keys.other, name, f"m-race-{i}")
+            for i, name in enumerate(names)
+        ),
+        return_exceptions=True,
+    )
     created = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(created) == 1 and len(refused) == 3, results
@@ -65,10 +77,13 @@ async def test_a_lookalike_participant_name_is_refused(services, keys):
     async with grpc.aio.insecure_channel(services["submissions"].address) as channel:
         identity = id_grpc.IdentityServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as info:  # the fixture's "alice", with a Cyrillic а
-            await identity.CreateParticipant(id_pb.CreateParticipantRequest(
-                request_id="p-fake-alice", display_name="\u0430lice"), metadata=md(keys.operator))
+            await identity.CreateParticipant(
+                id_pb.CreateParticipantRequest(request_id="p-fake-alice", display_name="\u0430lice"),
+                metadata=md(keys.operator),
+            )
         assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert "looks like the existing participant 'alice'" in info.value.details()
-        made = await identity.CreateParticipant(id_pb.CreateParticipantRequest(
-            request_id="p-alicia", display_name="alicia"), metadata=md(keys.operator))
+        made = await identity.CreateParticipant(
+            id_pb.CreateParticipantRequest(request_id="p-alicia", display_name="alicia"), metadata=md(keys.operator)
+        )
         assert made.participant.display_name == "alicia"

@@ -70,9 +70,7 @@ def _manifest_files() -> list[Path]:
 
 
 def _load_manifests() -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (path.name, doc) for path in _manifest_files() for doc in yaml.safe_load_all(path.read_text()) if doc
-    ]
+    return [(path.name, doc) for path in _manifest_files() for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 COMPOSE = _load_compose()
@@ -163,9 +161,7 @@ def test_dockerfile_runs_as_non_root_with_crowdquant_entrypoint() -> None:
 
 def test_dockerignore_is_an_allow_list_without_secrets() -> None:
     patterns = [
-        line.strip()
-        for line in DOCKERIGNORE.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
     assert patterns[0] == "*", "everything is excluded unless allowed"
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
@@ -234,9 +230,7 @@ def test_compose_start_order() -> None:
         }, name
     assert services["gateway"]["depends_on"]["leaderboard"] == {"condition": "service_healthy"}
     assert services["pipeline"]["profiles"] == ["pipeline"]
-    assert services["pipeline"]["depends_on"] == {
-        name: {"condition": "service_healthy"} for name in GRPC_PORTS
-    }
+    assert services["pipeline"]["depends_on"] == {name: {"condition": "service_healthy"} for name in GRPC_PORTS}
 
 
 @pytest.mark.parametrize("name", sorted(APPS))
@@ -488,8 +482,11 @@ def test_each_pod_gets_only_its_secrets(app: str) -> None:
     assert {name.removesuffix("_FILE") for name in compose_files} == expected
     # each service calls its peers with its own key (its own identity), never a shared one
     if "CROWDQUANT_SERVICE_API_KEY" in expected:
-        (ref,) = [env["valueFrom"]["secretKeyRef"]["key"] for env in container["env"]
-                  if env["name"] == "CROWDQUANT_SERVICE_API_KEY"]
+        (ref,) = [
+            env["valueFrom"]["secretKeyRef"]["key"]
+            for env in container["env"]
+            if env["name"] == "CROWDQUANT_SERVICE_API_KEY"
+        ]
         assert ref == f"{app}_api_key"
         environment = COMPOSE["services"][app]["environment"]
         assert environment["CROWDQUANT_SERVICE_API_KEY_FILE"] == f"/run/secrets/{app}_api_key"
@@ -607,9 +604,12 @@ def test_network_policies_limit_egress_outside_the_namespace() -> None:
 def test_each_database_user_gets_only_its_own_role_url(app: str) -> None:
     own = "migration_database_url" if app == "migrate" else f"{app}_database_url"
     (container,) = dict(_pod_templates())[app]["spec"]["containers"]
-    database_keys = {env["valueFrom"]["secretKeyRef"]["key"] for env in container["env"]
-                     if "secretKeyRef" in env.get("valueFrom", {})
-                     and env["valueFrom"]["secretKeyRef"]["key"].endswith("database_url")}
+    database_keys = {
+        env["valueFrom"]["secretKeyRef"]["key"]
+        for env in container["env"]
+        if "secretKeyRef" in env.get("valueFrom", {})
+        and env["valueFrom"]["secretKeyRef"]["key"].endswith("database_url")
+    }
     assert database_keys == {own}
     mounted = {s for s in COMPOSE["services"][app]["secrets"] if s.endswith("database_url") or "postgres" in s}
     assert mounted == {own}, "no service holds another role's URL or the superuser's password"

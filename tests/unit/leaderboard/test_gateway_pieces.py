@@ -136,9 +136,14 @@ def test_nice_ticks_cover_the_range_with_round_steps():
 
 
 def test_line_chart_draws_points_intervals_and_gaps():
-    svg = line_chart("Scores <by> round", ["R1", "R2", "R3", "R4"], [
-        Series("CORR", [0.01, None, 0.03, 0.02], [0.0, None, 0.02, 0.01], [0.02, None, 0.04, 0.03]),
-        Series("MMC", [0.0, 0.01, None, None])])
+    svg = line_chart(
+        "Scores <by> round",
+        ["R1", "R2", "R3", "R4"],
+        [
+            Series("CORR", [0.01, None, 0.03, 0.02], [0.0, None, 0.02, 0.01], [0.02, None, 0.04, 0.03]),
+            Series("MMC", [0.0, 0.01, None, None]),
+        ],
+    )
     assert svg.startswith('<svg class="chart"') and svg.endswith("</svg>")
     assert svg.count('<circle class="dot"') == 5 and svg.count('<line class="ci"') == 3
     assert svg.count("<polyline") == 2  # CORR's R3-R4 and MMC's R1-R2; CORR's R1 stands alone
@@ -179,10 +184,17 @@ def test_amounts_read_well():
     assert formats.when("2026-11-23T14:05:09Z") == "2026-11-23 14:05 UTC"
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ({"round": "-1"}, "round"), ({"round": "1e3"}, "round"), ({"metric": "sharpe"}, "metric"),
-    ({"page_size": "5000"}, "page_size"), ({"page_token": "a b"}, "page_token"), ({"tournament": "A!"}, "tournament"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"round": "-1"}, "round"),
+        ({"round": "1e3"}, "round"),
+        ({"metric": "sharpe"}, "metric"),
+        ({"page_size": "5000"}, "page_size"),
+        ({"page_token": "a b"}, "page_token"),
+        ({"tournament": "A!"}, "tournament"),
+    ],
+)
 def test_bad_query_parameters_name_the_field(query, field):
     with pytest.raises(HttpError) as info:
         params.board_query(query, "", 100)

@@ -39,8 +39,12 @@ def test_undefined_values_sort_last_and_share_a_rank():
 
 
 def test_logloss_ranks_lowest_first_and_equal_values_by_model_id():
-    b = board(result("z", 0.0, logloss=0.69), result("a", 0.0, logloss=0.70), result("m", 0.0, logloss=0.69),
-              metrics=(Metric.CORR, Metric.LOGLOSS))
+    b = board(
+        result("z", 0.0, logloss=0.69),
+        result("a", 0.0, logloss=0.70),
+        result("m", 0.0, logloss=0.69),
+        metrics=(Metric.CORR, Metric.LOGLOSS),
+    )
     ranked = RankedBoard(b, Metric.LOGLOSS)
     assert [(s.rank, s.result.model_id) for s in ranked.standings] == [(1, "m"), (1, "z"), (3, "a")]
     assert ranked.rank_of("a") == 3 and ranked.rank_of("nobody") == 0
@@ -56,13 +60,18 @@ def test_intervals_overlap_closed_and_nan_means_no_interval():
     assert not intervals_overlap((0.0, 1.0), (1.01, 2.0))
     assert not intervals_overlap((NAN, 1.0), (0.0, 2.0))
     assert neighbour_ties([(0.5, 0.9), (0.4, 0.6), (0.1, 0.3), (0.2, 0.35)]) == [
-        (False, True), (True, False), (False, True), (True, False)]
+        (False, True),
+        (True, False),
+        (False, True),
+        (True, False),
+    ]
     assert neighbour_ties([]) == [] and neighbour_ties([(0.0, 1.0)]) == [(False, False)]
 
 
 def test_ranked_board_flags_statistical_neighbours():
-    ranked = RankedBoard(board(result("a", 0.05, 0.03, 0.07), result("b", 0.04, 0.02, 0.06),
-                               result("c", 0.01, -0.01, 0.015)))
+    ranked = RankedBoard(
+        board(result("a", 0.05, 0.03, 0.07), result("b", 0.04, 0.02, 0.06), result("c", 0.01, -0.01, 0.015))
+    )
     flags = [(s.result.model_id, s.tied_with_previous, s.tied_with_next) for s in ranked.standings]
     assert flags == [("a", False, True), ("b", True, False), ("c", False, False)]
 
@@ -82,4 +91,5 @@ def test_keyset_pages_neither_skip_nor_repeat_even_when_the_board_changes():
     grown = RankedBoard(board(*(result(f"m{i}", v) for i, v in enumerate(values)), result("new", 0.5)))
     rest, _ = grown.page(after, 100)
     assert [s.result.model_id for s in first] + [s.result.model_id for s in rest] == [
-        s.result.model_id for s in grown.standings if s.result.model_id != "new"]
+        s.result.model_id for s in grown.standings if s.result.model_id != "new"
+    ]

@@ -48,15 +48,24 @@ def test_missing_rounds_renormalise_the_weights():
 
 
 def _round(number: int, scores: dict[str, float]) -> RoundBoard:
-    results = tuple(ModelResult(m, m.upper(), "p", {Metric.CORR: Score(v)}, stake_satoshis=number * 10)
-                    for m, v in scores.items())
-    return RoundBoard("t", number, Source.LIVE, Metric.CORR, (Metric.CORR,), results,
-                      published_at=T0 + timedelta(days=number))
+    results = tuple(
+        ModelResult(m, m.upper(), "p", {Metric.CORR: Score(v)}, stake_satoshis=number * 10) for m, v in scores.items()
+    )
+    return RoundBoard(
+        "t", number, Source.LIVE, Metric.CORR, (Metric.CORR,), results, published_at=T0 + timedelta(days=number)
+    )
 
 
 def test_catalog_reputation_board_uses_the_last_n_rounds_and_ranks_with_ties():
-    catalog = Catalog([_round(1, {"a": 1.0, "b": 1.0}), _round(2, {"a": 0.01, "b": 0.03, "c": 0.02}),
-                       _round(3, {"a": 0.03, "b": 0.01, "c": 0.02})], version=1, built_at=T0)
+    catalog = Catalog(
+        [
+            _round(1, {"a": 1.0, "b": 1.0}),
+            _round(2, {"a": 0.01, "b": 0.03, "c": 0.02}),
+            _round(3, {"a": 0.03, "b": 0.01, "c": 0.02}),
+        ],
+        version=1,
+        built_at=T0,
+    )
     rep = catalog.reputation("t", Metric.CORR, WeightScheme.parse("linear").weights(2))  # 2/3 newest, 1/3
     got = {s.model_id: (s.rank, s.value, s.rounds_counted, s.stake_satoshis) for s in rep.standings}
     assert got["a"][1] == pytest.approx(2 / 3 * 0.03 + 1 / 3 * 0.01)
@@ -69,8 +78,15 @@ def test_catalog_reputation_board_uses_the_last_n_rounds_and_ranks_with_ties():
 
 
 def test_catalog_indexes_history_and_latest_tournament():
-    other = RoundBoard("u", 1, Source.LIVE, Metric.CORR, (Metric.CORR,),
-                       (ModelResult("x", "X", "p", {Metric.CORR: Score(0.1)}),), published_at=T0 + timedelta(days=9))
+    other = RoundBoard(
+        "u",
+        1,
+        Source.LIVE,
+        Metric.CORR,
+        (Metric.CORR,),
+        (ModelResult("x", "X", "p", {Metric.CORR: Score(0.1)}),),
+        published_at=T0 + timedelta(days=9),
+    )
     catalog = Catalog([_round(1, {"a": 0.1}), _round(2, {"a": 0.2}), other], version=3, built_at=T0)
     assert [b.round_number for b in catalog.history("a")] == [1, 2]
     assert catalog.latest_tournament == "u"

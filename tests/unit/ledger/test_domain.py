@@ -149,16 +149,12 @@ texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
     reverses=st.none() | st.uuids(),
     pending_id=st.none() | st.uuids(),
     postings=st.lists(
-        st.tuples(
-            st.from_regex(r"[a-z0-9][a-z0-9_.:/@-]{0,10}", fullmatch=True), st.integers(-(10**15), 10**15)
-        ),
+        st.tuples(st.from_regex(r"[a-z0-9][a-z0-9_.:/@-]{0,10}", fullmatch=True), st.integers(-(10**15), 10**15)),
         min_size=2,
         max_size=5,
     ),
 )
-def test_canonical_encoding_is_sorted_compact_json(
-    memo, metadata, effective_us, reverses, pending_id, postings
-):
+def test_canonical_encoding_is_sorted_compact_json(memo, metadata, effective_us, reverses, pending_id, postings):
     document = {
         "v": 1,
         "id": str(ID),
@@ -171,17 +167,12 @@ def test_canonical_encoding_is_sorted_compact_json(
         "postings": [list(p) for p in postings],
     }
     expected = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    assert (
-        canonical_entry(ID, "allocation", memo, metadata, effective_us, postings, reverses, pending_id)
-        == expected
-    )
+    assert canonical_entry(ID, "allocation", memo, metadata, effective_us, postings, reverses, pending_id) == expected
 
 
 def test_chain_hash_is_sha256_of_the_link_fields():
     digest = hashlib.sha256(b"entry").digest()
-    expected = hashlib.sha256(
-        GENESIS_HASH + (1).to_bytes(8, "big") + digest + (1234).to_bytes(8, "big")
-    ).digest()
+    expected = hashlib.sha256(GENESIS_HASH + (1).to_bytes(8, "big") + digest + (1234).to_bytes(8, "big")).digest()
     assert chain_hash(GENESIS_HASH, 1, digest, 1234) == expected
     assert chain_hash(GENESIS_HASH, 2, digest, 1234) != expected
 
@@ -213,9 +204,7 @@ def test_repeats_in_a_batch_collapse_or_are_refused():
     distinct, mapping = dedupe_batch([one, two, one])
     assert distinct == [one, two] and mapping == [0, 1, 0]
     clash = validate_entry(_spec(("a", 9), ("b", -9)), now=NOW)
-    with pytest.raises(
-        IdempotencyConflict, match=r"appears twice in this batch \(positions 0 and 2\)"
-    ) as info:
+    with pytest.raises(IdempotencyConflict, match=r"appears twice in this batch \(positions 0 and 2\)") as info:
         dedupe_batch([one, two, clash])
     assert isinstance(info.value, AlreadyExists)
 

@@ -104,9 +104,7 @@ def check_pool(results: list[ModelResult], policy: PoolPolicy) -> None:
     pool = policy.pool
     amounts = [line.amount for line in allocation.lines]
     assert all(isinstance(a, int) and a >= 0 for a in amounts)
-    positive = [
-        line for line in allocation.lines if line.eligible and line.score is not None and line.score > 0
-    ]
+    positive = [line for line in allocation.lines if line.eligible and line.score is not None and line.score > 0]
     if positive:
         assert sum(amounts) == pool
         assert allocation.unallocated == 0

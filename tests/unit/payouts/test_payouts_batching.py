@@ -96,9 +96,7 @@ def test_planning_refuses_bad_balances(chain) -> None:
         plan_batches([PayableBalance("a", address, 1_000.0)], network=NET)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("rate", "ceiling", "expected"), [(0, 50, 1), (-5, 50, 1), (7, 50, 7), (900, 50, 50)]
-)
+@pytest.mark.parametrize(("rate", "ceiling", "expected"), [(0, 50, 1), (-5, 50, 1), (7, 50, 7), (900, 50, 50)])
 def test_fee_rate_is_clamped(rate: int, ceiling: int, expected: int) -> None:
     assert clamp_fee_rate(rate, ceiling) == expected
 

@@ -98,9 +98,7 @@ def test_payment_below_dust_is_refused_at_dust_accepted(chain, wallet_factory) -
         ("VALID", True, "integer number of satoshis"),
     ],
 )
-def test_bad_payments_are_refused_before_anything_is_built(
-    chain, wallet_factory, address, amount, match
-) -> None:
+def test_bad_payments_are_refused_before_anything_is_built(chain, wallet_factory, address, amount, match) -> None:
     wallet = wallet_factory(fund_addresses=1)
     address = chain.blt_addresses(0)["p2wpkh"] if address == "VALID" else address
     before = wallet.coins()
@@ -155,9 +153,7 @@ def test_exclude_keeps_coins_of_signed_batches_out(chain, wallet_factory) -> Non
     second = wallet.build_batch(payees(chain, 2), fee_rate=1, exclude=reserved)
     assert not reserved & {(i.txid, i.vout) for i in second.inputs}
     with pytest.raises(FailedPrecondition, match=r"sat spendable in \d+ coins"):
-        wallet.build_batch(
-            payees(chain, 2), fee_rate=1, exclude=reserved | {(i.txid, i.vout) for i in second.inputs}
-        )
+        wallet.build_batch(payees(chain, 2), fee_rate=1, exclude=reserved | {(i.txid, i.vout) for i in second.inputs})
 
 
 def test_fee_bump_spends_the_same_inputs_and_pays_the_same_payees(chain, wallet_factory) -> None:
@@ -230,9 +226,7 @@ def test_wallet_database_holds_no_private_key_and_secret_is_never_shown(tmp_path
     for key in (root, account, account.child_private(0).child_private(0)):
         assert key.private_hex.encode() not in content and key.private_byte not in content
         assert key.wif(is_private=True).encode() not in content
-    assert secret not in repr(wallet) and "redacted" in repr(
-        AccountKeys(secret, get_network("bitcoinlib_test"))
-    )
+    assert secret not in repr(wallet) and "redacted" in repr(AccountKeys(secret, get_network("bitcoinlib_test")))
     with pytest.raises(TypeError):
         __import__("pickle").dumps(AccountKeys(secret, get_network("bitcoinlib_test")))
 
@@ -315,9 +309,7 @@ def test_wallet_half_created_by_a_crash_is_created_again(tmp_path) -> None:
 
 
 def test_test_funding_and_confirmation_exist_only_on_bitcoinlib_test(tmp_path) -> None:
-    wallet = PayoutWallet(
-        secret=Mnemonic().generate(), db_uri=f"sqlite:///{tmp_path / 't.sqlite'}", network="testnet"
-    )
+    wallet = PayoutWallet(secret=Mnemonic().generate(), db_uri=f"sqlite:///{tmp_path / 't.sqlite'}", network="testnet")
     assert validate_address(wallet.receive_address(), "testnet") is OutputType.P2WPKH
     with pytest.raises(FailedPrecondition, match="only exists on bitcoinlib_test"):
         wallet.fund_test_wallet()

@@ -40,9 +40,12 @@ def test_an_off_rule_is_not_judged() -> None:
 
 def test_required_consistency_pays_only_models_consistent_on_live_eras() -> None:
     """Upload-time figures play no part: a submission carries no consistency at all any more."""
-    payout = sub_pb.PayoutRules(policy=common_pb2.PAYOUT_POLICY_POOL, require_consistency=True,
-                                require_originality=False,  # no submissions here: only consistency decides
-                                pool=common_pb2.PoolParameters(pool_satoshis=1_000_000))
+    payout = sub_pb.PayoutRules(
+        policy=common_pb2.PAYOUT_POLICY_POOL,
+        require_consistency=True,
+        require_originality=False,  # no submissions here: only consistency decides
+        pool=common_pb2.PoolParameters(pool_satoshis=1_000_000),
+    )
     round_scores = [scores("steady", 5 / 6), scores("lucky", 2 / 6, mmc=0.05), scores("graded", None)]
     found = results(round_scores, {}, {}, payout, RULES)
     allocation = allocate(found, build_policy("pool", payout))

@@ -11,15 +11,30 @@ from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
 
 def test_allocation_table_shows_why_a_model_got_nothing() -> None:
     copied = common_pb2.PayoutReason(
-        code=common_pb2.ZERO_PAYOUT_REASON_NOT_ORIGINAL, value=0.9999, threshold=0.95,
-        detail="not original: |Pearson| 0.9999 with earlier submission m_a v1 (> 0.95)", other_submission="m_a v1")
-    allocation = po_pb.Allocation(round=common_pb2.RoundRef(tournament_id="t", round_number=3), total_satoshis=900,
-                                  lines=[
-        po_pb.AllocationLine(model=common_pb2.ModelRef(model_id="m_a", display_name="alpha"), amount_satoshis=900,
-                             contribution=0.02, eligible=True),
-        po_pb.AllocationLine(model=common_pb2.ModelRef(model_id="m_b", display_name="beta"), amount_satoshis=0,
-                             contribution=0.02, zero_payout=copied),
-    ])
+        code=common_pb2.ZERO_PAYOUT_REASON_NOT_ORIGINAL,
+        value=0.9999,
+        threshold=0.95,
+        detail="not original: |Pearson| 0.9999 with earlier submission m_a v1 (> 0.95)",
+        other_submission="m_a v1",
+    )
+    allocation = po_pb.Allocation(
+        round=common_pb2.RoundRef(tournament_id="t", round_number=3),
+        total_satoshis=900,
+        lines=[
+            po_pb.AllocationLine(
+                model=common_pb2.ModelRef(model_id="m_a", display_name="alpha"),
+                amount_satoshis=900,
+                contribution=0.02,
+                eligible=True,
+            ),
+            po_pb.AllocationLine(
+                model=common_pb2.ModelRef(model_id="m_b", display_name="beta"),
+                amount_satoshis=0,
+                contribution=0.02,
+                zero_payout=copied,
+            ),
+        ],
+    )
     console = Console(record=True, width=200)
     console.print(allocation_table(allocation))
     text = console.export_text()

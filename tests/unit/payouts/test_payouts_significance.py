@@ -28,8 +28,15 @@ from shared.errors import InvalidArgument
 
 
 def _model(i: int, corr: float, low: float, high: float, mmc: float = 0.0, stake: int = 0) -> ModelResult:
-    return ModelResult(f"m{i}", f"p{i}", corr=corr, mmc=mmc, stake=stake, corr_interval=(low, high),
-                       mmc_interval=(mmc - 0.001, mmc + 0.001))
+    return ModelResult(
+        f"m{i}",
+        f"p{i}",
+        corr=corr,
+        mmc=mmc,
+        stake=stake,
+        corr_interval=(low, high),
+        mmc_interval=(mmc - 0.001, mmc + 0.001),
+    )
 
 
 def test_only_significant_contributions_share_the_pool() -> None:
@@ -51,8 +58,9 @@ def test_without_the_rule_luck_is_paid_like_skill() -> None:
 
 
 def test_no_significant_contribution_leaves_the_pool_unallocated() -> None:
-    allocation = allocate_pool([_model(0, 0.02, -0.01, 0.05)],
-                               PoolPolicy(1_000, ContributionSource.CORR, require_significance=True))
+    allocation = allocate_pool(
+        [_model(0, 0.02, -0.01, 0.05)], PoolPolicy(1_000, ContributionSource.CORR, require_significance=True)
+    )
     assert allocation.total_paid == 0 and allocation.unallocated == 1_000
     assert allocation.lines[0].zero_reason is ZeroPayoutReason.NOT_SIGNIFICANT
 
@@ -100,8 +108,10 @@ def test_the_tournament_default_pays_significant_corr() -> None:
 
 
 def test_the_2016_pool_stays_available_by_rule_values() -> None:
-    payout = _rules(pool=common_pb2.PoolParameters(contribution_metric=common_pb2.CONTRIBUTION_METRIC_MMC),
-                    significance=sub_pb.PayoutRules.SIGNIFICANCE_OFF).payout
+    payout = _rules(
+        pool=common_pb2.PoolParameters(contribution_metric=common_pb2.CONTRIBUTION_METRIC_MMC),
+        significance=sub_pb.PayoutRules.SIGNIFICANCE_OFF,
+    ).payout
     policy = handler.build_policy("pool", payout)
     assert isinstance(policy, PoolPolicy)
     assert policy.source is ContributionSource.MMC and not policy.require_significance
@@ -109,8 +119,10 @@ def test_the_2016_pool_stays_available_by_rule_values() -> None:
 
 def test_leave_one_out_has_no_interval_so_significance_defaults_off_and_cannot_be_required() -> None:
     loo = common_pb2.PoolParameters(contribution_metric=common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN)
-    assert _rules(policy=common_pb2.PAYOUT_POLICY_POOL, pool=loo).payout.significance == \
-        sub_pb.PayoutRules.SIGNIFICANCE_OFF
+    assert (
+        _rules(policy=common_pb2.PAYOUT_POLICY_POOL, pool=loo).payout.significance
+        == sub_pb.PayoutRules.SIGNIFICANCE_OFF
+    )
     with pytest.raises(InvalidArgument, match=r"payout\.significance"):
         _rules(policy=common_pb2.PAYOUT_POLICY_POOL, pool=loo, significance=sub_pb.PayoutRules.SIGNIFICANCE_REQUIRED)
     with pytest.raises(InvalidArgument, match=r"payout\.significance"):
@@ -118,15 +130,20 @@ def test_leave_one_out_has_no_interval_so_significance_defaults_off_and_cannot_b
 
 
 def test_the_payouts_path_reads_intervals_from_scoring_and_explains_the_zero() -> None:
-    scores = [sc_pb.ModelScores(model=common_pb2.ModelRef(model_id=f"m{i}", participant_id=f"p{i}"),
-                                corr=sc_pb.MetricScore(mean=0.03, ci_low=low, ci_high=0.06))
-              for i, low in enumerate((0.01, -0.002))]
+    scores = [
+        sc_pb.ModelScores(
+            model=common_pb2.ModelRef(model_id=f"m{i}", participant_id=f"p{i}"),
+            corr=sc_pb.MetricScore(mean=0.03, ci_low=low, ci_high=0.06),
+        )
+        for i, low in enumerate((0.01, -0.002))
+    ]
     rules = _rules(pool=common_pb2.PoolParameters(pool_satoshis=1_000))
     payout = rules.payout
     passed = sub_pb.CheckResult(outcome=sub_pb.CheckResult.OUTCOME_PASSED)
     submissions = {f"m{i}": sub_pb.Submission(originality=passed) for i in range(2)}  # originality is required
     allocation = handler.policy_rules.allocate(
-        handler.results(scores, submissions, {}, payout, rules.consistency), handler.build_policy("pool", payout))
+        handler.results(scores, submissions, {}, payout, rules.consistency), handler.build_policy("pool", payout)
+    )
     assert [line.amount for line in allocation.lines] == [1_000, 0]
     rows = handler._line_rows(allocation, scores, submissions, rules.consistency)
     assert rows[1]["reason_code"] == "NOT_SIGNIFICANT" and rows[1]["reason_value"] == -0.002

@@ -59,7 +59,5 @@ def test_unknown_state_name_is_a_value_error() -> None:
 
 def test_require_state_guards_actions() -> None:
     require_state("BROADCAST", [BatchState.BROADCAST], action="bump the fee")
-    with pytest.raises(
-        FailedPrecondition, match="cannot bump the fee: batch b-1 is SIGNED, and that needs BROADCAST"
-    ):
+    with pytest.raises(FailedPrecondition, match="cannot bump the fee: batch b-1 is SIGNED, and that needs BROADCAST"):
         require_state("SIGNED", [BatchState.BROADCAST], action="bump the fee", batch_id="b-1")

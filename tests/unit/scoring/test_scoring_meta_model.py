@@ -48,9 +48,7 @@ def test_unstaked_models_do_not_move_the_meta_model() -> None:
     stakes = np.array([1, 0, 2, 0, 3, 4], dtype=np.int64)
     other = preds.copy()
     other[1] = np.random.default_rng(9).random(preds.shape[1])
-    np.testing.assert_array_equal(
-        stake_weighted_meta_model(preds, stakes), stake_weighted_meta_model(other, stakes)
-    )
+    np.testing.assert_array_equal(stake_weighted_meta_model(preds, stakes), stake_weighted_meta_model(other, stakes))
 
 
 def test_negative_or_non_integer_stakes_are_refused() -> None:

@@ -29,9 +29,7 @@ def _binary_round(seed: int, n_models: int = 5, n_rows: int = 600, n_eras: int =
     rng = np.random.default_rng(seed)
     signal = rng.normal(size=n_rows)
     targets = (signal + rng.normal(size=n_rows) > 0).astype(np.float64)
-    preds = (1 / (1 + np.exp(-(0.5 * signal[np.newaxis, :] + rng.normal(size=(n_models, n_rows)))))).astype(
-        np.float32
-    )
+    preds = (1 / (1 + np.exp(-(0.5 * signal[np.newaxis, :] + rng.normal(size=(n_models, n_rows)))))).astype(np.float32)
     preds[1] = np.round(preds[1] * 5) / 5  # heavy ties for AUC
     preds[2, :50] = 0.0  # clipped at eps
     preds[2, 50:100] = 1.0

@@ -30,9 +30,7 @@ def test_corr_and_mmc_match_numerai_tools(
     assert np.all(np.abs(corr) > 1e-4), "the fixture should produce non-trivial scores"
 
 
-def test_missing_ids_given_as_mask_match_numerai_tools(
-    build_round: Callable, numerai_reference: Callable
-) -> None:
+def test_missing_ids_given_as_mask_match_numerai_tools(build_round: Callable, numerai_reference: Callable) -> None:
     data = build_round(12, missing=True)
     mask = ~np.isnan(data.predictions)
     filled = np.where(mask, data.predictions, np.float32(0.123))  # values under False are ignored
@@ -50,9 +48,7 @@ def test_chunk_size_does_not_change_results(chunk_size: int, build_round: Callab
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)
 
 
-def test_float64_predictions_use_the_same_definition(
-    build_round: Callable, numerai_reference: Callable
-) -> None:
+def test_float64_predictions_use_the_same_definition(build_round: Callable, numerai_reference: Callable) -> None:
     data = build_round(14)
     wide = data.predictions.astype(np.float64)
     wide[5] += np.linspace(0, 1e-12, wide.shape[1])  # distinct in float64, equal in float32

@@ -17,8 +17,12 @@ def test_derived_url_keeps_the_server_and_changes_only_the_login() -> None:
     url = db_roles.derive_url(ADMIN, "cq_scoring")
     parts, admin = urlsplit(url), urlsplit(ADMIN)
     assert parts.username == "cq_scoring"
-    assert (parts.hostname, parts.port, parts.path, parts.query) == (admin.hostname, admin.port, admin.path,
-                                                                      admin.query)
+    assert (parts.hostname, parts.port, parts.path, parts.query) == (
+        admin.hostname,
+        admin.port,
+        admin.path,
+        admin.query,
+    )
     assert parts.password and "s3cret" not in url
 
 

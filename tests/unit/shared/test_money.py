@@ -196,9 +196,7 @@ def test_split_sums_exactly_over_ten_thousand_seeded_cases() -> None:
     rng = random.Random(20260523)
     for _ in range(10_000):
         total = rng.randrange(0, 10 ** rng.randrange(1, 16))
-        weights = [
-            rng.choice([0, rng.randrange(1, 10**9), rng.random()]) for _ in range(rng.randrange(1, 12))
-        ]
+        weights = [rng.choice([0, rng.randrange(1, 10**9), rng.random()]) for _ in range(rng.randrange(1, 12))]
         if not any(weights):
             weights[0] = 1
         parts = largest_remainder_split(total, weights)

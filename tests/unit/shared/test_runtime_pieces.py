@@ -103,8 +103,17 @@ def test_garbage_tokens_are_invalid_argument(token):
 
 def test_redaction_of_secret_keys_and_key_shaped_values():
     key = generate_key().full
-    event = redact_secrets(None, "info", {"event": f"got {key}", "api_key": "abc", "password": "p",
-                                          "nested": {"wallet_secret": "s", "ok": key}, "key_id": "k_1"})
+    event = redact_secrets(
+        None,
+        "info",
+        {
+            "event": f"got {key}",
+            "api_key": "abc",
+            "password": "p",
+            "nested": {"wallet_secret": "s", "ok": key},
+            "key_id": "k_1",
+        },
+    )
     text = json.dumps(event)
     assert key not in text and "abc" not in text and '"p"' not in text
     assert event["key_id"] == "k_1" and event["api_key"] == REDACTED
@@ -156,8 +165,9 @@ def test_caching_authenticator_ttl_and_failure_limit():
             raise errors.Unauthenticated("API key not recognised")
         return who
 
-    auth = CachingAuthenticator(verify, ttl=30, clock=lambda: now[0],
-                                limiter=FailureLimiter(max_failures=2, window=60, clock=lambda: now[0]))
+    auth = CachingAuthenticator(
+        verify, ttl=30, clock=lambda: now[0], limiter=FailureLimiter(max_failures=2, window=60, clock=lambda: now[0])
+    )
 
     async def scenario() -> None:
         assert await auth.authenticate(key.full, "1.2.3.4") is who
@@ -183,16 +193,18 @@ def test_failure_limits_hit_the_guesser_not_the_owner():
     """Per (key id, source) and per source, never per key id; a key proven lately skips the limits."""
     now = [0.0]
     owner, stranger_key = generate_key(), generate_key()
-    principals = {k.full: Principal(key_id=k.key_id, role=Role.PARTICIPANT, participant_id="p")
-                  for k in (owner, stranger_key)}
+    principals = {
+        k.full: Principal(key_id=k.key_id, role=Role.PARTICIPANT, participant_id="p") for k in (owner, stranger_key)
+    }
 
     async def verify(api_key: str, source: str) -> Principal:
         if api_key not in principals:
             raise errors.Unauthenticated("API key not recognised")
         return principals[api_key]
 
-    auth = CachingAuthenticator(verify, ttl=0, clock=lambda: now[0],
-                                limiter=FailureLimiter(max_failures=20, window=60, clock=lambda: now[0]))
+    auth = CachingAuthenticator(
+        verify, ttl=0, clock=lambda: now[0], limiter=FailureLimiter(max_failures=20, window=60, clock=lambda: now[0])
+    )
     guess = f"{owner.key_id}.{'C' * 43}"
 
     async def scenario() -> None:
@@ -233,8 +245,11 @@ def test_secret_files_fill_unset_variables(tmp_path):
 
     secret = tmp_path / "key"
     secret.write_text("k_abc.def\n")
-    env = {"CROWDQUANT_SERVICE_API_KEY_FILE": str(secret), "DATABASE_URL": "postgresql://x/y",
-           "DATABASE_URL_FILE": str(tmp_path / "missing")}
+    env = {
+        "CROWDQUANT_SERVICE_API_KEY_FILE": str(secret),
+        "DATABASE_URL": "postgresql://x/y",
+        "DATABASE_URL_FILE": str(tmp_path / "missing"),
+    }
     read_secret_files(env)
     assert env["CROWDQUANT_SERVICE_API_KEY"] == "k_abc.def"
     assert env["DATABASE_URL"] == "postgresql://x/y"

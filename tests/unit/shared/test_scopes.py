@@ -12,8 +12,14 @@ from shared.auth import ANONYMOUS, Principal, Role, Scope, check_scopes
 from shared.errors import InvalidArgument, PermissionDenied
 from shared.rpc.access import AccessPolicy
 
-RULES = [(identity.ACCESS, identity.SCOPES), (submissions.ACCESS, submissions.SCOPES), (SCORING, SCORING_SCOPES),
-         (LEADERBOARD, LEADERBOARD_SCOPES), (PAYOUTS, PAYOUTS_SCOPES), (LEDGER_AUDIT, LEDGER_AUDIT_SCOPES)]
+RULES = [
+    (identity.ACCESS, identity.SCOPES),
+    (submissions.ACCESS, submissions.SCOPES),
+    (SCORING, SCORING_SCOPES),
+    (LEADERBOARD, LEADERBOARD_SCOPES),
+    (PAYOUTS, PAYOUTS_SCOPES),
+    (LEDGER_AUDIT, LEDGER_AUDIT_SCOPES),
+]
 READ_VERBS = ("Get", "List", "Download", "Stream", "Verify", "Export", "Trace", "Reconcile", "Authenticate")
 
 
@@ -33,8 +39,11 @@ def test_a_rule_without_a_scope_is_refused_at_start() -> None:
 
 def test_the_interceptor_check_needs_the_rpc_scope() -> None:
     policy = AccessPolicy()
-    policy.add("x.v1.Svc", {"Upload": {Role.PARTICIPANT}, "Read": {Role.PARTICIPANT},
-                            "Public": {ANONYMOUS}}, {"Upload": Scope.SUBMIT, "Read": Scope.READ})
+    policy.add(
+        "x.v1.Svc",
+        {"Upload": {Role.PARTICIPANT}, "Read": {Role.PARTICIPANT}, "Public": {ANONYMOUS}},
+        {"Upload": Scope.SUBMIT, "Read": Scope.READ},
+    )
     reader = Principal(key_id="k_1", role=Role.PARTICIPANT, participant_id="p", scopes=("read",))
     policy.check("/x.v1.Svc/Read", reader)
     policy.check("/x.v1.Svc/Public", reader)
@@ -54,8 +63,11 @@ def test_granted_scopes_stay_within_the_role() -> None:
 def test_new_keys_stay_within_the_role_and_the_creator() -> None:
     assert check_scopes(Role.PARTICIPANT, []) == ("read", "submit", "stake", "keys")
     assert check_scopes(Role.SERVICE, []) == ("read", "operate")
-    for bad, text in ((["admin"], "unknown scope"), (["launch"], "unknown scope"),
-                      (["operate"], "not available to a participant key")):
+    for bad, text in (
+        (["admin"], "unknown scope"),
+        (["launch"], "unknown scope"),
+        (["operate"], "not available to a participant key"),
+    ):
         with pytest.raises(InvalidArgument, match=text):
             check_scopes(Role.PARTICIPANT, bad)
     maker = Principal(key_id="k", role=Role.PARTICIPANT, participant_id="p", scopes=("read", "keys"))

@@ -13,8 +13,11 @@ SCORING = ServiceName.SCORING.identity
 
 def policy() -> AccessPolicy:
     p = AccessPolicy()
-    p.add("x.v1.Svc", {"Targets": {SCORING}, "Publish": {Role.OPERATOR}, "Public": {ANONYMOUS, Role.PARTICIPANT}},
-          {"Targets": Scope.READ, "Publish": Scope.OPERATE})
+    p.add(
+        "x.v1.Svc",
+        {"Targets": {SCORING}, "Publish": {Role.OPERATOR}, "Public": {ANONYMOUS, Role.PARTICIPANT}},
+        {"Targets": Scope.READ, "Publish": Scope.OPERATE},
+    )
     return p
 
 
@@ -25,8 +28,11 @@ def test_a_service_key_matches_only_its_own_service() -> None:
     assert scoring.identity == "service:scoring" and nameless.identity == "service"
     p = policy()
     p.check("/x.v1.Svc/Targets", scoring)
-    for who, text in ((payouts, "the payouts service"), (nameless, "a service key naming no service"),
-                      (Principal(key_id="k_4", role=Role.OPERATOR), "role operator")):
+    for who, text in (
+        (payouts, "the payouts service"),
+        (nameless, "a service key naming no service"),
+        (Principal(key_id="k_4", role=Role.OPERATOR), "role operator"),
+    ):
         with pytest.raises(PermissionDenied) as info:
             p.check("/x.v1.Svc/Targets", who)
         assert info.value.message == f"{text} may not call Targets; allowed: the scoring service"
@@ -41,10 +47,16 @@ def test_services_do_not_share_idempotency_subjects() -> None:
     assert Principal(key_id="k", role=Role.OPERATOR).subject == "role:operator"
 
 
-@pytest.mark.parametrize(("role", "name", "fails"), [
-    (Role.SERVICE, "scoring", False), (Role.SERVICE, "", True), (Role.SERVICE, "gateway", True),
-    (Role.OPERATOR, "scoring", True), (Role.PARTICIPANT, "", False),
-])
+@pytest.mark.parametrize(
+    ("role", "name", "fails"),
+    [
+        (Role.SERVICE, "scoring", False),
+        (Role.SERVICE, "", True),
+        (Role.SERVICE, "gateway", True),
+        (Role.OPERATOR, "scoring", True),
+        (Role.PARTICIPANT, "", False),
+    ],
+)
 def test_service_name_is_required_for_service_keys_only(role: Role, name: str, fails: bool) -> None:
     if fails:
         with pytest.raises(InvalidArgument) as info:

@@ -92,8 +92,23 @@ def test_bad_options_are_refused_naming_the_field() -> None:
 
 def test_the_cli_prints_the_table_and_writes_the_chart(tmp_path) -> None:  # type: ignore[no-untyped-def]
     chart = tmp_path / "chart.svg"
-    result = CliRunner().invoke(app, ["simulate", "--size", "small", "--participants", "8", "--rounds", "2",
-                                      "--skill-rounds", "1", "--chart", str(chart)], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--size",
+            "small",
+            "--participants",
+            "8",
+            "--rounds",
+            "2",
+            "--skill-rounds",
+            "1",
+            "--chart",
+            str(chart),
+        ],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     assert "share of all payouts" in result.output and "Spearman" in result.output
     assert chart.read_text().startswith("<svg")

@@ -80,9 +80,7 @@ def test_open_interval_refuses_the_ends_and_float32_rounding_counts() -> None:
     with pytest.raises(UploadRejected, match="1 values out of range"):
         check_upload(ROWS, ROUND_IDS, values, ValueRule(open_interval_eps=0.0))
     with pytest.raises(UploadRejected, match=r"\(0.01, 0.99\)"):
-        check_upload(
-            ROWS, ROUND_IDS, np.full(N, 0.995) - np.arange(N) * 1e-3, ValueRule(open_interval_eps=0.01)
-        )
+        check_upload(ROWS, ROUND_IDS, np.full(N, 0.995) - np.arange(N) * 1e-3, ValueRule(open_interval_eps=0.01))
 
 
 def test_constant_predictions_are_refused() -> None:
@@ -134,9 +132,7 @@ EXPECTED = {
     seed=st.integers(0, 2**32 - 1),
     count=st.integers(1, 15),
 )
-def test_any_generated_bad_upload_is_refused_naming_the_problem(
-    kinds: set[str], seed: int, count: int
-) -> None:
+def test_any_generated_bad_upload_is_refused_naming_the_problem(kinds: set[str], seed: int, count: int) -> None:
     rng = np.random.default_rng(seed)
     order = rng.permutation(N)
     ids = ROUND_IDS[order].astype(object)
@@ -183,8 +179,6 @@ def test_align_to_rows_checks_ids_but_not_values() -> None:
     targets[::2] = 1.0
     aligned = align_to_rows(ROWS, ROUND_IDS[order], targets[order])
     assert aligned.dtype == np.float64 and np.array_equal(aligned, targets)
-    assert np.array_equal(
-        align_to_rows(ROWS, ROUND_IDS, np.full(N, 0.5)), np.full(N, 0.5)
-    )  # constant is fine
+    assert np.array_equal(align_to_rows(ROWS, ROUND_IDS, np.full(N, 0.5)), np.full(N, 0.5))  # constant is fine
     with pytest.raises(UploadRejected, match="1 missing ids"):
         align_to_rows(ROWS, ROUND_IDS[1:], targets[1:])

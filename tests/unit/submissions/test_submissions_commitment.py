@@ -68,9 +68,7 @@ def test_wrong_rows_are_named_before_hashing() -> None:
         ("00" * 32, TARGETS[:2], SALT, "3 ids but 2 targets"),
     ],
 )
-def test_malformed_input_is_invalid_argument(
-    digest: str, targets: np.ndarray, salt: bytes, message: str
-) -> None:
+def test_malformed_input_is_invalid_argument(digest: str, targets: np.ndarray, salt: bytes, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         commitment.verify(digest, IDS, targets, salt)
 
@@ -87,9 +85,7 @@ def test_negative_zero_commits_like_zero() -> None:
 def test_layout_is_unambiguous(ids: list[str], data: st.DataObject) -> None:
     """Changing one target or splitting/merging ids never keeps the commitment."""
     targets = np.array(
-        data.draw(
-            st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), min_size=len(ids), max_size=len(ids))
-        )
+        data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), min_size=len(ids), max_size=len(ids)))
     )
     digest = commitment.commit(ids, targets, SALT)
     commitment.verify(digest, ids, targets, SALT)

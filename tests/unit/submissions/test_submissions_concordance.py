@@ -37,9 +37,7 @@ def test_one_model_is_concordant_and_a_split_dependent_one_is_not(small_round: D
     result = check_concordance(model, clusters, tournament.split)
     assert result.concordant and result.mean_ks < 0.12 and len(result.cluster_ks) == 5
     assert result.reason.startswith("concordant: mean KS")
-    cheat = np.where(
-        tournament.split == Split.LIVE, 0.5 + 0.1 * np.random.default_rng(0).random(len(model)), model
-    )
+    cheat = np.where(tournament.split == Split.LIVE, 0.5 + 0.1 * np.random.default_rng(0).random(len(model)), model)
     bad = check_concordance(cheat, clusters, tournament.split, threshold=0.12)
     assert not bad.concordant and bad.mean_ks >= 0.12 and bad.reason.startswith("not concordant")
 

@@ -77,9 +77,7 @@ def test_round_trip_of_written_files(values: list[float], header: str, newline: 
 
 @settings(max_examples=80, deadline=None)
 @given(
-    rows=st.lists(
-        st.tuples(st.text("t0123456789", min_size=1, max_size=7), st.floats(0, 1)), min_size=1, max_size=20
-    ),
+    rows=st.lists(st.tuples(st.text("t0123456789", min_size=1, max_size=7), st.floats(0, 1)), min_size=1, max_size=20),
     broken_at=st.data(),
     breakage=st.sampled_from(["extra", "missing", "word", "blank"]),
 )
@@ -116,8 +114,6 @@ def test_full_size_file_parses(tmp_path: Path) -> None:
     ids = [f"t{i:06d}" for i in rng.permutation(36_072)]
     values = rng.uniform(0, 1, len(ids))
     path = tmp_path / "big.csv"
-    path.write_text(
-        "t_id,probability\n" + "".join(f"{i},{v:.6f}\n" for i, v in zip(ids, values, strict=True))
-    )
+    path.write_text("t_id,probability\n" + "".join(f"{i},{v:.6f}\n" for i, v in zip(ids, values, strict=True)))
     parsed_ids, parsed = files.read_predictions_csv(path)
     assert parsed_ids.tolist() == ids and np.allclose(parsed, values, atol=1e-6)

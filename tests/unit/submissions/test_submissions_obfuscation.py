@@ -26,9 +26,7 @@ def test_published_features_are_float32_in_unit_interval_and_keyed(small_round: 
     other, _ = obfuscate_dataset(small_round, OTHER_KEY)
     assert not np.allclose(published.features, other.features, atol=0.05)
     assert transform.key_id == key_fingerprint(KEY) != key_fingerprint(OTHER_KEY)
-    assert np.array_equal(published.ids, small_round.ids) and np.array_equal(
-        published.targets, small_round.targets
-    )
+    assert np.array_equal(published.ids, small_round.ids) and np.array_equal(published.targets, small_round.targets)
 
 
 def test_rotation_is_orthogonal_and_mixes_every_column(small_round: Dataset) -> None:

@@ -90,9 +90,7 @@ def rounds(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=rounds(), points=st.sampled_from([1, 2, 7, 64, 1024]), data=st.data())
-def test_flags_match_the_scipy_reference(
-    case: tuple[np.ndarray, np.ndarray], points: int, data: st.DataObject
-) -> None:
+def test_flags_match_the_scipy_reference(case: tuple[np.ndarray, np.ndarray], points: int, data: st.DataObject) -> None:
     x, earlier = case
     labels = [f"s{i}" for i in range(len(earlier))]
     # Some earlier submissions may be the uploader's own: excluded, as 2017 compared with others only.
@@ -128,9 +126,7 @@ def test_bounds_contain_the_exact_statistic_and_refinement_is_exact(
     screen = ks_screen(x, prepared)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exact = np.array(
-            [ks_2samp(x.astype(float), e.astype(float), method="exact").statistic for e in earlier]
-        )
+        exact = np.array([ks_2samp(x.astype(float), e.astype(float), method="exact").statistic for e in earlier])
     assert (screen.lower <= exact).all() and (exact <= screen.upper).all()
     for row in range(len(earlier)):
         assert refine_ks(screen, prepared, row, float(screen.lower[row])) == exact[row]
@@ -210,9 +206,7 @@ def test_first_submission_is_original_and_reasons_read_well() -> None:
     assert result.original and result.reason.startswith("original: highest |Pearson|")
     assert result.ks == pytest.approx(ks_statistic(x, other))
     duplicate = check_originality(x, EarlierSubmissions.build(["bob/model"], x[None, :]), RULE)
-    assert (
-        not duplicate.original and "bob/model" in duplicate.reason and "|Pearson| 1.0000" in duplicate.reason
-    )
+    assert not duplicate.original and "bob/model" in duplicate.reason and "|Pearson| 1.0000" in duplicate.reason
     shuffled = check_originality(x, EarlierSubmissions.build(["carol"], rng.permutation(x)[None, :]), RULE)
     assert not shuffled.original and "KS 0.00000 with earlier submission carol" in shuffled.reason
     assert "a duplicate" in shuffled.reason
@@ -224,9 +218,7 @@ def test_relaxed_rule_and_bad_input() -> None:
     same_distribution = rng.uniform(0, 1, 500).astype(np.float32)
     prepared = EarlierSubmissions.build(["a"], same_distribution[None, :])
     assert not check_originality(x, prepared, RULE).original or ks_statistic(x, same_distribution) > 0.03
-    lenient = OriginalityRule(
-        duplicate_ks_statistic=0.0, similar_ks_statistic=0.0, similar_submissions_limit=2
-    )
+    lenient = OriginalityRule(duplicate_ks_statistic=0.0, similar_ks_statistic=0.0, similar_submissions_limit=2)
     assert check_originality(x, prepared, lenient).original
     with pytest.raises(InvalidArgument, match="the round has 500 rows"):
         check_originality(x[:10], prepared)

@@ -90,9 +90,7 @@ def test_keys_round_trip_through_pem_and_raw_bytes() -> None:
     assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
     loaded = receipts.load_private_key_pem(pem)
     encrypted = receipts.private_key_to_pem(KEY, password=b"secret")
-    assert receipts.key_id(receipts.load_private_key_pem(encrypted, password=b"secret")) == receipts.key_id(
-        KEY
-    )
+    assert receipts.key_id(receipts.load_private_key_pem(encrypted, password=b"secret")) == receipts.key_id(KEY)
     public = receipts.load_public_key_pem(receipts.public_key_to_pem(KEY.public_key()))
     raw = receipts.public_key_raw(public)
     assert receipts.key_id(loaded) == receipts.key_id(public) == hashlib.sha256(raw).hexdigest()[:16]

@@ -15,9 +15,7 @@ from shared.errors import FailedPrecondition
 
 
 def _same(a: Dataset, b: Dataset) -> None:
-    assert (
-        np.array_equal(a.ids, b.ids) and np.array_equal(a.eras, b.eras) and np.array_equal(a.split, b.split)
-    )
+    assert np.array_equal(a.ids, b.ids) and np.array_equal(a.eras, b.eras) and np.array_equal(a.split, b.split)
     assert np.array_equal(a.features, b.features)
     assert np.array_equal(a.targets, b.targets, equal_nan=True)
 

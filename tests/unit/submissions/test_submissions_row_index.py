@@ -35,9 +35,7 @@ def test_full_round_lookup_and_wider_or_narrower_queries() -> None:
     rows = RoundRows.from_ids(ids)
     order = np.random.default_rng(1).permutation(len(ids))
     assert np.array_equal(rows.positions(ids[order]), order)
-    queries = np.array(
-        ["t", ids[5], ids[6] + "x", "t0000001", ids[7].upper()], dtype="<U20"
-    )  # ids are case-sensitive
+    queries = np.array(["t", ids[5], ids[6] + "x", "t0000001", ids[7].upper()], dtype="<U20")  # ids are case-sensitive
     assert rows.positions(queries).tolist() == [-1, 5, -1, -1, -1]
 
 

@@ -24,12 +24,15 @@ def test_chunks_assemble_in_order_with_a_digest():
     assert ids.dtype.itemsize // 4 <= BOUNDS.max_id_bytes  # no wider than the round's longest id
 
 
-@pytest.mark.parametrize(("ids", "n", "words"), [
-    (b"a1\n" + b"x" * 10, 2, "longer than every id of this round"),
-    (b"a1\n\xff\xfe", 2, "not UTF-8"),
-    (b"a1\na2", 3, "2 ids but 3 values"),
-    (b"\n".join([b"a1"] * 9), 9, "rows"),
-])
+@pytest.mark.parametrize(
+    ("ids", "n", "words"),
+    [
+        (b"a1\n" + b"x" * 10, 2, "longer than every id of this round"),
+        (b"a1\n\xff\xfe", 2, "not UTF-8"),
+        (b"a1\na2", 3, "2 ids but 3 values"),
+        (b"\n".join([b"a1"] * 9), 9, "rows"),
+    ],
+)
 def test_a_bad_chunk_is_refused_as_it_arrives(ids, n, words):
     with pytest.raises(InvalidArgument, match=words) as info:
         UploadAssembler(BOUNDS).add(ids, values(n))

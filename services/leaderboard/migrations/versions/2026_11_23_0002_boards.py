@@ -18,8 +18,7 @@ depends_on = None
 
 METRICS = ("logloss", "auc", "corr", "mmc")
 METRIC_COLUMNS = ",\n".join(
-    f"        {m}_mean double precision, {m}_ci_low double precision, {m}_ci_high double precision"
-    for m in METRICS
+    f"        {m}_mean double precision, {m}_ci_low double precision, {m}_ci_high double precision" for m in METRICS
 )
 
 STATEMENTS = [

@@ -55,7 +55,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP INDEX scoring.ladder_public_idx")
     op.execute("DELETE FROM scoring.ladder WHERE displayed IS NULL")
-    op.execute("ALTER TABLE scoring.ladder ADD COLUMN step double precision NOT NULL DEFAULT 0, "
-               "ADD COLUMN leader_losses bytea NOT NULL DEFAULT '', ADD COLUMN exact_mean double precision "
-               "NOT NULL DEFAULT 0, ALTER COLUMN displayed SET NOT NULL, ALTER COLUMN version SET NOT NULL")
+    op.execute(
+        "ALTER TABLE scoring.ladder ADD COLUMN step double precision NOT NULL DEFAULT 0, "
+        "ADD COLUMN leader_losses bytea NOT NULL DEFAULT '', ADD COLUMN exact_mean double precision "
+        "NOT NULL DEFAULT 0, ALTER COLUMN displayed SET NOT NULL, ALTER COLUMN version SET NOT NULL"
+    )
     op.execute("DROP TABLE scoring.ladder_levels")

@@ -36,16 +36,18 @@ def _backfill(table: str, key: str, scope: str | None) -> None:
     order = f"{scope}, created_at, {key}" if scope else f"created_at, {key}"
     seen: set[tuple[str, str]] = set()
     scope_column = scope or "''"
-    rows = bind.execute(text(f"SELECT {key} AS id, {scope_column} AS scope, display_name "
-                             f"FROM submissions.{table} ORDER BY {order}")).all()
+    rows = bind.execute(
+        text(f"SELECT {key} AS id, {scope_column} AS scope, display_name FROM submissions.{table} ORDER BY {order}")
+    ).all()
     for row in rows:
         skeleton = _skeleton(row.display_name)
         if (row.scope, skeleton) in seen:
             log.warning("%s %s: display name %r looks like an older one; kept as is", table, row.id, row.display_name)
             continue
         seen.add((row.scope, skeleton))
-        bind.execute(text(f"UPDATE submissions.{table} SET name_skeleton = :s WHERE {key} = :id"),
-                     {"s": skeleton, "id": row.id})
+        bind.execute(
+            text(f"UPDATE submissions.{table} SET name_skeleton = :s WHERE {key} = :id"), {"s": skeleton, "id": row.id}
+        )
 
 
 def upgrade() -> None:
