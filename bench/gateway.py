@@ -246,7 +246,7 @@ async def measure(targets: list[Target], leaderboard: str, args: argparse.Namesp
 async def seed(database_url: str, cache) -> None:  # type: ignore[no-untyped-def]
     from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source
     from services.leaderboard.domain.metrics import Metric, Score
-    from services.leaderboard.handlers.publish import store_round
+    from services.leaderboard.usecases.publish import store_round
     from shared.db import Database
 
     rng = random.Random(7)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from services.leaderboard.access import LEADERBOARD, LEADERBOARD_SCOPES
-from services.payouts.access import LEDGER_AUDIT, LEDGER_AUDIT_SCOPES, PAYOUTS, PAYOUTS_SCOPES
-from services.scoring.access import SCORING, SCORING_SCOPES
-from services.submissions.servicers.identity import ACCESS as IDENTITY
-from services.submissions.servicers.identity import SCOPES as IDENTITY_SCOPES
-from services.submissions.servicers.submissions import ACCESS as SUBMISSIONS
-from services.submissions.servicers.submissions import SCOPES as SUBMISSIONS_SCOPES
+from services.leaderboard.api.access import LEADERBOARD, LEADERBOARD_SCOPES
+from services.payouts.api.access import LEDGER_AUDIT, LEDGER_AUDIT_SCOPES, PAYOUTS, PAYOUTS_SCOPES
+from services.scoring.api.access import SCORING, SCORING_SCOPES
+from services.submissions.api.identity import ACCESS as IDENTITY
+from services.submissions.api.identity import SCOPES as IDENTITY_SCOPES
+from services.submissions.api.submissions import ACCESS as SUBMISSIONS
+from services.submissions.api.submissions import SCOPES as SUBMISSIONS_SCOPES
 from shared.auth import ANONYMOUS, ROLE_SCOPES, Role, Scope, ServiceName
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "access-matrix.md"

@@ -8,8 +8,8 @@ role writes. A URL of the submissions service's own role writes as that role.
 
 from __future__ import annotations
 
-from services.submissions.handlers.identity import create_key as create_key_row
 from services.submissions.server import SPEC
+from services.submissions.usecases.identity import create_key as create_key_row
 from shared import db_roles
 from shared.auth import Role, ServiceName
 from shared.config import CommonSettings

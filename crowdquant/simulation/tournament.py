@@ -31,11 +31,11 @@ from crowdquant.common.v1 import common_pb2
 from crowdquant.demo import participants as cast
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from services.payouts.domain import allocation as policy_rules
-from services.payouts.handlers import allocation as payout_path
-from services.scoring.results import RoundInputs, compute
+from services.payouts.usecases import allocation as payout_path
+from services.scoring.api.convert import RoundInputs, compute
+from services.submissions.api.rules import originality_rule, with_defaults
 from services.submissions.domain.dataset import DatasetSpec, Split, generate
 from services.submissions.domain.originality import EarlierSubmissions, check_originality
-from services.submissions.rules import originality_rule, with_defaults
 from shared.errors import InvalidArgument
 
 TOURNAMENT = "simulation"

@@ -1,6 +1,6 @@
 """The leaderboard service: published rounds, rankings, reputation and model profiles.
 
-Reads come from memory (:mod:`services.leaderboard.cache`, :mod:`services.leaderboard.open_rounds`);
+Reads come from memory (:mod:`services.leaderboard.usecases.cache`, :mod:`services.leaderboard.usecases.open_rounds`);
 the cache is loaded when the database is ready and a background task records payouts of rounds
 published before they were paid.
 """
@@ -14,15 +14,15 @@ from pathlib import Path
 import grpc
 
 from crowdquant.leaderboard.v1 import leaderboard_service_pb2_grpc
-from services.leaderboard.access import LEADERBOARD, LEADERBOARD_SCOPES
-from services.leaderboard.cache import BoardCache
-from services.leaderboard.directory import Directory
-from services.leaderboard.handlers.payouts import refresh_payouts
-from services.leaderboard.handlers.reads import Reader
-from services.leaderboard.open_rounds import OpenRounds
+from services.leaderboard.api.access import LEADERBOARD, LEADERBOARD_SCOPES
+from services.leaderboard.api.leaderboard import SCHEMA, SERVICE, LeaderboardServicer
 from services.leaderboard.peers import Peers
-from services.leaderboard.servicer import SCHEMA, SERVICE, LeaderboardServicer
 from services.leaderboard.settings import LeaderboardSettings
+from services.leaderboard.usecases.cache import BoardCache
+from services.leaderboard.usecases.directory import Directory
+from services.leaderboard.usecases.open_rounds import OpenRounds
+from services.leaderboard.usecases.payouts import refresh_payouts
+from services.leaderboard.usecases.reads import Reader
 from shared.logging import get_logger
 from shared.rpc import remote_auth
 from shared.rpc.server import ServiceContext, ServiceSpec
@@ -85,5 +85,5 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
 
 
 SPEC = ServiceSpec(
-    name="leaderboard", schema=SCHEMA, migrations=Path(__file__).parent / "migrations", register=register
+    name="leaderboard", schema=SCHEMA, migrations=Path(__file__).parent / "store" / "migrations", register=register
 )

@@ -31,15 +31,15 @@ from crowdquant.payouts.v1 import (
     payouts_service_pb2_grpc,
 )
 from services.payouts import faults
-from services.payouts.access import LEDGER_AUDIT, LEDGER_AUDIT_SCOPES, PAYOUTS, PAYOUTS_SCOPES
-from services.payouts.handlers.batches import BatchEngine
-from services.payouts.handlers.settlement import RoundSettler
+from services.payouts.api.access import LEDGER_AUDIT, LEDGER_AUDIT_SCOPES, PAYOUTS, PAYOUTS_SCOPES
+from services.payouts.api.audit import LedgerAuditServicer
+from services.payouts.api.payouts import PayoutsServicer
+from services.payouts.bitcoin.wallets import WALLET_SCHEMA, WalletBook
 from services.payouts.ledger import APP_ROLE
 from services.payouts.peers import Peers
-from services.payouts.servicers.audit import LedgerAuditServicer
-from services.payouts.servicers.payouts import PayoutsServicer
 from services.payouts.settings import PayoutsSettings
-from services.payouts.wallets import WALLET_SCHEMA, WalletBook
+from services.payouts.usecases.batches import BatchEngine
+from services.payouts.usecases.settlement import RoundSettler
 from shared.logging import get_logger
 from shared.rpc import remote_auth
 from shared.rpc.server import ServiceContext, ServiceSpec
@@ -102,7 +102,7 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
 SPEC = ServiceSpec(
     name="payouts",
     schema=SCHEMA,
-    migrations=Path(__file__).parent / "migrations",
+    migrations=Path(__file__).parent / "store" / "migrations",
     register=register,
     login_groups=(APP_ROLE,),
     other_schemas=(WALLET_SCHEMA,),

@@ -2,7 +2,7 @@
 
 The wallet secret is a ``SecretStr``: it never appears in a repr, a log line or a config error. When
 it is unset on the default ``bitcoinlib_test`` network the service generates a seed once and keeps it
-in the data folder (see ``services.payouts.wallets``); any other network refuses to pay without it.
+in the data folder (see ``services.payouts.bitcoin.wallets``); any other network refuses to pay without it.
 """
 
 from __future__ import annotations

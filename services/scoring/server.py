@@ -7,10 +7,10 @@ from pathlib import Path
 import grpc
 
 from crowdquant.scoring.v1 import scoring_service_pb2, scoring_service_pb2_grpc
-from services.scoring.access import SCORING, SCORING_SCOPES
-from services.scoring.handlers.runs import Runner
+from services.scoring.api.access import SCORING, SCORING_SCOPES
+from services.scoring.api.scoring import ScoringServicer
 from services.scoring.peers import Peers
-from services.scoring.servicer import ScoringServicer
+from services.scoring.usecases.runs import Runner
 from shared.rpc import remote_auth
 from shared.rpc.server import ServiceContext, ServiceSpec
 
@@ -28,4 +28,6 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
     return [SERVICE], remote_auth.attach(ctx)
 
 
-SPEC = ServiceSpec(name="scoring", schema=SCHEMA, migrations=Path(__file__).parent / "migrations", register=register)
+SPEC = ServiceSpec(
+    name="scoring", schema=SCHEMA, migrations=Path(__file__).parent / "store" / "migrations", register=register
+)

@@ -8,11 +8,11 @@ from pathlib import Path
 import grpc
 
 from crowdquant.submissions.v1 import identity_service_pb2_grpc, submissions_service_pb2_grpc
-from services.submissions.handlers.identity import verify_key
-from services.submissions.handlers.uploads import ReceiptKeys
-from services.submissions.models import SCHEMA
-from services.submissions.notify import ScoringNotifier
-from services.submissions.servicers import identity, submissions
+from services.submissions.api import identity, submissions
+from services.submissions.peers import ScoringNotifier
+from services.submissions.store.tables import SCHEMA
+from services.submissions.usecases.identity import verify_key
+from services.submissions.usecases.uploads import ReceiptKeys
 from shared.rpc.authn import CachingAuthenticator
 from shared.rpc.ratelimit import StreamSlots, TokenBuckets
 from shared.rpc.server import ServiceContext, ServiceSpec
@@ -55,5 +55,5 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
 
 
 SPEC = ServiceSpec(
-    name="submissions", schema=SCHEMA, migrations=Path(__file__).parent / "migrations", register=register
+    name="submissions", schema=SCHEMA, migrations=Path(__file__).parent / "store" / "migrations", register=register
 )

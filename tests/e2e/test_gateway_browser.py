@@ -23,7 +23,7 @@ from services.gateway.server import uvicorn_config
 from services.gateway.settings import GatewaySettings
 from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source
 from services.leaderboard.domain.metrics import Metric, Score
-from services.leaderboard.handlers.publish import store_round
+from services.leaderboard.usecases.publish import store_round
 from shared.config import CommonSettings
 from shared.db import Database
 from shared.testing import start_services, stop_services

@@ -13,7 +13,7 @@ from crowdquant.leaderboard.v1 import leaderboard_service_pb2_grpc as lb_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as sub_grpc
 from services.leaderboard.domain.boards import ModelResult, RoundBoard, Source
 from services.leaderboard.domain.metrics import Metric, Score
-from services.leaderboard.handlers.publish import store_round
+from services.leaderboard.usecases.publish import store_round
 from shared.db import Database
 
 NAN = math.nan

@@ -12,7 +12,7 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.leaderboard.domain.boards import ModelResult, Payout, RoundBoard, Source
 from services.leaderboard.domain.metrics import Metric, Score
-from services.leaderboard.repository import rounds as rounds_repo
+from services.leaderboard.store import rounds as rounds_repo
 from shared.db import Database
 from tests.integration.leaderboard.conftest import seed
 

@@ -8,9 +8,9 @@ import pytest
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.leaderboard.v1 import leaderboard_service_pb2 as pb
-from services.leaderboard.cache import BoardCache
 from services.leaderboard.domain.boards import Payout
-from services.leaderboard.repository import rounds as rounds_repo
+from services.leaderboard.store import rounds as rounds_repo
+from services.leaderboard.usecases.cache import BoardCache
 from shared.db import Database
 from tests.integration.conftest import md
 from tests.integration.leaderboard.conftest import NAN, REPUTATION_3, T, live_board, seed

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import services.submissions
 from shared.db import migrate, to_async_url
 
-MIGRATIONS = Path(services.submissions.__file__).parent / "migrations"
+MIGRATIONS = Path(services.submissions.__file__).parent / "store" / "migrations"
 
 
 async def upgrade_to(url: str, revision: str) -> None:

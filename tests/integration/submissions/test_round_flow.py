@@ -373,7 +373,7 @@ async def test_explicit_matching_targets_are_accepted(subs, keys, tournament, se
     vals = np.concatenate(vals)
     assert np.isnan(vals).sum() == opened.live_rows  # live targets hidden before resolve
     from services.submissions.domain.dataset import TargetKind, generate
-    from services.submissions.handlers.rounds import spec_from_proto
+    from services.submissions.usecases.rounds import spec_from_proto
 
     data = generate(spec_from_proto(SMALL, TargetKind.BINARY))
     lookup = dict(zip(data.ids.tolist(), data.targets.tolist(), strict=True))

@@ -10,7 +10,7 @@ from crowdquant.common.v1 import common_pb2
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from services.payouts.domain.allocation import IneligibleReason, allocate
-from services.payouts.handlers.allocation import _line_rows, build_policy, resolved_consistency, results
+from services.payouts.usecases.allocation import _line_rows, build_policy, resolved_consistency, results
 
 RULES = sub_pb.ConsistencyRules(mode=sub_pb.CHECK_MODE_MARK, min_consistency=0.58, benchmark_logloss=math.log(2))
 

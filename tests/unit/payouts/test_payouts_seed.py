@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from services.payouts.wallets import _read_or_create_seed
+from services.payouts.bitcoin.wallets import _read_or_create_seed
 
 
 def test_seed_is_created_once_and_read_back(tmp_path) -> None:

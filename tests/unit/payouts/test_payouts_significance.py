@@ -22,8 +22,8 @@ from services.payouts.domain.allocation import (
     allocate_pool,
     allocate_stake,
 )
-from services.payouts.handlers import allocation as handler
-from services.submissions.rules import with_defaults
+from services.payouts.usecases import allocation as handler
+from services.submissions.api.rules import with_defaults
 from shared.errors import InvalidArgument
 
 

@@ -67,5 +67,7 @@ def test_each_services_migrations_form_one_line(name: str) -> None:
     from alembic.script import ScriptDirectory
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).resolve().parents[3] / "services" / name / "migrations"))
+    cfg.set_main_option(
+        "script_location", str(Path(__file__).resolve().parents[3] / "services" / name / "store" / "migrations")
+    )
     assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.leaderboard.access import LEADERBOARD, LEADERBOARD_SCOPES
-from services.payouts.access import LEDGER_AUDIT, LEDGER_AUDIT_SCOPES, PAYOUTS, PAYOUTS_SCOPES
-from services.scoring.access import SCORING, SCORING_SCOPES
-from services.submissions.servicers import identity, submissions
+from services.leaderboard.api.access import LEADERBOARD, LEADERBOARD_SCOPES
+from services.payouts.api.access import LEDGER_AUDIT, LEDGER_AUDIT_SCOPES, PAYOUTS, PAYOUTS_SCOPES
+from services.scoring.api.access import SCORING, SCORING_SCOPES
+from services.submissions.api import identity, submissions
 from shared.auth import ANONYMOUS, Principal, Role, Scope, check_scopes
 from shared.errors import InvalidArgument, PermissionDenied
 from shared.rpc.access import AccessPolicy

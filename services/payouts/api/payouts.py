@@ -1,0 +1,358 @@
+"""PayoutsService: balances, stakes, allocations, batches, reconciliation and payout history. Thin adapter.
+
+Mutating calls are idempotent by request id (``shared.idempotency.run_once``, claimed in the same
+transaction as the ledger entries they write); batch calls then drive the batch state machine, which
+is itself resumable, so a repeat after a crash finishes what the first call started.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from crowdquant.payouts.v1 import payouts_service_pb2 as pb
+from crowdquant.payouts.v1 import payouts_service_pb2_grpc as pb_grpc
+from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
+from services.payouts import faults
+from services.payouts.api import convert
+from services.payouts.bitcoin.wallets import WalletBook
+from services.payouts.domain import chart
+from services.payouts.domain.batching import MAX_OUTPUTS_PER_TRANSACTION, clamp_fee_rate
+from services.payouts.peers import Peers
+from services.payouts.settings import PayoutsSettings
+from services.payouts.store import ledger_views
+from services.payouts.store.uow import unit_of_work
+from services.payouts.usecases import allocation as allocation_handlers
+from services.payouts.usecases import balances as balance_handlers
+from services.payouts.usecases import history, planning, stakes
+from services.payouts.usecases.batches import BatchEngine, parse_batch_id
+from services.payouts.usecases.reconcile import reconcile
+from services.payouts.usecases.settlement import RoundSettler
+from shared.auth import Role
+from shared.db import Database
+from shared.errors import InvalidArgument, PermissionDenied
+from shared.idempotency import check_request_id, run_once
+from shared.pagination import decode_token, encode_token, page_size
+from shared.rpc.context import principal, require_participant
+from shared.rpc.convert import timestamp
+
+SCHEMA = "payouts"
+RECONCILE_KINDS = {
+    name: pb.ReconciliationDifference.Kind.Value(f"KIND_{name}")
+    for name in (
+        "MISSING_OUTPUT",
+        "UNEXPECTED_OUTPUT",
+        "AMOUNT_MISMATCH",
+        "ADDRESS_MISMATCH",
+        "WALLET_BALANCE_MISMATCH",
+    )
+}
+
+
+def own_or_given(participant_id: str, what: str) -> str:
+    """A participant acts on itself (empty = itself); others must name the participant."""
+    who = principal()
+    if who.role is Role.PARTICIPANT:
+        if participant_id and participant_id != who.participant_id:
+            raise PermissionDenied(f"{what} of another participant are private")
+        return who.participant_id
+    if not participant_id:
+        raise InvalidArgument("participant_id is required", metadata={"field": "participant_id"})
+    return chart.require_id(participant_id, "participant_id")
+
+
+class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
+    def __init__(
+        self,
+        database: Database,
+        peers: Peers,
+        wallets: WalletBook,
+        engine: BatchEngine,
+        settler: RoundSettler,
+        settings: PayoutsSettings,
+    ) -> None:
+        self.db = database
+        self.peers = peers
+        self.wallets = wallets
+        self.engine = engine
+        self.settler = settler
+        self.settings = settings
+        self.directory = planning.PayeeDirectory(peers)
+
+    async def _once(self, conn: Any, rpc: str, request: Any, response_type: type, action: Any) -> Any:
+        return await run_once(
+            conn,
+            schema=SCHEMA,
+            subject=principal().subject,
+            rpc=rpc,
+            request=request,
+            response_type=response_type,
+            action=action,
+        )
+
+    # --- balances and stakes ------------------------------------------------------------------------
+
+    async def RecordDeposit(self, request: pb.RecordDepositRequest, context: Any) -> pb.RecordDepositResponse:
+        check_request_id(request.request_id)
+        await balance_handlers.check_deposit(self.peers, request.participant_id, request.amount_satoshis, request.memo)
+        async with unit_of_work(self.db) as conn:
+
+            async def action() -> pb.RecordDepositResponse:
+                entry_id, balances = await balance_handlers.record_deposit(
+                    conn,
+                    subject=principal().subject,
+                    request_id=request.request_id,
+                    participant_id=request.participant_id,
+                    amount=request.amount_satoshis,
+                    memo=request.memo,
+                )
+                return pb.RecordDepositResponse(entry_id=entry_id, balance=convert.balance_pb(balances))
+
+            response = await self._once(conn, "RecordDeposit", request, pb.RecordDepositResponse, action)
+        faults.reach("deposit.recorded")
+        return response
+
+    async def GetParticipantBalance(self, request: pb.GetParticipantBalanceRequest, context: Any):
+        participant_id = own_or_given(request.participant_id, "balances")
+        balances = await balance_handlers.participant_balances(self.db, participant_id)
+        return pb.GetParticipantBalanceResponse(balance=convert.balance_pb(balances))
+
+    async def _owned_model(self, model_id: str) -> sub_pb.Model:
+        if not model_id:
+            raise InvalidArgument("model_id is required", metadata={"field": "model_id"})
+        model = await self.peers.model(model_id)
+        require_participant(model.participant_id, what=f"model {model_id}")
+        return model
+
+    async def SetStake(self, request: pb.SetStakeRequest, context: Any) -> pb.SetStakeResponse:
+        check_request_id(request.request_id)
+        model = await self._owned_model(request.model_id)  # who may act comes before what the request says
+        amount = stakes.check_amount(request.amount_satoshis)
+        async with self.db.connect() as conn:
+            current, _ = await stakes.current_stake(conn, model.participant_id, model.model_id)
+        await stakes.refuse_if_locked(stakes.LockFinder(self.peers, self.db.connect), model, amount, current)
+        async with unit_of_work(self.db) as conn:
+
+            async def action() -> pb.SetStakeResponse:
+                view = await stakes.set_stake(
+                    conn,
+                    subject=principal().subject,
+                    request_id=request.request_id,
+                    model=model,
+                    amount=amount,
+                )
+                return pb.SetStakeResponse(stake=convert.stake_pb(view))
+
+            response = await self._once(conn, "SetStake", request, pb.SetStakeResponse, action)
+        faults.reach("stake.set")
+        return response
+
+    async def _stake_view(
+        self, locks: stakes.LockFinder, model_id: str, participant_id: str, tournament_id: str
+    ) -> stakes.StakeView:
+        async with self.db.connect() as conn:
+            amount, updated = await stakes.current_stake(conn, participant_id, model_id)
+        refs = await locks.locking(tournament_id, model_id) if tournament_id else []
+        return stakes.StakeView(model_id, participant_id, amount, refs, updated)
+
+    async def GetStake(self, request: pb.GetStakeRequest, context: Any) -> pb.GetStakeResponse:
+        model = await self._owned_model(request.model_id)
+        view = await self._stake_view(
+            stakes.LockFinder(self.peers, self.db.connect),
+            model.model_id,
+            model.participant_id,
+            model.tournament_id,
+        )
+        return pb.GetStakeResponse(stake=convert.stake_pb(view))
+
+    async def ListStakes(self, request: pb.ListStakesRequest, context: Any) -> pb.ListStakesResponse:
+        participant_id = request.participant_id or None
+        if principal().role is Role.PARTICIPANT:
+            participant_id = own_or_given(request.participant_id, "stakes")
+        elif participant_id:
+            chart.require_id(participant_id, "participant_id")
+        size = page_size(request.page_size)
+        filters = ["stakes", participant_id]
+        after = decode_token(request.page_token, filters)
+        async with self.db.connect() as conn:
+            accounts = await ledger_views.stake_accounts(conn, participant_id, after, size + 1)
+        locks = stakes.LockFinder(self.peers, self.db.connect)
+        views = [await self._stake_view(locks, a.model_id, a.participant_id, a.tournament_id) for a in accounts[:size]]
+        token = encode_token(accounts[size - 1].code, filters) if len(accounts) > size else ""
+        return pb.ListStakesResponse(stakes=[convert.stake_pb(v) for v in views], next_page_token=token)
+
+    async def GetRoundStakes(self, request: pb.GetRoundStakesRequest, context: Any) -> pb.GetRoundStakesResponse:
+        allocation_handlers.require_ref(request.round)
+        async with self.db.connect() as conn:
+            found = await stakes.round_stakes(conn, self.peers, request.round)
+        return pb.GetRoundStakesResponse(
+            round=request.round,
+            total_stake_satoshis=sum(amount for _, _, amount in found),
+            stakes=[pb.RoundStake(model_id=m, participant_id=p, stake_satoshis=a) for m, p, a in found],
+        )
+
+    # --- allocation -------------------------------------------------------------------------------
+
+    async def AllocateRound(self, request: pb.AllocateRoundRequest, context: Any) -> pb.AllocateRoundResponse:
+        check_request_id(request.request_id)
+        view = await allocation_handlers.allocate_round(self.db, self.peers, request.round, request.policy)
+        await self.settler.settle([view.row])
+        return pb.AllocateRoundResponse(allocation=convert.allocation_pb(view))
+
+    async def GetAllocation(self, request: pb.GetAllocationRequest, context: Any) -> pb.GetAllocationResponse:
+        view = await allocation_handlers.get_allocation(self.db, self.peers, request.round, request.policy)
+        who = principal()
+        only = who.participant_id if who.role is Role.PARTICIPANT else None
+        return pb.GetAllocationResponse(allocation=convert.allocation_pb(view, only))
+
+    # --- batches ----------------------------------------------------------------------------------
+
+    def _options(self, request: pb.CreateBatchRequest) -> planning.BatchOptions:
+        if request.fee_rate_sat_vb < 0:
+            raise InvalidArgument(
+                "fee_rate_sat_vb must not be negative (0 = the configured default)",
+                metadata={"field": "fee_rate_sat_vb"},
+            )
+        if not 0 <= request.max_outputs <= MAX_OUTPUTS_PER_TRANSACTION:
+            raise InvalidArgument(
+                f"max_outputs must be 0 (default) to {MAX_OUTPUTS_PER_TRANSACTION}",
+                metadata={"field": "max_outputs"},
+            )
+        rate = clamp_fee_rate(
+            request.fee_rate_sat_vb or self.settings.fee_rate_sat_vb, self.settings.fee_rate_ceiling_sat_vb
+        )
+        round_ref = request.round if request.HasField("round") else None
+        if round_ref is not None:
+            allocation_handlers.require_ref(round_ref)
+        return planning.BatchOptions(
+            rate, request.max_outputs or self.settings.max_outputs_per_batch, request.confirm, round_ref
+        )
+
+    async def _batches(self, batch_ids: list[uuid.UUID]) -> list[pb.Batch]:
+        return [convert.batch_pb(v) for v in await history.batch_views(self.db, batch_ids)]
+
+    async def CreateBatch(self, request: pb.CreateBatchRequest, context: Any) -> pb.CreateBatchResponse:
+        check_request_id(request.request_id)
+        options = self._options(request)
+        async with self.db.connect() as conn:
+            tournaments = await planning.payable_models(conn)
+        payees = await self.directory.lookup(tournaments)
+        planned: list[bool] = []
+        async with unit_of_work(self.db) as conn:
+
+            async def action() -> pb.CreateBatchResponse:
+                plan = await planning.plan(
+                    conn,
+                    subject=principal().subject,
+                    request_id=request.request_id,
+                    options=options,
+                    payees=payees,
+                )
+                planned.append(bool(plan.batch_ids))
+                return pb.CreateBatchResponse(
+                    batches=[pb.Batch(batch_id=str(b)) for b in plan.batch_ids],
+                    held=[convert.held_pb(h) for h in plan.held],
+                )
+
+            stored = await self._once(conn, "CreateBatch", request, pb.CreateBatchResponse, action)
+        if any(planned):
+            faults.reach("batch.planned")
+        batch_ids = [uuid.UUID(b.batch_id) for b in stored.batches]
+        for batch_id in batch_ids:
+            await self.engine.advance(batch_id)
+        return pb.CreateBatchResponse(batches=await self._batches(batch_ids), held=stored.held)
+
+    async def GetBatch(self, request: pb.GetBatchRequest, context: Any) -> pb.GetBatchResponse:
+        return pb.GetBatchResponse(batch=(await self._batches([parse_batch_id(request.batch_id)]))[0])
+
+    async def ListBatches(self, request: pb.ListBatchesRequest, context: Any) -> pb.ListBatchesResponse:
+        state = None
+        if request.state:
+            if request.state not in convert.BATCH_STATE_NAMES:
+                raise InvalidArgument("state: unknown batch state", metadata={"field": "state"})
+            state = convert.BATCH_STATE_NAMES[request.state]
+        tournament_id = round_number = None
+        if request.HasField("round"):
+            allocation_handlers.require_ref(request.round)
+            tournament_id, round_number = request.round.tournament_id, request.round.round_number
+        views, token = await history.list_batches(
+            self.db,
+            state=state,
+            tournament_id=tournament_id,
+            round_number=round_number,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListBatchesResponse(batches=[convert.batch_pb(v) for v in views], next_page_token=token)
+
+    async def RecoverBatches(self, request: pb.RecoverBatchesRequest, context: Any) -> pb.RecoverBatchesResponse:
+        check_request_id(request.request_id)
+        recovered = await self.engine.recover()
+        return pb.RecoverBatchesResponse(batches=await self._batches(recovered))
+
+    async def BumpBatchFee(self, request: pb.BumpBatchFeeRequest, context: Any) -> pb.BumpBatchFeeResponse:
+        check_request_id(request.request_id)
+        batch_id = parse_batch_id(request.batch_id)
+        if request.fee_rate_sat_vb < 1:
+            raise InvalidArgument("fee_rate_sat_vb must be at least 1", metadata={"field": "fee_rate_sat_vb"})
+        rate = clamp_fee_rate(request.fee_rate_sat_vb, self.settings.fee_rate_ceiling_sat_vb)
+
+        async def claim(conn: Any) -> bool:
+            fresh: list[bool] = []
+
+            async def action() -> pb.BumpBatchFeeResponse:
+                fresh.append(True)
+                return pb.BumpBatchFeeResponse()
+
+            await self._once(conn, "BumpBatchFee", request, pb.BumpBatchFeeResponse, action)
+            return bool(fresh)
+
+        await self.engine.bump_fee(batch_id, rate, claim)
+        return pb.BumpBatchFeeResponse(batch=(await self._batches([batch_id]))[0])
+
+    async def ConfirmBatch(self, request: pb.ConfirmBatchRequest, context: Any) -> pb.ConfirmBatchResponse:
+        check_request_id(request.request_id)
+        batch_id = parse_batch_id(request.batch_id)
+        await self.engine.request_confirmation(batch_id)
+        return pb.ConfirmBatchResponse(batch=(await self._batches([batch_id]))[0])
+
+    async def VoidBatch(self, request: pb.VoidBatchRequest, context: Any) -> pb.VoidBatchResponse:
+        check_request_id(request.request_id)
+        batch_id = parse_batch_id(request.batch_id)
+        if len(request.reason) > 500:
+            raise InvalidArgument("reason is longer than 500 characters", metadata={"field": "reason"})
+        await self.engine.void(batch_id, request.reason)
+        return pb.VoidBatchResponse(batch=(await self._batches([batch_id]))[0])
+
+    async def Reconcile(self, request: pb.ReconcileRequest, context: Any) -> pb.ReconcileResponse:
+        async with self.engine.exclusive():
+            report = await reconcile(self.db, self.wallets)
+        return pb.ReconcileResponse(
+            clean=report.clean,
+            outputs_checked=report.outputs_checked,
+            wallet_ledger_satoshis=report.wallet_ledger,
+            wallet_utxo_satoshis=report.wallet_utxos,
+            check_time=timestamp(datetime.now(UTC)),
+            differences=[
+                pb.ReconciliationDifference(
+                    kind=RECONCILE_KINDS[d.kind],
+                    batch_id=d.batch_id,
+                    txid=d.txid,
+                    vout=max(d.vout, 0),
+                    participant_id=d.participant_id,
+                    address=d.address,
+                    ledger_amount_satoshis=d.ledger_amount,
+                    chain_amount_satoshis=d.chain_amount,
+                    description=d.description,
+                )
+                for d in report.differences
+            ],
+        )
+
+    async def GetPayouts(self, request: pb.GetPayoutsRequest, context: Any) -> pb.GetPayoutsResponse:
+        participant_id = own_or_given(request.participant_id, "payouts")
+        rows, token = await history.payouts(self.db, participant_id, request.page_size, request.page_token)
+        return pb.GetPayoutsResponse(
+            payouts=[convert.payout_pb(row, rounds) for row, rounds in rows], next_page_token=token
+        )
