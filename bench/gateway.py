@@ -291,7 +291,7 @@ async def seed(database_url: str, cache) -> None:  # type: ignore[no-untyped-def
 async def main(args: argparse.Namespace) -> int:
     from crowdquant.cli.bootstrap import create_service_keys
     from shared.config import CommonSettings
-    from shared.testing import PostgresForTests, start_services, stop_services
+    from tests.support import PostgresForTests, start_services, stop_services
 
     postgres = PostgresForTests()
     url = await postgres.create_database("bench_gateway")

@@ -461,7 +461,7 @@ async def main(args: argparse.Namespace) -> int:
         await admin.execute(f'CREATE DATABASE "{urlsplit(url).path[1:]}"')
         await admin.close()
     else:
-        from shared.testing import PostgresForTests
+        from tests.support import PostgresForTests
 
         postgres = PostgresForTests()
         url = await postgres.create_database("bench_ledger")

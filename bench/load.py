@@ -43,7 +43,7 @@ from shared.auth import Role
 from shared.config import CommonSettings
 from shared.db import to_plain_url
 from shared.logging import configure_logging
-from shared.testing import PostgresForTests, bearer, upload_stream
+from tests.support import PostgresForTests, bearer, upload_stream
 
 SPEC = pb.GeneratedDatasetSpec(
     seed=9, n_train=5000, n_validation=6000, n_live=3000, n_features=10, n_training_eras=10, n_tournament_eras=7

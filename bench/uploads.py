@@ -28,7 +28,7 @@ from shared.auth import Role
 from shared.config import CommonSettings
 from shared.db import to_plain_url
 from shared.logging import configure_logging
-from shared.testing import PostgresForTests, bearer, start_services, stop_services, upload_stream
+from tests.support import PostgresForTests, bearer, start_services, stop_services, upload_stream
 
 md = bearer
 requests = upload_stream

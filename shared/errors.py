@@ -1,14 +1,13 @@
-"""Domain errors and their gRPC status codes.
+"""Domain errors, free of any transport.
 
-Domain code raises these; the error interceptor turns them into a gRPC status with the message
-(which must tell the caller what to fix) and a ``google.rpc.ErrorInfo`` carrying ``reason``.
+Domain code raises these. Each names its status (``code``, the name of a ``google.rpc.Code``); the rpc
+layer (``shared.rpc.status``) turns one into a gRPC status with the message (which must tell the caller
+what to fix) and a ``google.rpc.ErrorInfo`` carrying ``reason``.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
-
-import grpc
 
 ERROR_DOMAIN = "crowdquant"
 
@@ -16,7 +15,7 @@ ERROR_DOMAIN = "crowdquant"
 class DomainError(Exception):
     """Base of every error a caller can fix or must know about."""
 
-    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    code: ClassVar[str] = "INTERNAL"
     default_reason: ClassVar[str] = "INTERNAL"
 
     def __init__(self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None):
@@ -30,50 +29,50 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
     default_reason = "INVALID_ARGUMENT"
 
 
 class NotFound(DomainError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
     default_reason = "NOT_FOUND"
 
 
 class AlreadyExists(DomainError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = "ALREADY_EXISTS"
     default_reason = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(DomainError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
     default_reason = "FAILED_PRECONDITION"
 
 
 class Aborted(DomainError):
-    code = grpc.StatusCode.ABORTED
+    code = "ABORTED"
     default_reason = "ABORTED"
 
 
 class Unauthenticated(DomainError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
     default_reason = "UNAUTHENTICATED"
 
 
 class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
     default_reason = "PERMISSION_DENIED"
 
 
 class ResourceExhausted(DomainError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
     default_reason = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(DomainError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
     default_reason = "UNAVAILABLE"
 
 
 class DeadlineExceeded(DomainError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "DEADLINE_EXCEEDED"
     default_reason = "DEADLINE_EXCEEDED"

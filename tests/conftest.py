@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from hypothesis import settings
 
-from shared.testing import PostgresForTests
+from tests.support import PostgresForTests
 
 # CI runs every generated case from a fixed seed, so a red build is reproducible and never a coin toss;
 # locally each run explores new cases (HYPOTHESIS_PROFILE=ci to replay CI's).

@@ -34,7 +34,7 @@ def friendly(fn: F) -> F:
         except ConfigError as exc:
             fail(str(exc), 2)
         except DomainError as exc:
-            fail(f"{exc.code.name}: {exc.message}")
+            fail(f"{exc.code}: {exc.message}")
         except grpc.RpcError as exc:
             code = exc.code().name if hasattr(exc, "code") else "ERROR"
             details = exc.details() if hasattr(exc, "details") else str(exc)

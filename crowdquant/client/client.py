@@ -21,11 +21,12 @@ import grpc
 import numpy as np
 
 from crowdquant.common.v1 import common_pb2
+from crowdquant.formats import predictions as files
+from crowdquant.formats import receipts
+from crowdquant.formats.dataset import Dataset, Split, TargetKind
+from crowdquant.formats.round_files import write_round
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
-from services.submissions.domain import files, receipts
-from services.submissions.domain.dataset import Dataset, Split, TargetKind
-from services.submissions.domain.round_files import write_round
 from shared.errors import InvalidArgument, NotFound
 from shared.rpc.client import RECONNECT_OPTIONS, RETRYABLE
 from shared.rpc.status import error_info

@@ -28,7 +28,7 @@ from shared.logging import get_logger
 from shared.rpc.access import AccessPolicy
 from shared.rpc.authn import Authenticator, client_source
 from shared.rpc.context import current_principal, current_request_id
-from shared.rpc.status import to_status
+from shared.rpc.status import grpc_code, to_status
 
 log = get_logger("crowdquant.rpc")
 _MAX_REQUEST_ID = 128
@@ -127,7 +127,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.CANCELLED
             raise
         except DomainError as exc:
-            code = exc.code
+            code = grpc_code(exc)
             await self._abort(context, exc)
         except Exception as exc:
             if context.code() == grpc.StatusCode.UNIMPLEMENTED:
@@ -163,6 +163,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext, exc: DomainError, code: grpc.StatusCode | None = None) -> None:
-        code = code or exc.code
-        status = to_status(code, exc.message, exc.reason if code == exc.code else code.name, exc.metadata)
+        own = grpc_code(exc)
+        code = code or own
+        status = to_status(code, exc.message, exc.reason if code == own else code.name, exc.metadata)
         await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)

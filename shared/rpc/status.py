@@ -9,8 +9,14 @@ from grpc_status import rpc_status
 
 from shared import errors
 
+
+def grpc_code(error: errors.DomainError) -> grpc.StatusCode:
+    """The gRPC status code of a domain error."""
+    return grpc.StatusCode[error.code]
+
+
 _BY_CODE: dict[grpc.StatusCode, type[errors.DomainError]] = {
-    cls.code: cls
+    grpc.StatusCode[cls.code]: cls
     for cls in (
         errors.InvalidArgument,
         errors.NotFound,
@@ -69,4 +75,4 @@ def from_rpc_error(error: grpc.RpcError) -> errors.DomainError:
     )
 
 
-__all__ = ["code_pb2", "error_info", "from_rpc_error", "to_status"]
+__all__ = ["code_pb2", "error_info", "from_rpc_error", "grpc_code", "to_status"]

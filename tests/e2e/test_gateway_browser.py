@@ -26,7 +26,7 @@ from services.leaderboard.domain.metrics import Metric, Score
 from services.leaderboard.usecases.publish import store_round
 from shared.config import CommonSettings
 from shared.db import Database
-from shared.testing import start_services, stop_services
+from tests.support import start_services, stop_services
 
 pytestmark = pytest.mark.browser
 

@@ -33,9 +33,9 @@ from crowdquant.payouts.v1 import payouts_service_pb2_grpc as po_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from shared.auth import Role
 from shared.config import CommonSettings
-from shared.testing import start_services, stop_services
 from tests.integration.conftest import md
 from tests.integration.payouts import chain, scenario
+from tests.support import start_services, stop_services
 
 pytestmark = pytest.mark.slow
 T = "crashy"

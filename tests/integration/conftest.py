@@ -14,7 +14,7 @@ from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from shared.auth import Role
 from shared.config import CommonSettings
 from shared.rpc.server import RunningService
-from shared.testing import start_services, stop_services
+from tests.support import start_services, stop_services
 
 
 @dataclass

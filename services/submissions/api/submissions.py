@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from crowdquant.common.v1 import common_pb2
+from crowdquant.formats import receipts
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
-from services.submissions.domain import receipts
 from services.submissions.domain.dataset import Split
 from services.submissions.domain.state import RoundState
 from services.submissions.domain.upload_stream import UploadAssembler

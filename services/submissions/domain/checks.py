@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdquant.formats.errors import MAX_EXAMPLES
 from shared.errors import InvalidArgument
 
-from .errors import MAX_EXAMPLES, Problem, UploadRejected
+from .errors import Problem, UploadRejected
 from .row_index import RoundRows, as_id_array
 
 DEFAULT_MIN_STD = 1e-6

@@ -28,9 +28,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from crowdquant.formats.errors import list_examples
 from shared.errors import InvalidArgument
 
-from .errors import CommitmentMismatch, list_examples
+from .errors import CommitmentMismatch
 
 VERSION = b"crowdquant.targets.commitment.v1\x00"
 SALT_BYTES = 32

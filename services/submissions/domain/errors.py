@@ -7,13 +7,11 @@ gRPC status; the subclasses exist so the service and the client can react to one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from crowdquant.formats.errors import list_examples
 from shared.errors import FailedPrecondition, InvalidArgument
-
-#: How many offending rows a message names; the count always gives the full extent.
-MAX_EXAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -34,13 +32,6 @@ class Problem:
         return f"{what}: {shown}" if shown else what
 
 
-def list_examples(examples: Sequence[str], total: int) -> str:
-    """``a, b, c`` or ``a, b, c ... and 7 more`` so a message stays short but honest."""
-    shown = ", ".join(examples[:MAX_EXAMPLES])
-    rest = total - min(len(examples), MAX_EXAMPLES)
-    return f"{shown} ... and {rest} more" if rest > 0 else shown
-
-
 class UploadRejected(InvalidArgument):
     """An upload failed its checks; nothing of it may be stored.
 
@@ -55,28 +46,11 @@ class UploadRejected(InvalidArgument):
         super().__init__(message, reason="UPLOAD_REJECTED", metadata=metadata)
 
 
-class MalformedFile(InvalidArgument):
-    """A file could not be parsed; ``line`` is 1-based and counts the header (0: whole file)."""
-
-    def __init__(self, source: str, line: int, problem: str):
-        self.source = source
-        self.line = line
-        where = f"{source}, line {line}" if line else source
-        super().__init__(f"{where}: {problem}", reason="MALFORMED_FILE", metadata={"line": str(line)})
-
-
 class CommitmentMismatch(InvalidArgument):
     """Revealed targets (or salt) do not hash to the commitment published when the round opened."""
 
     def __init__(self, message: str):
         super().__init__(message, reason="COMMITMENT_MISMATCH")
-
-
-class ReceiptInvalid(InvalidArgument):
-    """A receipt does not verify: a field was altered, or another key signed it."""
-
-    def __init__(self, message: str):
-        super().__init__(message, reason="RECEIPT_INVALID")
 
 
 class IllegalTransition(FailedPrecondition):

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdquant.formats.errors import list_examples
 from shared.errors import InvalidArgument
-
-from .errors import list_examples
 
 _SEEDS = (0x9E3779B97F4A7C15, 0xD1B54A32D192ED03, 0x8CB92BA72F3D8DD7, 0xCA5A826395121157)
 _MULTIPLIER = np.uint64(0xBF58476D1CE4E5B9)

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from crowdquant.formats import receipts
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from services.submissions.api import rules as tournament_rules
-from services.submissions.domain import content, receipts
+from services.submissions.domain import content
 from services.submissions.domain.checks import ValueRule, check_upload
 from services.submissions.domain.concordance import assign_clusters, check_concordance, fit_clusters
 from services.submissions.domain.dataset import Split

@@ -26,7 +26,7 @@ from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
 from shared import db_roles
 from shared.auth import Role
 from shared.config import CommonSettings
-from shared.testing import bearer
+from tests.support import bearer
 
 #: The 2016 round's size: 24,048 validation and 12,024 live rows.
 ROUND_2016 = pb.GeneratedDatasetSpec(

@@ -10,10 +10,10 @@ from grpc_health.v1 import health_pb2
 
 from crowdquant.client import Client
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
-from shared.testing import TcpProxy, start_services, stop_services, table_checksums
 from tests.integration.conftest import md
 from tests.integration.foundation.test_runtime import health_status
 from tests.integration.submissions.conftest import blt_address
+from tests.support import TcpProxy, start_services, stop_services, table_checksums
 
 SPEC = pb.GeneratedDatasetSpec(
     seed=21, n_train=500, n_validation=1500, n_live=500, n_features=5, n_training_eras=5, n_tournament_eras=4

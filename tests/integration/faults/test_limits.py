@@ -8,9 +8,9 @@ import pytest
 
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
-from shared.testing import start_services, stop_services
 from tests.integration.conftest import md
 from tests.integration.submissions.conftest import upload_requests
+from tests.support import start_services, stop_services
 
 
 async def test_upload_rate_limit_per_key(database_url, keys):

@@ -24,8 +24,8 @@ from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
 from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
-from shared.testing import bearer, upload_stream
 from tests.integration.faults.serverproc import ServerProcess
+from tests.support import bearer, upload_stream
 
 KEYS_ASKED = 36
 STREAMS = 1000

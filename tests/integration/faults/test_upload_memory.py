@@ -18,8 +18,8 @@ import pytest_asyncio
 from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
-from shared.testing import bearer, upload_stream
 from tests.integration.faults.serverproc import ServerProcess, memory_kb, reset_peak
+from tests.support import bearer, upload_stream
 
 LIMIT_MB = 50
 IDLE_SECONDS = 2

@@ -256,7 +256,7 @@ async def test_wrong_role_is_permission_denied_on_remote_services(services, keys
 
 async def test_revoked_key_stops_working_on_other_services(database_url, keys):
     """A remote service caches authentications briefly; after the TTL a revoked key is refused."""
-    from shared.testing import start_services, stop_services
+    from tests.support import start_services, stop_services
 
     running = await start_services(
         database_url, keys.services, names=["submissions", "scoring"], scoring={"auth_cache_seconds": 0.2}

@@ -9,7 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from shared.testing import TcpProxy, start_services, stop_services
+from tests.support import TcpProxy, start_services, stop_services
 
 EXPECTED = {
     "submissions": {"crowdquant.submissions.v1.IdentityService"},

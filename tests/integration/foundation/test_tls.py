@@ -10,8 +10,8 @@ from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
 from crowdquant.submissions.v1 import identity_service_pb2 as pb
 from crowdquant.submissions.v1 import identity_service_pb2_grpc as pb_grpc
 from shared.rpc.client import use_tls
-from shared.testing import self_signed_certificate, start_services, stop_services
 from tests.integration.conftest import md
+from tests.support import self_signed_certificate, start_services, stop_services
 
 
 async def test_services_speak_tls_only_and_authenticate_each_other_over_it(database_url, keys, tmp_path):

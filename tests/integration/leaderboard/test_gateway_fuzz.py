@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.testing import table_checksums
 from tests.integration.leaderboard.conftest import T
 from tests.integration.leaderboard.test_gateway_http import gateway
+from tests.support import table_checksums
 
 ROUTES = [
     "/",

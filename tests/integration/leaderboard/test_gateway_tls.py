@@ -11,7 +11,7 @@ import uvicorn
 from services.gateway.app import create_app
 from services.gateway.server import tls_options, uvicorn_config
 from services.gateway.settings import GatewaySettings
-from shared.testing import self_signed_certificate
+from tests.support import self_signed_certificate
 
 
 async def test_gateway_over_tls(services, tmp_path):

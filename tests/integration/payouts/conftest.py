@@ -15,8 +15,8 @@ from crowdquant.payouts.v1 import ledger_audit_service_pb2_grpc as audit_grpc
 from crowdquant.payouts.v1 import payouts_service_pb2_grpc as po_grpc
 from shared.config import CommonSettings
 from shared.rpc.server import RunningService
-from shared.testing import start_services, stop_services
 from tests.integration.payouts.scenario import Stubs, stubs_on
+from tests.support import start_services, stop_services
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -11,9 +11,9 @@ from crowdquant.payouts.v1 import ledger_audit_service_pb2 as au_pb
 from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from shared.money import MAX_MONEY
-from shared.testing import table_checksums
 from tests.integration.conftest import md
 from tests.integration.payouts import scenario
+from tests.support import table_checksums
 
 T = "stakes"
 DEPOSIT = 1_000_000

@@ -23,8 +23,8 @@ from crowdquant.leaderboard.v1 import leaderboard_service_pb2
 from crowdquant.payouts.v1 import ledger_audit_service_pb2, payouts_service_pb2
 from crowdquant.scoring.v1 import scoring_service_pb2
 from crowdquant.submissions.v1 import identity_service_pb2, submissions_service_pb2
-from shared.testing import table_checksums
 from tests.integration.conftest import md
+from tests.support import table_checksums
 
 MODULES = [
     (identity_service_pb2, "IdentityService", "submissions"),

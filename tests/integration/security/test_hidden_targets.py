@@ -20,9 +20,9 @@ from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
 from crowdquant.submissions.v1 import identity_service_pb2 as id_pb
 from crowdquant.submissions.v1 import identity_service_pb2_grpc as id_grpc
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
-from shared.testing import table_checksums
 from tests.integration.conftest import md
 from tests.integration.submissions.conftest import blt_address, download, upload_requests
+from tests.support import table_checksums
 
 T = "hidden"
 SPEC = pb.GeneratedDatasetSpec(

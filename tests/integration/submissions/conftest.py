@@ -9,8 +9,8 @@ import numpy as np
 from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
 from crowdquant.submissions.v1 import submissions_service_pb2_grpc as pb_grpc
-from shared.testing import upload_stream
 from tests.integration.conftest import md
+from tests.support import upload_stream
 
 SMALL = pb.GeneratedDatasetSpec(
     seed=7, n_train=2000, n_validation=1200, n_live=600, n_features=8, n_training_eras=10, n_tournament_eras=5

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
-from shared.testing import table_checksums
 from tests.integration.conftest import md
 from tests.integration.submissions.conftest import SMALL, blt_address, download, upload_requests
+from tests.support import table_checksums
 
 T = "fuzz"
 SMALLER = pb.GeneratedDatasetSpec(

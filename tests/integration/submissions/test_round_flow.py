@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from crowdquant.common.v1 import common_pb2
+from crowdquant.formats import receipts
 from crowdquant.submissions.v1 import submissions_service_pb2 as pb
-from services.submissions.domain import receipts
 from tests.integration.conftest import md
 from tests.integration.submissions.conftest import SMALL, blt_address, download, upload_requests
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.submissions.domain import files
-from services.submissions.domain.errors import MalformedFile
+from crowdquant.formats import predictions as files
+from crowdquant.formats.errors import MalformedFile
 from shared.errors import FailedPrecondition, InvalidArgument
 
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.submissions.domain import receipts
-from services.submissions.domain.errors import ReceiptInvalid
+from crowdquant.formats import receipts
+from crowdquant.formats.errors import ReceiptInvalid
 from shared.errors import InvalidArgument
 
 KEY = receipts.generate_signing_key()

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.submissions.domain import round_files
+from crowdquant.formats import round_files
+from crowdquant.formats.errors import MalformedFile
 from services.submissions.domain.dataset import Dataset, Split, TargetKind
-from services.submissions.domain.errors import MalformedFile
 from services.submissions.domain.obfuscation import obfuscate_dataset
 from shared.errors import FailedPrecondition
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, Split, TargetKind
-from .errors import MalformedFile
-from .files import decode, pyarrow_modules
+from crowdquant.formats.dataset import Dataset, Split, TargetKind
+from crowdquant.formats.errors import MalformedFile
+from crowdquant.formats.predictions import decode, pyarrow_modules
 
 SPLIT_NAMES = {Split.TRAINING: "train", Split.VALIDATION: "validation", Split.LIVE: "live"}
 _SPLIT_BY_NAME = {

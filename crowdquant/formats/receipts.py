@@ -30,9 +30,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from crowdquant.formats.errors import ReceiptInvalid
 from shared.errors import InvalidArgument
-
-from .errors import ReceiptInvalid
 
 RECEIPT_TYPE = "crowdquant.submission-receipt"
 RECEIPT_VERSION = 1

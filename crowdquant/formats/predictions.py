@@ -23,9 +23,8 @@ from types import ModuleType
 
 import numpy as np
 
+from crowdquant.formats.errors import MalformedFile
 from shared.errors import FailedPrecondition
-
-from .errors import MalformedFile
 
 ID_COLUMNS = ("id", "t_id")
 VALUE_COLUMNS = ("prediction", "probability")
