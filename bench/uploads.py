@@ -60,7 +60,7 @@ async def main(earlier: int, samples: int, seconds: float) -> None:
     settings = CommonSettings()
     service_keys = await create_service_keys(settings, "bench", url=url)
     operator = await create_key(settings, Role.OPERATOR, "", "bench", [], url=url)
-    running = await start_services(url, service_keys, names=["submissions"], submissions={"notify_scoring": False})
+    running = await start_services(url, service_keys, names=["submissions"])
     pool = await asyncpg.create_pool(to_plain_url(url), min_size=2, max_size=10)
     await pool.execute("CREATE TABLE bench_echo (id bigserial PRIMARY KEY, ids bytea, predictions bytea)")
     echo = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])

@@ -141,12 +141,25 @@ class Pipeline:
             sub_pb.ResolveRoundRequest(request_id=self.rid(ref, "resolve"), round=ref, use_generated_targets=True),
         ).round
 
+    def stakes(self, ref: common_pb2.RoundRef) -> list[sc_pb.ModelStake]:
+        """Payouts' stakes at the round's close, as scoring takes them (none when payouts knows no stakes)."""
+        try:
+            found = self.call(self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref)).stakes
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return []
+        return [sc_pb.ModelStake(model_id=s.model_id, stake_satoshis=s.stake_satoshis) for s in found]
+
     def score(self, ref: common_pb2.RoundRef) -> sc_pb.ScoringRun:
-        """Score the round and wait for the run; a failed or cancelled run is followed by a fresh one
-        (its request id names the run it replaces, so a resumed pipeline follows the same chain)."""
+        """Score the round with payouts' stakes and wait for the run; a failed or cancelled run is followed
+        by a fresh one (its request id names the run it replaces, so a resumed pipeline follows the same
+        chain)."""
         request_id = self.rid(ref, "score")
+        stakes = self.stakes(ref)
         for attempt in range(self.retries + 1):
-            run = self.call(self.scoring.ScoreRound, sc_pb.ScoreRoundRequest(request_id=request_id, round=ref)).run
+            request = sc_pb.ScoreRoundRequest(request_id=request_id, round=ref, stakes=stakes)
+            run = self.call(self.scoring.ScoreRound, request).run
             while run.state == sc_pb.ScoringRun.STATE_RUNNING:
                 time.sleep(0.5)
                 run = self.call(self.scoring.GetScoringRun, sc_pb.GetScoringRunRequest(run_id=run.run_id)).run

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import text
@@ -108,3 +108,9 @@ async def run_once(
         {"resp": kept.SerializeToString(), "s": subject, "r": request_id},
     )
     return response
+
+
+async def once(database: Any, **arguments: Any) -> Any:
+    """``run_once`` in a transaction of its own (for an api layer that holds no connection)."""
+    async with database.transaction() as conn:
+        return await run_once(conn, **arguments)

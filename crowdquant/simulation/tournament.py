@@ -32,11 +32,13 @@ from crowdquant.demo import participants as cast
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from services.payouts.domain import allocation as policy_rules
 from services.payouts.usecases import allocation as payout_path
-from services.scoring.api.convert import RoundInputs, compute
+from services.scoring.api.convert import compute
+from services.scoring.domain.results import RoundInputs
 from services.submissions.api.rules import originality_rule, with_defaults
 from services.submissions.domain.dataset import DatasetSpec, Split, generate
 from services.submissions.domain.originality import EarlierSubmissions, check_originality
 from shared.errors import InvalidArgument
+from shared.rounds import RoundKey
 
 TOURNAMENT = "simulation"
 LIVE_ERAS = 6
@@ -192,7 +194,7 @@ def _score(
     live = tour.split == Split.LIVE  # type: ignore[attr-defined]
     ids = [f"m{i}" for i in range(len(names))]
     inputs = RoundInputs(
-        ref=common_pb2.RoundRef(tournament_id=TOURNAMENT, round_number=round_number),
+        key=RoundKey(TOURNAMENT, round_number),
         model_ids=ids,
         participants=[f"p{i}" for i in range(len(names))],
         names=dict(zip(ids, names, strict=True)),

@@ -20,6 +20,9 @@ from shared.errors import DomainError, InvalidArgument, NotFound, ResourceExhaus
 from shared.logging import get_logger
 from shared.rpc.client import call_with_retry, open_channel
 
+#: The services the gateway calls (tests/unit/deploy/test_dependencies.py checks the call graph).
+CALLS = ("leaderboard",)
+
 log = get_logger("crowdquant.gateway.upstream")
 
 

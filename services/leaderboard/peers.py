@@ -62,6 +62,8 @@ def _optional(exc: DomainError) -> bool:
 class Peers(PeerChannels):
     """Stubs of the peers, one channel each, closed with :meth:`close`."""
 
+    CALLS = ("submissions", "scoring", "payouts")
+
     def __init__(self, settings: CommonSettings, deadline: float) -> None:
         super().__init__(settings)
         self.deadline = deadline
@@ -170,3 +172,9 @@ class Peers(PeerChannels):
                 line.amount_satoshis, "" if code == "UNSPECIFIED" else code, reason.detail
             )
         return payouts
+
+    async def mark_published(self, tournament_id: str, number: int) -> None:
+        """Tell scoring the round is published, so every participant may read its scores."""
+        ref = common_pb2.RoundRef(tournament_id=tournament_id, round_number=number)
+        request = sc_pb.MarkRoundPublishedRequest(request_id=f"published:{tournament_id}:{number}", round=ref)
+        await self._call(self.scoring.MarkRoundPublished, request)

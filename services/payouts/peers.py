@@ -34,6 +34,8 @@ def network_name(value: int) -> str:
 class Peers(PeerChannels):
     """Payouts' peers: rounds, rules, models and check results from submissions; scores from scoring."""
 
+    CALLS = ("submissions", "scoring")
+
     # --- submissions -------------------------------------------------------------------------------
 
     async def round(self, ref: common_pb2.RoundRef) -> sub_pb.Round:

@@ -1,11 +1,13 @@
-"""The scoring service's peers: submissions (rows, submissions, targets, models) and payouts (stakes).
+"""The scoring service's only peer: submissions (rounds, rules, rows, targets, models and uploads).
 
-Channels open lazily, so addresses set after start-up (tests, the demo) are honoured; every call
-has a deadline and retries transient failures with the same request.
+Scoring calls nothing downstream of it: stakes come with ScoreRound and publication with
+MarkRoundPublished. Every call has a deadline and retries transient failures with the same
+request; answers come back as plain values, never as protobuf messages.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,13 +15,42 @@ import grpc
 import numpy as np
 
 from crowdquant.common.v1 import common_pb2
-from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
-from shared.errors import FailedPrecondition, NotFound, Unavailable
+from shared.errors import FailedPrecondition, NotFound
+from shared.rounds import RoundKey
 from shared.rpc.client import call_metadata
 from shared.rpc.peers import PeerChannels
 
 F32 = np.dtype("<f4")
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    key: RoundKey
+    state: str  # the round's lifecycle state, e.g. "RESOLVED"
+
+
+@dataclass(frozen=True)
+class TournamentRules:
+    """What a scoring run needs of a tournament's rules (zeros where the rules leave a default)."""
+
+    binary: bool
+    policy: int  # common.v1 MetaModelPolicy value
+    logloss_epsilon: float
+    bootstrap_samples: int
+    confidence_level: float
+    benchmark_logloss: float
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """An accepted upload as submissions lists it."""
+
+    model_id: str
+    participant_id: str
+    version: int
+    content_sha256: str
 
 
 @dataclass
@@ -28,11 +59,10 @@ class RoundMatrix:
 
     ids: np.ndarray
     eras: np.ndarray  # int
-    splits: np.ndarray  # common_pb2.Split values
+    splits: np.ndarray  # crowdquant.formats.dataset.Split values
     model_ids: list[str] = field(default_factory=list)
     participants: list[str] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
-    submissions: list[sub_pb.Submission] = field(default_factory=list)
     values: np.ndarray | None = None  # (n_models, n_rows) float32
 
 
@@ -40,7 +70,7 @@ class RoundMatrix:
 class StoredUpload:
     """One accepted upload as submissions stores it: its record and canonical bytes (all scored rows)."""
 
-    record: sub_pb.Submission
+    record: UploadRecord
     values: bytes
 
 
@@ -50,16 +80,39 @@ def era_numbers(labels: list[str]) -> np.ndarray:
     )
 
 
+def ref(key: RoundKey) -> common_pb2.RoundRef:
+    return common_pb2.RoundRef(tournament_id=key.tournament_id, round_number=key.number)
+
+
+def record(submission: Any) -> UploadRecord:
+    return UploadRecord(submission.model_id, submission.participant_id, submission.version, submission.content_sha256)
+
+
 class Peers(PeerChannels):
-    """Scoring's peers: rows, submissions and targets from submissions; stakes from payouts."""
+    """Rounds, rules, rows, targets, models and stored uploads, read from submissions."""
 
-    async def round(self, ref: common_pb2.RoundRef) -> sub_pb.Round:
-        return (await self.unary(self.submissions.GetRound, sub_pb.GetRoundRequest(round=ref))).round
+    CALLS = ("submissions",)
 
-    async def tournament(self, tournament_id: str) -> sub_pb.Tournament:
-        return (
+    async def round(self, key: RoundKey) -> RoundInfo:
+        found = (await self.unary(self.submissions.GetRound, sub_pb.GetRoundRequest(round=ref(key)))).round
+        return RoundInfo(
+            RoundKey(found.round.tournament_id, found.round.round_number),
+            sub_pb.Round.State.Name(found.state).removeprefix("STATE_"),
+        )
+
+    async def rules(self, tournament_id: str) -> TournamentRules:
+        found = (
             await self.unary(self.submissions.GetTournament, sub_pb.GetTournamentRequest(tournament_id=tournament_id))
         ).tournament
+        rules = found.rules
+        return TournamentRules(
+            binary=found.target_kind == common_pb2.TARGET_KIND_BINARY,
+            policy=rules.scoring.meta_model_policy,
+            logloss_epsilon=rules.scoring.logloss_epsilon,
+            bootstrap_samples=rules.scoring.bootstrap_samples,
+            confidence_level=rules.scoring.confidence_level,
+            benchmark_logloss=rules.consistency.benchmark_logloss,
+        )
 
     async def model_names(self, tournament_id: str) -> dict[str, str]:
         names: dict[str, str] = {}
@@ -67,14 +120,28 @@ class Peers(PeerChannels):
         while True:
             resp = await self.unary(
                 self.submissions.ListModels,
-                sub_pb.ListModelsRequest(tournament_id=tournament_id, page_size=1000, page_token=token),
+                sub_pb.ListModelsRequest(tournament_id=tournament_id, page_size=PAGE, page_token=token),
             )
             names.update({m.model_id: m.display_name for m in resp.models})
             token = resp.next_page_token
             if not token:
                 return names
 
-    async def _stream(self, fn: Any, request: Any) -> Any:
+    async def accepted(self, key: RoundKey) -> list[UploadRecord]:
+        """Every accepted upload of the round, every version, in the order submissions accepted them."""
+        found: list[UploadRecord] = []
+        token = ""
+        while True:
+            resp = await self.unary(
+                self.submissions.ListSubmissions,
+                sub_pb.ListSubmissionsRequest(round=ref(key), page_size=PAGE, page_token=token),
+            )
+            found += [record(s) for s in resp.submissions]
+            token = resp.next_page_token
+            if not token:
+                return found
+
+    async def _stream(self, fn: Any, request: Any) -> AsyncIterator[Any]:
         try:
             async for message in fn(
                 request, metadata=call_metadata(self.key), timeout=self.settings.rpc_deadline_seconds * 10
@@ -85,10 +152,11 @@ class Peers(PeerChannels):
 
             raise from_rpc_error(exc) from exc
 
-    async def targets(self, ref: common_pb2.RoundRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    async def targets(self, key: RoundKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ids, split and targets of the tournament rows (live targets NaN before resolve)."""
         ids, splits, targets = [], [], []
-        async for m in self._stream(self.submissions.StreamRoundTargets, sub_pb.StreamRoundTargetsRequest(round=ref)):
+        request = sub_pb.StreamRoundTargetsRequest(round=ref(key))
+        async for m in self._stream(self.submissions.StreamRoundTargets, request):
             ids += m.chunk.ids.decode().split("\n")
             splits += list(m.chunk.splits)
             targets.append(np.frombuffer(m.chunk.targets, dtype=F32))
@@ -96,26 +164,26 @@ class Peers(PeerChannels):
             raise NotFound("the round has no rows")
         return np.asarray(ids), np.asarray(splits), np.concatenate(targets).astype(np.float64)
 
-    async def upload(self, ref: common_pb2.RoundRef, model_id: str, version: int) -> StoredUpload:
+    async def upload(self, key: RoundKey, model_id: str, version: int) -> StoredUpload:
         """One stored upload's record and values, read from submissions (never taken from a caller)."""
-        record: sub_pb.Submission | None = None
+        found: UploadRecord | None = None
         values = bytearray()
         async for m in self._stream(
             self.submissions.StreamRoundSubmissions,
-            sub_pb.StreamRoundSubmissionsRequest(round=ref, model_id=model_id, version=version),
+            sub_pb.StreamRoundSubmissionsRequest(round=ref(key), model_id=model_id, version=version),
         ):
             chunk = m.submission_chunk
             if chunk.HasField("submission"):
-                record = chunk.submission
+                found = record(chunk.submission)
             values += chunk.values
-        if record is None:
+        if found is None:
             raise NotFound(
-                f"no stored upload of model {model_id!r} v{version} in round {ref.round_number}",
+                f"no stored upload of model {model_id!r} v{version} in round {key.number}",
                 metadata={"model_id": model_id},
             )
-        return StoredUpload(record, bytes(values))
+        return StoredUpload(found, bytes(values))
 
-    async def submissions_matrix(self, ref: common_pb2.RoundRef) -> RoundMatrix:
+    async def submissions_matrix(self, key: RoundKey) -> RoundMatrix:
         ids: list[str] = []
         eras: list[str] = []
         splits: list[int] = []
@@ -123,7 +191,7 @@ class Peers(PeerChannels):
         current: bytearray | None = None
         result: RoundMatrix | None = None
         async for m in self._stream(
-            self.submissions.StreamRoundSubmissions, sub_pb.StreamRoundSubmissionsRequest(round=ref)
+            self.submissions.StreamRoundSubmissions, sub_pb.StreamRoundSubmissionsRequest(round=ref(key))
         ):
             if m.WhichOneof("kind") == "rows":
                 ids += m.rows.ids.decode().split("\n")
@@ -140,7 +208,6 @@ class Peers(PeerChannels):
                 result.model_ids.append(c.model_id)
                 result.participants.append(c.participant_id)
                 result.versions.append(c.version)
-                result.submissions.append(c.submission)
             assert current is not None
             current += c.values
         if result is None:
@@ -152,30 +219,10 @@ class Peers(PeerChannels):
         result.values = np.vstack(rows) if rows else np.zeros((0, len(result.ids)), dtype=F32)
         return result
 
-    async def stakes(self, ref: common_pb2.RoundRef) -> dict[str, int]:
-        """Stakes at risk in the round; empty when nobody staked (equal weights then).
-
-        Payouts unreachable is not "nobody staked": the meta model would be weighted wrongly, so the
-        run fails with UNAVAILABLE and is retried once payouts is back.
-        """
-        try:
-            # patient (about 10 s of retries): a restarting payouts should not cost a whole scoring run
-            resp = await self.unary(
-                self.payouts.GetRoundStakes, po_pb.GetRoundStakesRequest(round=ref), deadline=10, attempts=7
-            )
-        except Unavailable as exc:
-            raise Unavailable(
-                f"payouts is unreachable, so the stakes of round {ref.round_number} are unknown; "
-                f"score the round again once payouts is back ({exc.message})"
-            ) from exc
-        except NotFound:
-            return {}
-        return {s.model_id: s.stake_satoshis for s in resp.stakes}
-
-    async def mark_scored(self, ref: common_pb2.RoundRef, run_id: str) -> None:
+    async def mark_scored(self, key: RoundKey, run_id: str) -> None:
         await self.unary(
             self.submissions.MarkRoundScored,
             sub_pb.MarkRoundScoredRequest(
-                request_id=f"scored:{ref.tournament_id}:{ref.round_number}:{run_id}", round=ref, scoring_run_id=run_id
+                request_id=f"scored:{key.tournament_id}:{key.number}:{run_id}", round=ref(key), scoring_run_id=run_id
             ),
         )

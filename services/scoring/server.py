@@ -8,8 +8,11 @@ import grpc
 
 from crowdquant.scoring.v1 import scoring_service_pb2, scoring_service_pb2_grpc
 from services.scoring.api.access import SCORING, SCORING_SCOPES
+from services.scoring.api.convert import encode
 from services.scoring.api.scoring import ScoringServicer
 from services.scoring.peers import Peers
+from services.scoring.usecases.ladder import PublicBoard
+from services.scoring.usecases.reads import Results
 from services.scoring.usecases.runs import Runner
 from shared.rpc import remote_auth
 from shared.rpc.server import ServiceContext, ServiceSpec
@@ -20,8 +23,9 @@ SERVICE = scoring_service_pb2.DESCRIPTOR.services_by_name["ScoringService"].full
 
 async def register(server: grpc.aio.Server, ctx: ServiceContext):
     peers = Peers(ctx.settings)
-    runner = Runner(ctx.database, peers)
-    scoring_service_pb2_grpc.add_ScoringServiceServicer_to_server(ScoringServicer(ctx.database, peers, runner), server)
+    runner = Runner(ctx.database, peers, encode)
+    servicer = ScoringServicer(ctx.database, runner, PublicBoard(ctx.database, peers), Results(ctx.database))
+    scoring_service_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, server)
     ctx.on_ready.append(runner.fail_orphans)
     ctx.on_stop.append(peers.close)
     ctx.policy.add(SERVICE, SCORING, SCORING_SCOPES)

@@ -9,7 +9,6 @@ import grpc
 
 from crowdquant.submissions.v1 import identity_service_pb2_grpc, submissions_service_pb2_grpc
 from services.submissions.api import identity, submissions
-from services.submissions.peers import ScoringNotifier
 from services.submissions.store.tables import SCHEMA
 from services.submissions.usecases.identity import verify_key
 from services.submissions.usecases.uploads import ReceiptKeys
@@ -37,10 +36,7 @@ async def register(server: grpc.aio.Server, ctx: ServiceContext):
             await keys.load(conn)
 
     ctx.on_ready.append(load_keys)
-    notifier = ScoringNotifier(ctx.settings) if getattr(ctx.settings, "notify_scoring", False) else None
-    if notifier is not None:
-        ctx.on_stop.append(notifier.close)
-    servicer = submissions.SubmissionsServicer(db, keys, on_accept=notifier)
+    servicer = submissions.SubmissionsServicer(db, keys)
     settings = ctx.settings
     servicer.upload_limit = TokenBuckets(settings.uploads_per_minute / 60.0, settings.upload_burst)
     servicer.upload_slots = asyncio.Semaphore(settings.upload_concurrency)

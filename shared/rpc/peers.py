@@ -1,12 +1,15 @@
 """A service's view of its peers: one lazily opened channel per peer, its stubs, and calls that carry
 the service's own key, a deadline and retries on transient failures.
 
+Each service's ``Peers`` declares the services it calls (``CALLS``); a stub of any other service is
+refused, and ``tests/unit/deploy/test_dependencies.py`` checks that the declarations form the
+pipeline's acyclic graph and that no service's code reaches a contract it does not declare.
 Channels open on first use, so a peer address set after start-up (tests, the demo) is honoured.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 
@@ -19,7 +22,14 @@ from shared.config import CommonSettings
 from shared.rpc.client import call_with_retry, open_channel
 
 
+class UndeclaredPeer(RuntimeError):
+    """A service reached for a peer its ``Peers.CALLS`` does not name."""
+
+
 class PeerChannels:
+    #: The services this service calls; declared by each service's ``Peers``.
+    CALLS: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -29,6 +39,8 @@ class PeerChannels:
         return self.settings.service_api_key.get_secret_value() if self.settings.service_api_key else None
 
     def _channel(self, peer: str) -> grpc.aio.Channel:
+        if peer not in self.CALLS:
+            raise UndeclaredPeer(f"{type(self).__module__} does not declare {peer!r} in CALLS {self.CALLS}")
         addr = self.settings.peer_addr(peer)
         channel = self._channels.get(addr)
         if channel is None:

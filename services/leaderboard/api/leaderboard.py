@@ -68,6 +68,7 @@ class LeaderboardServicer(pb_grpc.LeaderboardServiceServicer):
                 response_type=pb.PublishRoundResponse,
                 action=action,
             )
+        await self.peers.mark_published(ref.tournament_id, ref.round_number)
         await self.cache.reload()
         return response
 

@@ -14,7 +14,7 @@ PAYOUTS = {
     "SetStake": {P},
     "GetStake": {P, O, A},
     "ListStakes": {P, O, A},
-    "GetRoundStakes": {O, SCORING, LEADERBOARD},
+    "GetRoundStakes": {O, LEADERBOARD},
     "AllocateRound": {O},
     "GetAllocation": {P, O, A, LEADERBOARD},
     "CreateBatch": {O},

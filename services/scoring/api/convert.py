@@ -1,4 +1,4 @@
-"""A resolved round's results: meta model, every model's scores and contribution, as messages.
+"""A resolved round's results as the contract's messages: meta model, every model's scores and contribution.
 
 Pure (numbers in, messages out), so ScoreRound is reproducible: the same inputs give the same
 bytes, which is what makes re-running a scoring run safe to compare and to store.
@@ -15,9 +15,10 @@ import numpy as np
 from crowdquant.common.v1 import common_pb2
 from crowdquant.scoring.v1 import scoring_service_pb2 as pb
 from services.scoring.domain.bootstrap import bootstrap_mean_ci
-from services.scoring.domain.eras import BENCHMARK_LOGLOSS, era_stats
+from services.scoring.domain.eras import era_stats
 from services.scoring.domain.meta_model import fit_stacker, stake_weighted_meta_model
 from services.scoring.domain.metrics import RoundScores, score_submissions
+from services.scoring.domain.results import RoundInputs, ScoredModel, ScoredRound
 
 METRICS = (
     ("logloss", common_pb2.METRIC_LOGLOSS),
@@ -25,36 +26,6 @@ METRICS = (
     ("corr", common_pb2.METRIC_CORR),
     ("mmc", common_pb2.METRIC_MMC),
 )
-
-
-def resolved_rows(splits: np.ndarray) -> np.ndarray:
-    """The rows a resolved round is scored on: its live rows, and only those.
-
-    Validation targets are what the public Ladder board is computed from while the round is open,
-    so whatever leaks from them (probes, boosting against the board) must not turn into rank or
-    satoshis: every resolved figure (each metric, per-era series, intervals, MMC, the meta model)
-    and therefore the resolved board and payouts come from live rows alone.
-    """
-    return np.asarray(splits) == common_pb2.SPLIT_LIVE
-
-
-@dataclass(frozen=True)
-class RoundInputs:
-    ref: common_pb2.RoundRef
-    model_ids: list[str]
-    participants: list[str]
-    names: dict[str, str]
-    versions: list[int]
-    values: np.ndarray  # (n_models, n_rows) float32
-    targets: np.ndarray  # (n_rows,)
-    eras: np.ndarray  # (n_rows,) int
-    stakes: dict[str, int]
-    policy: int
-    binary: bool
-    eps: float
-    resamples: int
-    confidence: float
-    logloss_benchmark: float = BENCHMARK_LOGLOSS  # the consistency rule's per-era logloss to beat
 
 
 @dataclass(frozen=True)
@@ -144,10 +115,11 @@ def compute(inputs: RoundInputs, progress: Callable[[str, float], None] = lambda
     )
     progress("bootstrap", 0.8)
     per_metric = _all_metrics(scores, inputs)
+    ref = common_pb2.RoundRef(tournament_id=inputs.key.tournament_id, round_number=inputs.key.number)
     results = []
     for i, model_id in enumerate(inputs.model_ids):
         ms = pb.ModelScores(
-            round=inputs.ref,
+            round=ref,
             model=common_pb2.ModelRef(
                 model_id=model_id, participant_id=inputs.participants[i], display_name=inputs.names.get(model_id, "")
             ),
@@ -162,7 +134,7 @@ def compute(inputs: RoundInputs, progress: Callable[[str, float], None] = lambda
                 getattr(ms, name).CopyFrom(value)
         results.append(ms)
     meta_message = pb.MetaModel(
-        round=inputs.ref,
+        round=ref,
         policy=inputs.policy,
         weights=[
             pb.MetaModelWeight(
@@ -187,3 +159,27 @@ def compute(inputs: RoundInputs, progress: Callable[[str, float], None] = lambda
         if name != "mmc" and value[0] is not None:
             getattr(meta_message, name).CopyFrom(value[0])
     return RoundResults(results, meta_message)
+
+
+def _sort_value(score: pb.ModelScores, name: str) -> float | None:
+    if not score.HasField(name):
+        return None
+    value = getattr(score, name).mean
+    return value if math.isfinite(value) else None
+
+
+def encode(inputs: RoundInputs) -> ScoredRound:
+    """``compute`` as the records a scoring run stores: canonical bytes, so a re-run compares equal."""
+    results = compute(inputs)
+    return ScoredRound(
+        [
+            ScoredModel(
+                s.model.model_id,
+                s.model.participant_id,
+                {name: _sort_value(s, name) for name, _ in METRICS},
+                s.SerializeToString(deterministic=True),
+            )
+            for s in results.scores
+        ],
+        results.meta.SerializeToString(deterministic=True),
+    )

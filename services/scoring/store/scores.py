@@ -204,3 +204,49 @@ async def list_ladder(
             )
         ).all()
     )
+
+
+async def ladder_versions(conn: AsyncConnection, tournament_id: str, round_number: int) -> dict[str, int]:
+    """The last version judged of each model on the round's Ladder."""
+    rows = await conn.execute(
+        text("SELECT model_id, last_version FROM scoring.ladder WHERE tournament_id = :t AND round_number = :n"),
+        {"t": tournament_id, "n": round_number},
+    )
+    return {r.model_id: r.last_version for r in rows}
+
+
+async def fail_orphan_runs(conn: AsyncConnection, mine: list[str]) -> None:
+    """Runs marked running by a process that died (none of ``mine``) are failed."""
+    await conn.execute(
+        text(
+            "UPDATE scoring.runs SET state = 'failed', error_message = "
+            "'the scoring process stopped during the run', ended_at = now() "
+            "WHERE state = 'running' AND NOT (run_id = ANY(:mine))"
+        ),
+        {"mine": mine},
+    )
+
+
+async def mark_published(conn: AsyncConnection, tournament_id: str, round_number: int) -> Any:
+    """Record that the round is published (idempotent); its row, with the first publication's time."""
+    await conn.execute(
+        text(
+            "INSERT INTO scoring.published_rounds (tournament_id, round_number) VALUES (:t, :n) "
+            "ON CONFLICT (tournament_id, round_number) DO NOTHING"
+        ),
+        {"t": tournament_id, "n": round_number},
+    )
+    return (
+        await conn.execute(
+            text("SELECT * FROM scoring.published_rounds WHERE tournament_id = :t AND round_number = :n"),
+            {"t": tournament_id, "n": round_number},
+        )
+    ).one()
+
+
+async def is_published(conn: AsyncConnection, tournament_id: str, round_number: int) -> bool:
+    found = await conn.execute(
+        text("SELECT 1 FROM scoring.published_rounds WHERE tournament_id = :t AND round_number = :n"),
+        {"t": tournament_id, "n": round_number},
+    )
+    return found.first() is not None

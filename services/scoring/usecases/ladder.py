@@ -1,26 +1,35 @@
 """Public validation scores of an open round through the Ladder (Blum & Hardt 2015).
 
-Scoring never accepts scores or predictions from its caller: ScoreValidation names a stored upload
-(model, version, content hash), and scoring reads that upload's values from submissions and checks
-their hash before judging them. The exact validation loss and the Ladder's step stay private; the
-displayed score moves only when a version beats its participant's leader by more than one standard
-error of the per-row loss differences, and is rounded to a fixed grid.
+Scoring never accepts scores or predictions from its caller: it judges stored uploads only, reading
+each one's values from submissions and checking their hash first. Uploads are pulled, not pushed:
+reading a round's public scores first judges every upload accepted since the last read, in the order
+submissions accepted them (ScoreValidation judges one named upload the same way). The exact
+validation loss and the Ladder's step stay private; the displayed score moves only when a version
+beats its participant's leader by more than one standard error of the per-row loss differences, and
+is rounded to a fixed grid.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from crowdquant.common.v1 import common_pb2
+from crowdquant.formats.dataset import Split
 from services.scoring.domain.ladder import LadderState, ladder_submit
 from services.scoring.domain.metrics import per_row_logloss
 from services.scoring.peers import Peers, StoredUpload
 from services.scoring.store import scores as repo
+from shared.db import Database
 from shared.errors import FailedPrecondition, InvalidArgument
+from shared.logging import get_logger
+from shared.rounds import RoundKey
+
+log = get_logger("crowdquant.scoring.ladder")
 
 
 @dataclass
@@ -36,16 +45,15 @@ class ValidationTargets:
         self.peers = peers
         self._rounds: dict[tuple[str, int], ValidationRows] = {}
 
-    async def get(self, ref: common_pb2.RoundRef) -> ValidationRows:
-        key = (ref.tournament_id, ref.round_number)
-        rows = self._rounds.get(key)
+    async def get(self, key: RoundKey) -> ValidationRows:
+        rows = self._rounds.get((key.tournament_id, key.number))
         if rows is None:
-            _, splits, targets = await self.peers.targets(ref)
-            mask = splits == common_pb2.SPLIT_VALIDATION
+            _, splits, targets = await self.peers.targets(key)
+            mask = splits == Split.VALIDATION
             rows = ValidationRows(mask, targets[mask])
             if len(self._rounds) > 16:
                 self._rounds.clear()
-            self._rounds[key] = rows
+            self._rounds[(key.tournament_id, key.number)] = rows
         return rows
 
 
@@ -69,13 +77,13 @@ def check_upload(upload: StoredUpload, content_sha256: str, rows: ValidationRows
 
 
 async def score_validation(
-    conn: Any, rows: ValidationRows, ref: common_pb2.RoundRef, upload: StoredUpload, predictions: np.ndarray, eps: float
+    conn: Any, rows: ValidationRows, key: RoundKey, upload: StoredUpload, predictions: np.ndarray, eps: float
 ) -> tuple[Any, bool]:
     """Judge one stored version against its participant's Ladder; a version judged before changes nothing."""
     if not np.isfinite(rows.targets).all():
         raise FailedPrecondition("the round's validation targets are not known")
     record = upload.record
-    t, n = ref.tournament_id, ref.round_number
+    t, n = key.tournament_id, key.number
     level = await repo.lock_ladder_level(conn, t, n, record.participant_id)
     current = await repo.get_ladder(conn, t, n, record.model_id)
     if current is not None and record.version <= current.last_version:
@@ -129,3 +137,53 @@ def require_sha256(value: str) -> str:
             metadata={"field": "content_sha256"},
         )
     return value
+
+
+class PublicBoard:
+    """The Ladder board of open rounds: judging stored uploads, and reading the public scores."""
+
+    def __init__(self, database: Database, peers: Peers) -> None:
+        self.db = database
+        self.peers = peers
+        self.validation = ValidationTargets(peers)
+        self._locks: dict[tuple[str, int], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def judge(self, key: RoundKey, model_id: str, version: int, content_sha256: str) -> tuple[Any, bool]:
+        """Judge one stored upload (model, version, hash); its public row and whether the board moved."""
+        if not model_id or version < 1:
+            raise InvalidArgument("model_id and version >= 1 are required")
+        require_sha256(content_sha256)
+        async with self._locks[(key.tournament_id, key.number)]:
+            return await self._judge(key, model_id, version, content_sha256)
+
+    async def _judge(self, key: RoundKey, model_id: str, version: int, content_sha256: str) -> tuple[Any, bool]:
+        rows = await self.validation.get(key)
+        upload = await self.peers.upload(key, model_id, version)
+        predictions = check_upload(upload, content_sha256, rows)
+        eps = (await self.peers.rules(key.tournament_id)).logloss_epsilon or 1e-15
+        async with self.db.transaction() as conn:
+            return await score_validation(conn, rows, key, upload, predictions, eps)
+
+    async def catch_up(self, key: RoundKey) -> int:
+        """Judge every upload of the round accepted since the last look, in the order accepted.
+
+        One look at a time per round (in this process; the Ladder's row locks keep several processes
+        consistent, and a version judged before changes nothing).
+        """
+        async with self._locks[(key.tournament_id, key.number)]:
+            accepted = await self.peers.accepted(key)
+            async with self.db.connect() as conn:
+                judged = await repo.ladder_versions(conn, key.tournament_id, key.number)
+            fresh = [u for u in accepted if u.version > judged.get(u.model_id, 0)]
+            for upload in fresh:
+                await self._judge(key, upload.model_id, upload.version, upload.content_sha256)
+                judged[upload.model_id] = upload.version
+            if fresh:
+                log.info("ladder caught up", round=key.number, judged=len(fresh))
+            return len(fresh)
+
+    async def public_scores(self, key: RoundKey, after: Any, limit: int) -> list[Any]:
+        """The round's public rows, best first, after judging what is new."""
+        await self.catch_up(key)
+        async with self.db.connect() as conn:
+            return await repo.list_ladder(conn, key.tournament_id, key.number, True, after, limit)

@@ -67,7 +67,7 @@ ACCESS = {
     "UpdateModelPayoutAddress": {P, O},
     "UploadPredictions": {P},
     "GetSubmission": {*PEOPLE, PAYOUTS},
-    "ListSubmissions": {*PEOPLE, PAYOUTS},
+    "ListSubmissions": {*PEOPLE, SCORING, PAYOUTS},
     "GetReceiptPublicKey": {ANONYMOUS, *PEOPLE},
     "StreamRoundSubmissions": {O, SCORING},
     "StreamRoundTargets": {SCORING},

@@ -32,9 +32,7 @@ async def test_uploads_survive_a_database_outage(database_url, keys, subs):
     ).round
     proxy = TcpProxy(database_url)
     await proxy.start()
-    running = await start_services(
-        proxy.url(), keys.services, names=["submissions"], submissions={"notify_scoring": False}
-    )
+    running = await start_services(proxy.url(), keys.services, names=["submissions"])
     addr = running["submissions"].address
     client = Client(addr, keys.participant, retries=8, timeout=20)
     try:

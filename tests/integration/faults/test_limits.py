@@ -18,7 +18,7 @@ async def test_upload_rate_limit_per_key(database_url, keys):
         database_url,
         keys.services,
         names=["submissions"],
-        submissions={"uploads_per_minute": 0.001, "upload_burst": 2, "notify_scoring": False},
+        submissions={"uploads_per_minute": 0.001, "upload_burst": 2},
     )
     try:
         async with grpc.aio.insecure_channel(running["submissions"].address) as channel:
@@ -47,7 +47,7 @@ async def test_oversize_message_is_resource_exhausted(database_url, keys):
         database_url,
         keys.services,
         names=["submissions"],
-        submissions={"max_message_bytes": 1024 * 1024, "notify_scoring": False},
+        submissions={"max_message_bytes": 1024 * 1024},
     )
     try:
         async with grpc.aio.insecure_channel(
@@ -86,7 +86,7 @@ async def test_client_library_waits_as_the_rate_limit_says(database_url, keys, s
         database_url,
         keys.services,
         names=["submissions"],
-        submissions={"uploads_per_minute": 120, "upload_burst": 1, "notify_scoring": False},
+        submissions={"uploads_per_minute": 120, "upload_burst": 1},
     )
     client = Client(running["submissions"].address, keys.other)
     try:

@@ -200,9 +200,12 @@ async def close_resolve_score(stubs: Stubs, ref: common_pb2.RoundRef) -> None:
         pb.ResolveRoundRequest(request_id=f"resolve-{tag}", round=ref, use_generated_targets=True),
         metadata=md(stubs.operator),
     )
+    # as the pipeline does: payouts' stakes at close weigh the meta model
+    staked = await stubs.payouts.GetRoundStakes(po_pb.GetRoundStakesRequest(round=ref), metadata=md(stubs.operator))
+    stakes = [sc_pb.ModelStake(model_id=s.model_id, stake_satoshis=s.stake_satoshis) for s in staked.stakes]
     run = (
         await stubs.scoring.ScoreRound(
-            sc_pb.ScoreRoundRequest(request_id=f"score-{tag}", round=ref), metadata=md(stubs.operator)
+            sc_pb.ScoreRoundRequest(request_id=f"score-{tag}", round=ref, stakes=stakes), metadata=md(stubs.operator)
         )
     ).run
     assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message

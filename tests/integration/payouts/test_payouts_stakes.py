@@ -226,9 +226,7 @@ async def test_stake_is_locked_while_at_risk_then_burned_or_grown_within_five_pe
     assert unchanged.stake.amount_satoshis == 400_000  # setting the same amount moves nothing: allowed
 
     await scenario.close_resolve_score(stubs, ref)
-    round_stakes = await payouts.GetRoundStakes(
-        po_pb.GetRoundStakesRequest(round=ref), metadata=md(keys.services["scoring"])
-    )
+    round_stakes = await payouts.GetRoundStakes(po_pb.GetRoundStakesRequest(round=ref), metadata=md(keys.operator))
     assert {s.model_id: s.stake_satoshis for s in round_stakes.stakes} == {
         staked.players[k].model_id: v for k, v in STAKES.items()
     }

@@ -13,7 +13,6 @@ import grpc
 import numpy as np
 import pytest
 
-from crowdquant.cli.cluster import free_port
 from crowdquant.common.v1 import common_pb2
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from crowdquant.scoring.v1 import scoring_service_pb2_grpc as sc_grpc
@@ -175,38 +174,49 @@ async def close_and_resolve(subs, keys, ref) -> None:
     )
 
 
-async def test_no_scores_while_the_stakes_are_unknown(subs, scoring, keys, services, scored_round):
-    """Payouts down: the stake-weighted meta model cannot be built, so the run fails (to be retried)
-    instead of weighting everyone equally and paying on the wrong meta model."""
+async def payouts_stakes(services, keys, ref) -> list[sc_pb.ModelStake]:
+    """Payouts' stakes at the round's close, as the pipeline hands them to ScoreRound."""
+    from crowdquant.payouts.v1 import payouts_service_pb2 as po_pb
+    from crowdquant.payouts.v1 import payouts_service_pb2_grpc as po_grpc
+
+    async with grpc.aio.insecure_channel(services["payouts"].address) as channel:
+        found = await po_grpc.PayoutsServiceStub(channel).GetRoundStakes(
+            po_pb.GetRoundStakesRequest(round=ref), metadata=md(keys.operator)
+        )
+    return [sc_pb.ModelStake(model_id=s.model_id, stake_satoshis=s.stake_satoshis) for s in found.stakes]
+
+
+@pytest.mark.parametrize(
+    ("stakes", "problem"),
+    [
+        ([sc_pb.ModelStake(model_id="m_x", stake_satoshis=-1)], "negative"),
+        ([sc_pb.ModelStake(model_id="", stake_satoshis=5)], "model_id"),
+        ([sc_pb.ModelStake(model_id="m_x", stake_satoshis=5)] * 2, "once"),
+    ],
+)
+async def test_bad_stakes_start_no_run(subs, scoring, keys, scored_round, stakes, problem):
+    """Stakes come with ScoreRound (scoring calls no payouts); a bad list is refused before any run."""
     opened, _, _ = scored_round
     await close_and_resolve(subs, keys, opened.round)
-    settings = services["scoring"].ctx.settings
-    real, settings.payouts_addr = settings.payouts_addr, f"127.0.0.1:{free_port()}"
-    try:
-        run = (
-            await scoring.ScoreRound(
-                sc_pb.ScoreRoundRequest(request_id="score-down", round=opened.round), metadata=md(keys.operator)
-            )
-        ).run
-        while run.state == sc_pb.ScoringRun.STATE_RUNNING:
-            await asyncio.sleep(0.1)
-            run = (
-                await scoring.GetScoringRun(sc_pb.GetScoringRunRequest(run_id=run.run_id), metadata=md(keys.operator))
-            ).run
-    finally:
-        settings.payouts_addr = real
-    assert run.state == sc_pb.ScoringRun.STATE_FAILED
-    assert "payouts" in run.error_message and "stakes" in run.error_message, run.error_message
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await scoring.ScoreRound(
+            sc_pb.ScoreRoundRequest(request_id=f"bad-{problem}", round=opened.round, stakes=stakes),
+            metadata=md(keys.operator),
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert problem in info.value.details()
     round_now = (await subs.GetRound(pb.GetRoundRequest(round=opened.round), metadata=md(keys.operator))).round
     assert round_now.state == pb.Round.STATE_RESOLVED
 
 
-async def test_score_round_end_to_end(subs, scoring, keys, scored_round, database_url):
+async def test_score_round_end_to_end(subs, scoring, keys, services, scored_round, database_url):
     opened, model_ids, live_eras = scored_round
     await close_and_resolve(subs, keys, opened.round)
+    stakes = await payouts_stakes(services, keys, opened.round)
     run = (
         await scoring.ScoreRound(
-            sc_pb.ScoreRoundRequest(request_id="score-1", round=opened.round), metadata=md(keys.operator)
+            sc_pb.ScoreRoundRequest(request_id="score-1", round=opened.round, stakes=stakes),
+            metadata=md(keys.operator),
         )
     ).run
     assert run.state == sc_pb.ScoringRun.STATE_SUCCEEDED, run.error_message

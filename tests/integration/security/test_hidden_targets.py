@@ -125,7 +125,8 @@ class Attacker:
             metadata=md(self.key),
         )
         submission = resp.submission
-        # what submissions asks of scoring after every upload (asked here too, so the test needn't wait)
+        # what scoring does for each accepted upload when the public scores are next read, asked here
+        # for this upload alone (as the operator) so the test reads exactly its judgement
         judged = await self.scoring.ScoreValidation(
             sc_pb.ScoreValidationRequest(
                 request_id=f"v-{submission.submission_id}",
@@ -134,7 +135,7 @@ class Attacker:
                 version=submission.version,
                 content_sha256=submission.content_sha256,
             ),
-            metadata=md(self.keys.services["submissions"]),
+            metadata=md(self.keys.operator),
         )
         self.last = (model_id, submission.version)
         return judged.public_score
@@ -237,7 +238,7 @@ async def test_scoring_judges_only_a_stored_upload_with_its_hash(subs, scoring, 
     ]
     for request, code in cases:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await scoring.ScoreValidation(request, metadata=md(keys.services["submissions"]))
+            await scoring.ScoreValidation(request, metadata=md(keys.operator))
         assert info.value.code() == code, info.value.details()
     assert await table_checksums(url, ("scoring",)) == before
 
