@@ -1,4 +1,4 @@
-"""Payouts records as proto messages (and the few proto values the handlers need back)."""
+"""Payouts records as proto messages, and request values as the use cases take them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from typing import Any
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.payouts.v1 import payouts_service_pb2 as pb
-from services.payouts.peers import NETWORK_ENUMS
-from services.payouts.usecases.allocation import POLICY_ENUMS, AllocationView, ReasonDetail, fraction_value
+from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
+from services.payouts.peers import NETWORK_ENUMS, POLICY_ENUMS, round_ref_pb
+from services.payouts.peers import policy_choice as policy_choice  # request values, as the use cases take them
+from services.payouts.peers import round_ref as round_ref
+from services.payouts.usecases.allocation import AllocationView, ReasonDetail, fraction_value
 from services.payouts.usecases.balances import Balances
 from services.payouts.usecases.history import BatchView
 from services.payouts.usecases.planning import HeldPayout
@@ -43,7 +46,7 @@ def stake_pb(s: StakeView) -> pb.Stake:
         participant_id=s.participant_id,
         amount_satoshis=s.amount,
         locked=bool(s.locking_rounds),
-        locking_rounds=s.locking_rounds,
+        locking_rounds=[round_ref_pb(r) for r in s.locking_rounds],
         update_time=timestamp(s.update_time),
     )
 
@@ -99,10 +102,11 @@ def allocation_pb(view: AllocationView, participant_id: str | None = None) -> pb
             for line in lines
         ],
     )
+    rules = sub_pb.PayoutRules.FromString(bytes(row.parameters))
     if row.policy == "pool":
-        message.pool.CopyFrom(view.rules.pool)
+        message.pool.CopyFrom(rules.pool)
     else:
-        message.stake.CopyFrom(view.rules.stake)
+        message.stake.CopyFrom(rules.stake)
     return message
 
 

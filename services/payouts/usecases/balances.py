@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.payouts import ledger
 from services.payouts.domain import chart, ids
 from services.payouts.peers import Peers
-from services.payouts.store import ledger_views
 from services.payouts.store.uow import unit_of_work
 from shared.db import Database
 from shared.errors import InvalidArgument, NotFound
@@ -32,11 +31,11 @@ class Balances:
 
 async def balances(conn: AsyncConnection, participant_id: str) -> Balances:
     """What the platform owes the participant, per purpose (credit balances shown as positive amounts)."""
-    available = (await ledger_views.balances(conn, [chart.available(participant_id)])).get(
+    available = (await ledger.balances_of(conn, [chart.available(participant_id)])).get(
         chart.available(participant_id), 0
     )
     sums = {
-        kind: sum(a.amount for a in await ledger_views.owed(conn, kind, participant_id))
+        kind: sum(a.amount for a in await ledger.owed(conn, kind, participant_id))
         for kind in ("staked", "payable", "pending")
     }
     return Balances(participant_id, -available, sums["staked"], sums["payable"], sums["pending"])

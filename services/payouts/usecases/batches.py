@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payouts import faults, ledger
@@ -90,14 +89,8 @@ class BatchEngine:
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
         """One batch step at a time, in this process and across processes sharing the database."""
-        async with self._lock:
-            async with self.db.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("SELECT pg_advisory_lock(hashtextextended('payouts-batches', 0))"))
-                try:
-                    yield
-                finally:
-                    await conn.execute(text("SELECT pg_advisory_unlock(hashtextextended('payouts-batches', 0))"))
+        async with self._lock, repo.step_lock(self.db.engine):
+            yield
 
     # --- public operations ------------------------------------------------------------------------
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crowdquant.common.v1 import common_pb2
 from services.payouts import ledger
 from services.payouts.domain import chart, ids
 from services.payouts.domain.batching import PayableBalance, plan_batches
-from services.payouts.peers import Peers, network_name
+from services.payouts.domain.tournaments import RoundRef
+from services.payouts.peers import Peers
 from services.payouts.store import allocations as alloc_repo
 from services.payouts.store import batches as batch_repo
-from services.payouts.store import ledger_views
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class BatchOptions:
     fee_rate: int
     max_outputs: int
     confirm: bool
-    round: common_pb2.RoundRef | None = None
+    round: RoundRef | None = None
 
 
 @dataclass
@@ -68,7 +67,7 @@ class PayeeDirectory:
         """``tournaments`` maps model id -> tournament id; unknown models are left out."""
         found: dict[str, Payee] = {}
         for tournament_id in sorted(set(tournaments.values())):
-            network = network_name((await self.peers.tournament(tournament_id)).network)
+            network = (await self.peers.tournament(tournament_id)).network
             models = await self.peers.models(tournament_id)
             for model_id, owner in tournaments.items():
                 model = models.get(model_id)
@@ -81,7 +80,7 @@ class PayeeDirectory:
 
 async def payable_models(conn: AsyncConnection) -> dict[str, str]:
     """Models with a payable balance, mapped to the tournament their allocations came from."""
-    owed = [a.model_id for a in await ledger_views.owed(conn, "payable") if a.amount > 0]
+    owed = [a.model_id for a in await ledger.owed(conn, "payable") if a.amount > 0]
     return await alloc_repo.model_tournaments(conn, owed)
 
 
@@ -90,7 +89,7 @@ async def plan(
 ) -> Plan:
     """Plan and reserve inside the caller's transaction (which also holds the request's idempotency claim)."""
     await batch_repo.lock(conn)
-    owed = [a for a in await ledger_views.owed(conn, "payable") if a.amount > 0]
+    owed = [a for a in await ledger.owed(conn, "payable") if a.amount > 0]
     open_lines = await alloc_repo.open_lines(conn, [a.model_id for a in owed])
     if options.round is not None:
         wanted = {
