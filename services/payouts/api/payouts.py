@@ -13,7 +13,6 @@ from typing import Any
 
 from crowdquant.payouts.v1 import payouts_service_pb2 as pb
 from crowdquant.payouts.v1 import payouts_service_pb2_grpc as pb_grpc
-from services.payouts import faults
 from services.payouts.api import convert
 from services.payouts.bitcoin.wallets import WalletBook
 from services.payouts.domain import chart
@@ -21,7 +20,6 @@ from services.payouts.domain.batching import MAX_OUTPUTS_PER_TRANSACTION, clamp_
 from services.payouts.domain.tournaments import ModelInfo
 from services.payouts.peers import Peers
 from services.payouts.settings import PayoutsSettings
-from services.payouts.store.uow import unit_of_work
 from services.payouts.usecases import allocation as allocation_handlers
 from services.payouts.usecases import balances as balance_handlers
 from services.payouts.usecases import history, planning, stakes
@@ -95,23 +93,24 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
 
     async def RecordDeposit(self, request: pb.RecordDepositRequest, context: Any) -> pb.RecordDepositResponse:
         check_request_id(request.request_id)
-        await balance_handlers.check_deposit(self.peers, request.participant_id, request.amount_satoshis, request.memo)
-        async with unit_of_work(self.db) as conn:
 
-            async def action() -> pb.RecordDepositResponse:
-                entry_id, balances = await balance_handlers.record_deposit(
-                    conn,
-                    subject=principal().subject,
-                    request_id=request.request_id,
-                    participant_id=request.participant_id,
-                    amount=request.amount_satoshis,
-                    memo=request.memo,
-                )
+        async def once(conn: Any, action: Any) -> pb.RecordDepositResponse:
+            async def respond() -> pb.RecordDepositResponse:
+                entry_id, balances = await action()
                 return pb.RecordDepositResponse(entry_id=entry_id, balance=convert.balance_pb(balances))
 
-            response = await self._once(conn, "RecordDeposit", request, pb.RecordDepositResponse, action)
-        faults.reach("deposit.recorded")
-        return response
+            return await self._once(conn, "RecordDeposit", request, pb.RecordDepositResponse, respond)
+
+        return await balance_handlers.deposit(
+            self.db,
+            self.peers,
+            subject=principal().subject,
+            request_id=request.request_id,
+            participant_id=request.participant_id,
+            amount=request.amount_satoshis,
+            memo=request.memo,
+            once=once,
+        )
 
     async def GetParticipantBalance(self, request: pb.GetParticipantBalanceRequest, context: Any):
         participant_id = own_or_given(request.participant_id, "balances")
@@ -216,29 +215,25 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
     async def CreateBatch(self, request: pb.CreateBatchRequest, context: Any) -> pb.CreateBatchResponse:
         check_request_id(request.request_id)
         options = self._options(request)
-        async with self.db.connect() as conn:
-            tournaments = await planning.payable_models(conn)
-        payees = await self.directory.lookup(tournaments)
-        planned: list[bool] = []
-        async with unit_of_work(self.db) as conn:
 
-            async def action() -> pb.CreateBatchResponse:
-                plan = await planning.plan(
-                    conn,
-                    subject=principal().subject,
-                    request_id=request.request_id,
-                    options=options,
-                    payees=payees,
-                )
-                planned.append(bool(plan.batch_ids))
+        async def once(conn: Any, action: Any) -> pb.CreateBatchResponse:
+            async def respond() -> pb.CreateBatchResponse:
+                plan = await action()
                 return pb.CreateBatchResponse(
                     batches=[pb.Batch(batch_id=str(b)) for b in plan.batch_ids],
                     held=[convert.held_pb(h) for h in plan.held],
                 )
 
-            stored = await self._once(conn, "CreateBatch", request, pb.CreateBatchResponse, action)
-        if any(planned):
-            faults.reach("batch.planned")
+            return await self._once(conn, "CreateBatch", request, pb.CreateBatchResponse, respond)
+
+        stored = await planning.create_batches(
+            self.db,
+            self.directory,
+            subject=principal().subject,
+            request_id=request.request_id,
+            options=options,
+            once=once,
+        )
         batch_ids = [uuid.UUID(b.batch_id) for b in stored.batches]
         for batch_id in batch_ids:
             await self.engine.advance(batch_id)

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.payouts import ledger
+from services.payouts import faults, ledger
 from services.payouts.domain import chart, ids
 from services.payouts.domain.batching import PayableBalance, plan_batches
 from services.payouts.domain.tournaments import RoundRef
 from services.payouts.peers import Peers
 from services.payouts.store import allocations as alloc_repo
 from services.payouts.store import batches as batch_repo
+from services.payouts.store.uow import unit_of_work
+from services.payouts.usecases.once import Once
+from shared.db import Database
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,33 @@ async def payable_models(conn: AsyncConnection) -> dict[str, str]:
     """Models with a payable balance, mapped to the tournament their allocations came from."""
     owed = [a.model_id for a in await ledger.owed(conn, "payable") if a.amount > 0]
     return await alloc_repo.model_tournaments(conn, owed)
+
+
+async def create_batches(
+    database: Database,
+    directory: PayeeDirectory,
+    *,
+    subject: str,
+    request_id: str,
+    options: BatchOptions,
+    once: Once,
+) -> Any:
+    """Plan and reserve the payable balances once per request (the action answers the ``Plan``)."""
+    async with database.connect() as conn:
+        tournaments = await payable_models(conn)
+    payees = await directory.lookup(tournaments)
+    planned: list[bool] = []
+    async with unit_of_work(database) as conn:
+
+        async def action() -> Plan:
+            result = await plan(conn, subject=subject, request_id=request_id, options=options, payees=payees)
+            planned.append(bool(result.batch_ids))
+            return result
+
+        stored = await once(conn, action)
+    if any(planned):
+        faults.reach("batch.planned")
+    return stored
 
 
 async def plan(

@@ -10,10 +10,9 @@ allocation time is the stake the round ran with.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +22,7 @@ from services.payouts.domain.tournaments import ModelInfo, RoundInfo, RoundRef
 from services.payouts.peers import Peers
 from services.payouts.store.stakes import StakeStore
 from services.payouts.store.uow import unit_of_work
+from services.payouts.usecases.once import Once
 from shared.db import Database
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.money import require_satoshis
@@ -43,16 +43,6 @@ class StakeView:
 class StakePage:
     stakes: list[StakeView]
     last_code: str | None  # the account code to continue after, when there are more
-
-
-class Once(Protocol):
-    """Runs ``action`` at most once per request inside the caller's transaction (the idempotency claim).
-
-    A first call returns what ``action`` made of it, as the API layer records it; a repeat returns
-    that record instead of acting again.
-    """
-
-    async def __call__(self, conn: AsyncConnection, action: Callable[[], Awaitable[StakeView]]) -> Any: ...
 
 
 class LockFinder:
