@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from crowdquant.common.v1 import common_pb2
@@ -15,6 +16,7 @@ from services.payouts.usecases.allocation import AllocationView, ReasonDetail, f
 from services.payouts.usecases.balances import Balances
 from services.payouts.usecases.history import BatchView
 from services.payouts.usecases.planning import HeldPayout
+from services.payouts.usecases.reconcile import Report
 from services.payouts.usecases.stakes import StakeView
 from shared.rpc.convert import timestamp
 
@@ -23,6 +25,16 @@ BATCH_STATES = {
     for name in ("PLANNED", "SIGNED", "BROADCAST", "CONFIRMED", "FAILED", "VOIDED")
 }
 BATCH_STATE_NAMES = {value: name for name, value in BATCH_STATES.items()}
+RECONCILE_KINDS = {
+    name: pb.ReconciliationDifference.Kind.Value(f"KIND_{name}")
+    for name in (
+        "MISSING_OUTPUT",
+        "UNEXPECTED_OUTPUT",
+        "AMOUNT_MISMATCH",
+        "ADDRESS_MISMATCH",
+        "WALLET_BALANCE_MISMATCH",
+    )
+}
 
 
 def ref(tournament_id: str, round_number: int) -> common_pb2.RoundRef:
@@ -171,4 +183,28 @@ def payout_pb(row: Any, rounds: list[tuple[str, int]]) -> pb.Payout:
         rounds=[ref(t, n) for t, n in rounds],
         broadcast_time=timestamp(row.broadcast_at),
         confirm_time=timestamp(row.confirmed_at),
+    )
+
+
+def reconcile_pb(report: Report, checked_at: datetime) -> pb.ReconcileResponse:
+    return pb.ReconcileResponse(
+        clean=report.clean,
+        outputs_checked=report.outputs_checked,
+        wallet_ledger_satoshis=report.wallet_ledger,
+        wallet_utxo_satoshis=report.wallet_utxos,
+        check_time=timestamp(checked_at),
+        differences=[
+            pb.ReconciliationDifference(
+                kind=RECONCILE_KINDS[d.kind],
+                batch_id=d.batch_id,
+                txid=d.txid,
+                vout=max(d.vout, 0),
+                participant_id=d.participant_id,
+                address=d.address,
+                ledger_amount_satoshis=d.ledger_amount,
+                chain_amount_satoshis=d.chain_amount,
+                description=d.description,
+            )
+            for d in report.differences
+        ],
     )

@@ -24,7 +24,6 @@ from services.payouts.usecases import allocation as allocation_handlers
 from services.payouts.usecases import balances as balance_handlers
 from services.payouts.usecases import history, planning, stakes
 from services.payouts.usecases.batches import BatchEngine, parse_batch_id
-from services.payouts.usecases.reconcile import reconcile
 from services.payouts.usecases.settlement import RoundSettler
 from shared.auth import Role
 from shared.db import Database
@@ -32,19 +31,8 @@ from shared.errors import InvalidArgument, PermissionDenied
 from shared.idempotency import check_request_id, run_once
 from shared.pagination import decode_token, encode_token, page_size
 from shared.rpc.context import principal, require_participant
-from shared.rpc.convert import timestamp
 
 SCHEMA = "payouts"
-RECONCILE_KINDS = {
-    name: pb.ReconciliationDifference.Kind.Value(f"KIND_{name}")
-    for name in (
-        "MISSING_OUTPUT",
-        "UNEXPECTED_OUTPUT",
-        "AMOUNT_MISMATCH",
-        "ADDRESS_MISMATCH",
-        "WALLET_BALANCE_MISMATCH",
-    )
-}
 
 
 def own_or_given(participant_id: str, what: str) -> str:
@@ -302,29 +290,7 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
         return pb.VoidBatchResponse(batch=(await self._batches([batch_id]))[0])
 
     async def Reconcile(self, request: pb.ReconcileRequest, context: Any) -> pb.ReconcileResponse:
-        async with self.engine.exclusive():
-            report = await reconcile(self.db, self.wallets)
-        return pb.ReconcileResponse(
-            clean=report.clean,
-            outputs_checked=report.outputs_checked,
-            wallet_ledger_satoshis=report.wallet_ledger,
-            wallet_utxo_satoshis=report.wallet_utxos,
-            check_time=timestamp(datetime.now(UTC)),
-            differences=[
-                pb.ReconciliationDifference(
-                    kind=RECONCILE_KINDS[d.kind],
-                    batch_id=d.batch_id,
-                    txid=d.txid,
-                    vout=max(d.vout, 0),
-                    participant_id=d.participant_id,
-                    address=d.address,
-                    ledger_amount_satoshis=d.ledger_amount,
-                    chain_amount_satoshis=d.chain_amount,
-                    description=d.description,
-                )
-                for d in report.differences
-            ],
-        )
+        return convert.reconcile_pb(await self.engine.reconcile(), datetime.now(UTC))
 
     async def GetPayouts(self, request: pb.GetPayoutsRequest, context: Any) -> pb.GetPayoutsResponse:
         participant_id = own_or_given(request.participant_id, "payouts")

@@ -39,6 +39,7 @@ from services.payouts.store import allocations as alloc_repo
 from services.payouts.store import batches as repo
 from services.payouts.store.uow import unit_of_work
 from services.payouts.usecases.funding import sync_funding
+from services.payouts.usecases.reconcile import Report, reconcile
 from services.payouts.usecases.settlement import RoundSettler
 from shared.db import Database
 from shared.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -188,6 +189,11 @@ class BatchEngine:
                     log.warning("batch not recovered yet", batch=str(batch_id), error=exc.message)
         await self.settler.settle_pending()
         return unfinished
+
+    async def reconcile(self) -> Report:
+        """Compare the ledger with the chain and the wallet while no batch step runs."""
+        async with self.exclusive():
+            return await reconcile(self.db, self.wallets)
 
     # --- steps --------------------------------------------------------------------------------------
 
