@@ -30,6 +30,7 @@ import numpy as np
 from crowdquant.common.v1 import common_pb2
 from crowdquant.demo import participants as cast
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
+from services.payouts import peers as payout_peers
 from services.payouts.domain import allocation as policy_rules
 from services.payouts.usecases import allocation as payout_path
 from services.scoring.api.convert import compute
@@ -122,7 +123,7 @@ class Simulation:
 
     @property
     def policy_name(self) -> str:
-        return payout_path.POLICY_NAMES[self.rules.payout.policy]
+        return payout_peers.POLICY_NAMES[self.rules.payout.policy]
 
 
 def tournament_rules(policy: str, pool_satoshis: int) -> sub_pb.TournamentRules:
@@ -280,14 +281,19 @@ def allocate_rounds(
 ) -> Simulation:
     """Every played round through payouts' allocation under ``config.policy``, as the payouts service does."""
     rules = tournament_rules(config.policy, config.pool_satoshis)
-    policy_name = payout_path.policy_name(0, rules.payout)
-    policy = payout_path.build_policy(policy_name, rules.payout)
+    payout, consistency = payout_peers.payout_rules(rules.payout), payout_peers.consistency_rules(rules.consistency)
+    policy_name = payout_path.policy_name("", payout)
+    policy = payout_path.build_policy(policy_name, payout)
     models = [ModelOutcome(p.name, p.kind, s) for p, s in zip(profiles, demo_stakes(profiles), strict=True)]
     for rnd in played:
-        submissions = {f"m{i}": sub_pb.Submission(originality=_check(ok)) for i, ok in enumerate(rnd.original)}
+        submissions = {
+            f"m{i}": payout_peers.submission_info(sub_pb.Submission(originality=_check(ok)))
+            for i, ok in enumerate(rnd.original)
+        }
         current = {f"m{i}": m.stake for i, m in enumerate(models)}
+        scores = [payout_peers.model_score(s) for s in rnd.scores]  # as payouts reads them from scoring
         allocation = policy_rules.allocate(
-            payout_path.results(rnd.scores, submissions, current, rules.payout, rules.consistency), policy
+            payout_path.results(scores, submissions, current, payout, consistency), policy
         )
         for m, line, s in zip(models, allocation.lines, rnd.scores, strict=True):
             m.mmc.append(_metric(s, "mmc", "mean"))

@@ -17,8 +17,8 @@ from services.payouts import ledger
 from services.payouts.api import convert
 from services.payouts.domain import chart
 from services.payouts.ledger.records import Account, Entry, TrialBalance
-from services.payouts.store.uow import unit_of_work
 from services.payouts.usecases import history
+from services.payouts.usecases.audit import LedgerAudit
 from shared.db import Database
 from shared.errors import InvalidArgument
 from shared.rpc.convert import from_timestamp, timestamp
@@ -118,28 +118,26 @@ def _filter(request: Any) -> ledger.EntryFilter:
 class LedgerAuditServicer(pb_grpc.LedgerAuditServiceServicer):
     def __init__(self, database: Database) -> None:
         self.db = database
+        self.audit = LedgerAudit(database)
 
     async def ListAccounts(self, request: pb.ListAccountsRequest, context: Any) -> pb.ListAccountsResponse:
         if request.type and request.type not in ACCOUNT_TYPE_NAMES:
             raise InvalidArgument("type: unknown account type", metadata={"field": "type"})
-        async with unit_of_work(self.db) as conn:
-            page = await ledger.list_accounts(
-                conn,
-                account_type=ACCOUNT_TYPE_NAMES.get(request.type),
-                owner=request.owner,
-                code_prefix=request.code_prefix,
-                page_size=request.page_size,
-                page_token=request.page_token,
-            )
+        page = await self.audit.accounts(
+            account_type=ACCOUNT_TYPE_NAMES.get(request.type),
+            owner=request.owner,
+            code_prefix=request.code_prefix,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
         return pb.ListAccountsResponse(
             accounts=[account_pb(a) for a in page.items], next_page_token=page.next_page_token
         )
 
     async def GetBalance(self, request: pb.GetBalanceRequest, context: Any) -> pb.GetBalanceResponse:
-        async with unit_of_work(self.db) as conn:
-            b = await ledger.get_balance(
-                conn, request.account_code, as_of=when(request, "as_of"), basis=basis(request.time_basis)
-            )
+        b = await self.audit.balance(
+            request.account_code, as_of=when(request, "as_of"), basis=basis(request.time_basis)
+        )
         return pb.GetBalanceResponse(
             account_code=b.account_code,
             as_of=timestamp(b.as_of),
@@ -150,24 +148,18 @@ class LedgerAuditServicer(pb_grpc.LedgerAuditServiceServicer):
         )
 
     async def ListEntries(self, request: pb.ListEntriesRequest, context: Any) -> pb.ListEntriesResponse:
-        async with unit_of_work(self.db) as conn:
-            page = await ledger.list_entries(
-                conn, _filter(request), page_size=request.page_size, page_token=request.page_token
-            )
+        page = await self.audit.entries(_filter(request), page_size=request.page_size, page_token=request.page_token)
         return pb.ListEntriesResponse(entries=[entry_pb(e) for e in page.items], next_page_token=page.next_page_token)
 
     async def GetEntry(self, request: pb.GetEntryRequest, context: Any) -> pb.GetEntryResponse:
-        async with unit_of_work(self.db) as conn:
-            return pb.GetEntryResponse(entry=entry_pb(await ledger.get_entry(conn, request.entry_id)))
+        return pb.GetEntryResponse(entry=entry_pb(await self.audit.entry(request.entry_id)))
 
     async def GetTrialBalance(self, request: pb.GetTrialBalanceRequest, context: Any) -> pb.GetTrialBalanceResponse:
-        async with unit_of_work(self.db) as conn:
-            result = await ledger.trial_balance(conn, as_of=when(request, "as_of"), basis=basis(request.time_basis))
+        result = await self.audit.trial_balance(as_of=when(request, "as_of"), basis=basis(request.time_basis))
         return trial_balance_pb(result)
 
     async def VerifyChain(self, request: pb.VerifyChainRequest, context: Any) -> pb.VerifyChainResponse:
-        async with unit_of_work(self.db) as conn:
-            report = await ledger.verify_chain(conn)
+        report = await self.audit.verify_chain()
         return pb.VerifyChainResponse(
             ok=report.ok,
             entries_checked=report.entries_checked,
@@ -177,8 +169,7 @@ class LedgerAuditServicer(pb_grpc.LedgerAuditServiceServicer):
         )
 
     async def GetChainHead(self, request: pb.GetChainHeadRequest, context: Any) -> pb.GetChainHeadResponse:
-        async with unit_of_work(self.db) as conn:
-            head = await ledger.chain_head(conn)
+        head = await self.audit.chain_head()
         return pb.GetChainHeadResponse(
             entry_id=str(head.entry_id or ""),
             sequence=head.sequence,
@@ -188,14 +179,12 @@ class LedgerAuditServicer(pb_grpc.LedgerAuditServiceServicer):
 
     async def GetStatement(self, request: pb.GetStatementRequest, context: Any) -> pb.GetStatementResponse:
         participant_id = chart.require_id(request.participant_id, "participant_id")
-        async with unit_of_work(self.db) as conn:
-            result = await ledger.statement(
-                conn,
-                chart.owner(participant_id),
-                start=when(request, "start_time"),
-                end=when(request, "end_time"),
-                basis=basis(request.time_basis),
-            )
+        result = await self.audit.statement(
+            participant_id,
+            start=when(request, "start_time"),
+            end=when(request, "end_time"),
+            basis=basis(request.time_basis),
+        )
         return pb.GetStatementResponse(
             participant_id=participant_id,
             start_time=timestamp(result.start) or Timestamp(),
@@ -224,9 +213,8 @@ class LedgerAuditServicer(pb_grpc.LedgerAuditServiceServicer):
 
     async def ExportEntries(self, request: pb.ExportEntriesRequest, context: Any):
         flt = _filter(request)
-        async with unit_of_work(self.db) as conn:
-            async for chunk in ledger.export_entries_csv(conn, flt):
-                yield pb.ExportEntriesResponse(csv_text=chunk)
+        async for chunk in self.audit.export_csv(flt):
+            yield pb.ExportEntriesResponse(csv_text=chunk)
 
     async def TracePayout(self, request: pb.TracePayoutRequest, context: Any) -> pb.TracePayoutResponse:
         participant_id = chart.require_id(request.participant_id, "participant_id")

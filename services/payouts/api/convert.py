@@ -1,17 +1,22 @@
-"""Payouts records as proto messages (and the few proto values the handlers need back)."""
+"""Payouts records as proto messages, and request values as the use cases take them."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from crowdquant.common.v1 import common_pb2
 from crowdquant.payouts.v1 import payouts_service_pb2 as pb
-from services.payouts.peers import NETWORK_ENUMS
-from services.payouts.usecases.allocation import POLICY_ENUMS, AllocationView, ReasonDetail, fraction_value
+from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
+from services.payouts.peers import NETWORK_ENUMS, POLICY_ENUMS, round_ref_pb
+from services.payouts.peers import policy_choice as policy_choice  # request values, as the use cases take them
+from services.payouts.peers import round_ref as round_ref
+from services.payouts.usecases.allocation import AllocationView, ReasonDetail, fraction_value
 from services.payouts.usecases.balances import Balances
 from services.payouts.usecases.history import BatchView
 from services.payouts.usecases.planning import HeldPayout
+from services.payouts.usecases.reconcile import Report
 from services.payouts.usecases.stakes import StakeView
 from shared.rpc.convert import timestamp
 
@@ -20,6 +25,16 @@ BATCH_STATES = {
     for name in ("PLANNED", "SIGNED", "BROADCAST", "CONFIRMED", "FAILED", "VOIDED")
 }
 BATCH_STATE_NAMES = {value: name for name, value in BATCH_STATES.items()}
+RECONCILE_KINDS = {
+    name: pb.ReconciliationDifference.Kind.Value(f"KIND_{name}")
+    for name in (
+        "MISSING_OUTPUT",
+        "UNEXPECTED_OUTPUT",
+        "AMOUNT_MISMATCH",
+        "ADDRESS_MISMATCH",
+        "WALLET_BALANCE_MISMATCH",
+    )
+}
 
 
 def ref(tournament_id: str, round_number: int) -> common_pb2.RoundRef:
@@ -43,7 +58,7 @@ def stake_pb(s: StakeView) -> pb.Stake:
         participant_id=s.participant_id,
         amount_satoshis=s.amount,
         locked=bool(s.locking_rounds),
-        locking_rounds=s.locking_rounds,
+        locking_rounds=[round_ref_pb(r) for r in s.locking_rounds],
         update_time=timestamp(s.update_time),
     )
 
@@ -99,10 +114,11 @@ def allocation_pb(view: AllocationView, participant_id: str | None = None) -> pb
             for line in lines
         ],
     )
+    rules = sub_pb.PayoutRules.FromString(bytes(row.parameters))
     if row.policy == "pool":
-        message.pool.CopyFrom(view.rules.pool)
+        message.pool.CopyFrom(rules.pool)
     else:
-        message.stake.CopyFrom(view.rules.stake)
+        message.stake.CopyFrom(rules.stake)
     return message
 
 
@@ -167,4 +183,28 @@ def payout_pb(row: Any, rounds: list[tuple[str, int]]) -> pb.Payout:
         rounds=[ref(t, n) for t, n in rounds],
         broadcast_time=timestamp(row.broadcast_at),
         confirm_time=timestamp(row.confirmed_at),
+    )
+
+
+def reconcile_pb(report: Report, checked_at: datetime) -> pb.ReconcileResponse:
+    return pb.ReconcileResponse(
+        clean=report.clean,
+        outputs_checked=report.outputs_checked,
+        wallet_ledger_satoshis=report.wallet_ledger,
+        wallet_utxo_satoshis=report.wallet_utxos,
+        check_time=timestamp(checked_at),
+        differences=[
+            pb.ReconciliationDifference(
+                kind=RECONCILE_KINDS[d.kind],
+                batch_id=d.batch_id,
+                txid=d.txid,
+                vout=max(d.vout, 0),
+                participant_id=d.participant_id,
+                address=d.address,
+                ledger_amount_satoshis=d.ledger_amount,
+                chain_amount_satoshis=d.chain_amount,
+                description=d.description,
+            )
+            for d in report.differences
+        ],
     )

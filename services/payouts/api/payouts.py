@@ -13,21 +13,17 @@ from typing import Any
 
 from crowdquant.payouts.v1 import payouts_service_pb2 as pb
 from crowdquant.payouts.v1 import payouts_service_pb2_grpc as pb_grpc
-from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
-from services.payouts import faults
 from services.payouts.api import convert
 from services.payouts.bitcoin.wallets import WalletBook
 from services.payouts.domain import chart
 from services.payouts.domain.batching import MAX_OUTPUTS_PER_TRANSACTION, clamp_fee_rate
+from services.payouts.domain.tournaments import ModelInfo
 from services.payouts.peers import Peers
 from services.payouts.settings import PayoutsSettings
-from services.payouts.store import ledger_views
-from services.payouts.store.uow import unit_of_work
 from services.payouts.usecases import allocation as allocation_handlers
 from services.payouts.usecases import balances as balance_handlers
 from services.payouts.usecases import history, planning, stakes
 from services.payouts.usecases.batches import BatchEngine, parse_batch_id
-from services.payouts.usecases.reconcile import reconcile
 from services.payouts.usecases.settlement import RoundSettler
 from shared.auth import Role
 from shared.db import Database
@@ -35,19 +31,8 @@ from shared.errors import InvalidArgument, PermissionDenied
 from shared.idempotency import check_request_id, run_once
 from shared.pagination import decode_token, encode_token, page_size
 from shared.rpc.context import principal, require_participant
-from shared.rpc.convert import timestamp
 
 SCHEMA = "payouts"
-RECONCILE_KINDS = {
-    name: pb.ReconciliationDifference.Kind.Value(f"KIND_{name}")
-    for name in (
-        "MISSING_OUTPUT",
-        "UNEXPECTED_OUTPUT",
-        "AMOUNT_MISMATCH",
-        "ADDRESS_MISMATCH",
-        "WALLET_BALANCE_MISMATCH",
-    )
-}
 
 
 def own_or_given(participant_id: str, what: str) -> str:
@@ -79,6 +64,7 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
         self.settler = settler
         self.settings = settings
         self.directory = planning.PayeeDirectory(peers)
+        self.stakes = stakes.Stakes(database, peers)
 
     async def _once(self, conn: Any, rpc: str, request: Any, response_type: type, action: Any) -> Any:
         return await run_once(
@@ -95,30 +81,31 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
 
     async def RecordDeposit(self, request: pb.RecordDepositRequest, context: Any) -> pb.RecordDepositResponse:
         check_request_id(request.request_id)
-        await balance_handlers.check_deposit(self.peers, request.participant_id, request.amount_satoshis, request.memo)
-        async with unit_of_work(self.db) as conn:
 
-            async def action() -> pb.RecordDepositResponse:
-                entry_id, balances = await balance_handlers.record_deposit(
-                    conn,
-                    subject=principal().subject,
-                    request_id=request.request_id,
-                    participant_id=request.participant_id,
-                    amount=request.amount_satoshis,
-                    memo=request.memo,
-                )
+        async def once(conn: Any, action: Any) -> pb.RecordDepositResponse:
+            async def respond() -> pb.RecordDepositResponse:
+                entry_id, balances = await action()
                 return pb.RecordDepositResponse(entry_id=entry_id, balance=convert.balance_pb(balances))
 
-            response = await self._once(conn, "RecordDeposit", request, pb.RecordDepositResponse, action)
-        faults.reach("deposit.recorded")
-        return response
+            return await self._once(conn, "RecordDeposit", request, pb.RecordDepositResponse, respond)
+
+        return await balance_handlers.deposit(
+            self.db,
+            self.peers,
+            subject=principal().subject,
+            request_id=request.request_id,
+            participant_id=request.participant_id,
+            amount=request.amount_satoshis,
+            memo=request.memo,
+            once=once,
+        )
 
     async def GetParticipantBalance(self, request: pb.GetParticipantBalanceRequest, context: Any):
         participant_id = own_or_given(request.participant_id, "balances")
         balances = await balance_handlers.participant_balances(self.db, participant_id)
         return pb.GetParticipantBalanceResponse(balance=convert.balance_pb(balances))
 
-    async def _owned_model(self, model_id: str) -> sub_pb.Model:
+    async def _owned_model(self, model_id: str) -> ModelInfo:
         if not model_id:
             raise InvalidArgument("model_id is required", metadata={"field": "model_id"})
         model = await self.peers.model(model_id)
@@ -128,43 +115,24 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
     async def SetStake(self, request: pb.SetStakeRequest, context: Any) -> pb.SetStakeResponse:
         check_request_id(request.request_id)
         model = await self._owned_model(request.model_id)  # who may act comes before what the request says
-        amount = stakes.check_amount(request.amount_satoshis)
-        async with self.db.connect() as conn:
-            current, _ = await stakes.current_stake(conn, model.participant_id, model.model_id)
-        await stakes.refuse_if_locked(stakes.LockFinder(self.peers, self.db.connect), model, amount, current)
-        async with unit_of_work(self.db) as conn:
 
-            async def action() -> pb.SetStakeResponse:
-                view = await stakes.set_stake(
-                    conn,
-                    subject=principal().subject,
-                    request_id=request.request_id,
-                    model=model,
-                    amount=amount,
-                )
-                return pb.SetStakeResponse(stake=convert.stake_pb(view))
+        async def once(conn: Any, action: Any) -> pb.SetStakeResponse:
+            async def respond() -> pb.SetStakeResponse:
+                return pb.SetStakeResponse(stake=convert.stake_pb(await action()))
 
-            response = await self._once(conn, "SetStake", request, pb.SetStakeResponse, action)
-        faults.reach("stake.set")
-        return response
+            return await self._once(conn, "SetStake", request, pb.SetStakeResponse, respond)
 
-    async def _stake_view(
-        self, locks: stakes.LockFinder, model_id: str, participant_id: str, tournament_id: str
-    ) -> stakes.StakeView:
-        async with self.db.connect() as conn:
-            amount, updated = await stakes.current_stake(conn, participant_id, model_id)
-        refs = await locks.locking(tournament_id, model_id) if tournament_id else []
-        return stakes.StakeView(model_id, participant_id, amount, refs, updated)
+        return await self.stakes.set_stake(
+            subject=principal().subject,
+            request_id=request.request_id,
+            model=model,
+            amount=request.amount_satoshis,
+            once=once,
+        )
 
     async def GetStake(self, request: pb.GetStakeRequest, context: Any) -> pb.GetStakeResponse:
         model = await self._owned_model(request.model_id)
-        view = await self._stake_view(
-            stakes.LockFinder(self.peers, self.db.connect),
-            model.model_id,
-            model.participant_id,
-            model.tournament_id,
-        )
-        return pb.GetStakeResponse(stake=convert.stake_pb(view))
+        return pb.GetStakeResponse(stake=convert.stake_pb(await self.stakes.get(model)))
 
     async def ListStakes(self, request: pb.ListStakesRequest, context: Any) -> pb.ListStakesResponse:
         participant_id = request.participant_id or None
@@ -174,18 +142,14 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
             chart.require_id(participant_id, "participant_id")
         size = page_size(request.page_size)
         filters = ["stakes", participant_id]
-        after = decode_token(request.page_token, filters)
-        async with self.db.connect() as conn:
-            accounts = await ledger_views.stake_accounts(conn, participant_id, after, size + 1)
-        locks = stakes.LockFinder(self.peers, self.db.connect)
-        views = [await self._stake_view(locks, a.model_id, a.participant_id, a.tournament_id) for a in accounts[:size]]
-        token = encode_token(accounts[size - 1].code, filters) if len(accounts) > size else ""
-        return pb.ListStakesResponse(stakes=[convert.stake_pb(v) for v in views], next_page_token=token)
+        page = await self.stakes.page(participant_id, decode_token(request.page_token, filters), size)
+        token = encode_token(page.last_code, filters) if page.last_code is not None else ""
+        return pb.ListStakesResponse(stakes=[convert.stake_pb(v) for v in page.stakes], next_page_token=token)
 
     async def GetRoundStakes(self, request: pb.GetRoundStakesRequest, context: Any) -> pb.GetRoundStakesResponse:
-        allocation_handlers.require_ref(request.round)
-        async with self.db.connect() as conn:
-            found = await stakes.round_stakes(conn, self.peers, request.round)
+        ref = convert.round_ref(request.round)
+        allocation_handlers.require_ref(ref)
+        found = await self.stakes.round_stakes(ref)
         return pb.GetRoundStakesResponse(
             round=request.round,
             total_stake_satoshis=sum(amount for _, _, amount in found),
@@ -196,12 +160,16 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
 
     async def AllocateRound(self, request: pb.AllocateRoundRequest, context: Any) -> pb.AllocateRoundResponse:
         check_request_id(request.request_id)
-        view = await allocation_handlers.allocate_round(self.db, self.peers, request.round, request.policy)
+        view = await allocation_handlers.allocate_round(
+            self.db, self.peers, convert.round_ref(request.round), convert.policy_choice(request.policy)
+        )
         await self.settler.settle([view.row])
         return pb.AllocateRoundResponse(allocation=convert.allocation_pb(view))
 
     async def GetAllocation(self, request: pb.GetAllocationRequest, context: Any) -> pb.GetAllocationResponse:
-        view = await allocation_handlers.get_allocation(self.db, self.peers, request.round, request.policy)
+        view = await allocation_handlers.get_allocation(
+            self.db, self.peers, convert.round_ref(request.round), convert.policy_choice(request.policy)
+        )
         who = principal()
         only = who.participant_id if who.role is Role.PARTICIPANT else None
         return pb.GetAllocationResponse(allocation=convert.allocation_pb(view, only))
@@ -222,7 +190,7 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
         rate = clamp_fee_rate(
             request.fee_rate_sat_vb or self.settings.fee_rate_sat_vb, self.settings.fee_rate_ceiling_sat_vb
         )
-        round_ref = request.round if request.HasField("round") else None
+        round_ref = convert.round_ref(request.round) if request.HasField("round") else None
         if round_ref is not None:
             allocation_handlers.require_ref(round_ref)
         return planning.BatchOptions(
@@ -235,29 +203,25 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
     async def CreateBatch(self, request: pb.CreateBatchRequest, context: Any) -> pb.CreateBatchResponse:
         check_request_id(request.request_id)
         options = self._options(request)
-        async with self.db.connect() as conn:
-            tournaments = await planning.payable_models(conn)
-        payees = await self.directory.lookup(tournaments)
-        planned: list[bool] = []
-        async with unit_of_work(self.db) as conn:
 
-            async def action() -> pb.CreateBatchResponse:
-                plan = await planning.plan(
-                    conn,
-                    subject=principal().subject,
-                    request_id=request.request_id,
-                    options=options,
-                    payees=payees,
-                )
-                planned.append(bool(plan.batch_ids))
+        async def once(conn: Any, action: Any) -> pb.CreateBatchResponse:
+            async def respond() -> pb.CreateBatchResponse:
+                plan = await action()
                 return pb.CreateBatchResponse(
                     batches=[pb.Batch(batch_id=str(b)) for b in plan.batch_ids],
                     held=[convert.held_pb(h) for h in plan.held],
                 )
 
-            stored = await self._once(conn, "CreateBatch", request, pb.CreateBatchResponse, action)
-        if any(planned):
-            faults.reach("batch.planned")
+            return await self._once(conn, "CreateBatch", request, pb.CreateBatchResponse, respond)
+
+        stored = await planning.create_batches(
+            self.db,
+            self.directory,
+            subject=principal().subject,
+            request_id=request.request_id,
+            options=options,
+            once=once,
+        )
         batch_ids = [uuid.UUID(b.batch_id) for b in stored.batches]
         for batch_id in batch_ids:
             await self.engine.advance(batch_id)
@@ -274,7 +238,7 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
             state = convert.BATCH_STATE_NAMES[request.state]
         tournament_id = round_number = None
         if request.HasField("round"):
-            allocation_handlers.require_ref(request.round)
+            allocation_handlers.require_ref(convert.round_ref(request.round))
             tournament_id, round_number = request.round.tournament_id, request.round.round_number
         views, token = await history.list_batches(
             self.db,
@@ -326,29 +290,7 @@ class PayoutsServicer(pb_grpc.PayoutsServiceServicer):
         return pb.VoidBatchResponse(batch=(await self._batches([batch_id]))[0])
 
     async def Reconcile(self, request: pb.ReconcileRequest, context: Any) -> pb.ReconcileResponse:
-        async with self.engine.exclusive():
-            report = await reconcile(self.db, self.wallets)
-        return pb.ReconcileResponse(
-            clean=report.clean,
-            outputs_checked=report.outputs_checked,
-            wallet_ledger_satoshis=report.wallet_ledger,
-            wallet_utxo_satoshis=report.wallet_utxos,
-            check_time=timestamp(datetime.now(UTC)),
-            differences=[
-                pb.ReconciliationDifference(
-                    kind=RECONCILE_KINDS[d.kind],
-                    batch_id=d.batch_id,
-                    txid=d.txid,
-                    vout=max(d.vout, 0),
-                    participant_id=d.participant_id,
-                    address=d.address,
-                    ledger_amount_satoshis=d.ledger_amount,
-                    chain_amount_satoshis=d.chain_amount,
-                    description=d.description,
-                )
-                for d in report.differences
-            ],
-        )
+        return convert.reconcile_pb(await self.engine.reconcile(), datetime.now(UTC))
 
     async def GetPayouts(self, request: pb.GetPayoutsRequest, context: Any) -> pb.GetPayoutsResponse:
         participant_id = own_or_given(request.participant_id, "payouts")

@@ -43,6 +43,12 @@ Two-phase transfers (``pending.py``, after TigerBeetle's pending/post/void)
     ordinary entries, so balances, limits and the chain stay right with no special case; a balance's
     ``pending`` field says how much of it is still reserved.
 
+Bulk reads for payouts (``views.py``)
+    Balances of many accounts at once (``balances_of``), per-model participant accounts of one kind
+    (``owed``, ``model_accounts``, as ``ModelAccount``), an account's last change (``last_change``)
+    and which entry ids are already written (``written_entries``). Nothing outside this package
+    queries the ledger's tables.
+
 Reading
     Current balances from ``ledger_balances``; as of any time (effective or recorded) by summing the
     covering index (account_id, time) INCLUDE (amount), zero before the first posting. Trial balance,
@@ -86,6 +92,14 @@ from services.payouts.ledger.pending import (
 )
 from services.payouts.ledger.pg import translate_error
 from services.payouts.ledger.posting import new_entry_id, post_entries, post_entry, reverse_entry
+from services.payouts.ledger.views import (
+    ModelAccount,
+    balances_of,
+    last_change,
+    model_accounts,
+    owed,
+    written_entries,
+)
 
 __all__ = [
     "APP_ROLE",
@@ -98,12 +112,14 @@ __all__ = [
     "GroupCommit",
     "IdempotencyConflict",
     "LimitExceeded",
+    "ModelAccount",
     "PendingState",
     "PostingSpec",
     "Reservation",
     "Settlement",
     "TimeBasis",
     "UnbalancedEntry",
+    "balances_of",
     "chain_head",
     "check_balances",
     "export_entries_csv",
@@ -111,11 +127,14 @@ __all__ = [
     "get_balance",
     "get_entry",
     "get_pending",
+    "last_change",
     "list_accounts",
     "list_entries",
+    "model_accounts",
     "new_entry_id",
     "open_account",
     "open_accounts",
+    "owed",
     "post_entries",
     "post_entry",
     "post_pending",
@@ -129,4 +148,5 @@ __all__ = [
     "trial_balance",
     "verify_chain",
     "void_pending",
+    "written_entries",
 ]

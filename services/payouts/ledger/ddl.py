@@ -1,4 +1,7 @@
-"""The ledger's tables, triggers and grants in schema ``payouts``, as data for the payouts migration.
+"""The ledger's tables, triggers and grants in schema ``payouts``, as data (tests build a ledger from it).
+
+The payouts migration that created the ledger holds a frozen copy of this text: a change here
+changes no existing database, so it needs a new migration of its own.
 
 Tables: ``ledger_accounts`` (code, type, limit flags, owner, metadata), ``ledger_balances`` (one row
 per account: current balance and posting count, kept by trigger), ``ledger_entries`` (caller's UUID,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 UNFINISHED = ("PLANNED", "SIGNED", "BROADCAST", "FAILED")
 _TIME_COLUMN = {
@@ -31,6 +32,18 @@ def as_json(value: Any) -> Any:
 async def lock(conn: AsyncConnection) -> None:
     """The payable-balances lock: a planner and an allocation never interleave their ledger writes."""
     await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('payouts-payable', 0))"))
+
+
+@asynccontextmanager
+async def step_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The batch-step lock across processes: a session advisory lock, released if the process dies."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("SELECT pg_advisory_lock(hashtextextended('payouts-batches', 0))"))
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(hashtextextended('payouts-batches', 0))"))
 
 
 async def insert(

@@ -22,25 +22,27 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from crowdquant.common.v1 import common_pb2
-from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
-from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
 from services.payouts import faults, ledger
 from services.payouts.domain import allocation as policy_rules
 from services.payouts.domain import chart, ids
 from services.payouts.domain.batching import DUST_LIMITS
-from services.payouts.peers import Peers, network_name
+from services.payouts.domain.tournaments import (
+    ConsistencyRules,
+    ModelScore,
+    PayoutRules,
+    RoundRef,
+    SubmissionInfo,
+)
+from services.payouts.peers import Peers
 from services.payouts.store import allocations as repo
 from services.payouts.store import batches as batch_repo
-from services.payouts.store import ledger_views
 from services.payouts.store.uow import unit_of_work
 from shared.bitcoin_address import decode_address
 from shared.db import Database
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound
 
-POLICY_NAMES = {common_pb2.PAYOUT_POLICY_POOL: "pool", common_pb2.PAYOUT_POLICY_STAKE: "stake"}
-POLICY_ENUMS = {name: value for value, name in POLICY_NAMES.items()}
-_PAYABLE_STATES = (sub_pb.Round.STATE_SCORED, sub_pb.Round.STATE_PAID)
+POLICIES = ("pool", "stake")
+_PAYABLE_STATES = ("SCORED", "PAID")
 Reason = policy_rules.ZeroPayoutReason
 _CHECKS = {  # reason -> (label, the submission's check, flagged or unchecked)
     Reason.NOT_ORIGINAL: ("not original", "originality", True),
@@ -51,48 +53,41 @@ _CHECKS = {  # reason -> (label, the submission's check, flagged or unchecked)
 _OTHER_SUBMISSION = re.compile(r"with earlier submission (\S+ v\d+)")
 
 
-def require_ref(ref: common_pb2.RoundRef) -> None:
+def require_ref(ref: RoundRef) -> None:
     if not ref.tournament_id or ref.round_number < 1:
         raise InvalidArgument("round: tournament_id and round_number >= 1 are required", metadata={"field": "round"})
 
 
-def policy_name(requested: int, rules: sub_pb.PayoutRules) -> str:
-    value = requested or rules.policy or common_pb2.PAYOUT_POLICY_POOL
-    if value not in POLICY_NAMES:
+def policy_name(requested: str, rules: PayoutRules) -> str:
+    """The policy asked for, else the tournament's, else pool ("" is unset; an unknown value is refused)."""
+    value = requested or rules.policy or "pool"
+    if value not in POLICIES:
         raise InvalidArgument(f"policy: unknown payout policy {value}", metadata={"field": "policy"})
-    return POLICY_NAMES[value]
+    return value
 
 
-def _mean(scores: sc_pb.ModelScores, metric: str) -> float | None:
-    if not scores.HasField(metric):
-        return None
-    value = getattr(scores, metric).mean
-    return value if math.isfinite(value) else None
-
-
-def _interval(scores: sc_pb.ModelScores, metric: str) -> tuple[float, float] | None:
-    if not scores.HasField(metric):
-        return None
+def _mean(scores: ModelScore, metric: str) -> float | None:
     value = getattr(scores, metric)
+    if value is None:
+        return None
+    return value.mean if math.isfinite(value.mean) else None
+
+
+def _interval(scores: ModelScore, metric: str) -> tuple[float, float] | None:
+    value = getattr(scores, metric)
+    if value is None:
+        return None
     return (value.ci_low, value.ci_high) if math.isfinite(value.ci_low) and math.isfinite(value.ci_high) else None
 
 
-def _check(result: sub_pb.CheckResult) -> bool | None:
-    if result.outcome == sub_pb.CheckResult.OUTCOME_PASSED:
-        return True
-    if result.outcome == sub_pb.CheckResult.OUTCOME_FLAGGED:
-        return False
-    return None
-
-
-def resolved_consistency(scores: sc_pb.ModelScores, rules: sub_pb.ConsistencyRules) -> bool | None:
+def resolved_consistency(scores: ModelScore, rules: ConsistencyRules) -> bool | None:
     """The 2017 rule judged at resolve: share of live eras whose logloss beats the benchmark >= the minimum.
 
     The share is scoring's logloss consistency over the round's live eras (against the tournament's
     consistency.benchmark_logloss). None when not judged: the rule is OFF, or there is no logloss
     (graded targets); a tournament that requires consistency then treats the model as failing it.
     """
-    if rules.mode == sub_pb.CHECK_MODE_OFF or not scores.HasField("logloss"):
+    if not rules.judged or scores.logloss is None:
         return None
     share = scores.logloss.consistency
     if not math.isfinite(share):
@@ -100,8 +95,8 @@ def resolved_consistency(scores: sc_pb.ModelScores, rules: sub_pb.ConsistencyRul
     return share >= rules.min_consistency
 
 
-def _consistency_detail(scores: sc_pb.ModelScores | None, rules: sub_pb.ConsistencyRules) -> str:
-    if scores is None or resolved_consistency(scores, rules) is None:
+def _consistency_detail(scores: ModelScore | None, rules: ConsistencyRules) -> str:
+    if scores is None or scores.logloss is None or resolved_consistency(scores, rules) is None:
         return "not consistent: no resolved live-era consistency (required by the tournament)"
     return (
         f"not consistent: logloss beat {rules.benchmark_logloss:.4f} in {scores.logloss.consistency:.0%} of "
@@ -122,9 +117,9 @@ class ReasonDetail:
 
 def explain(
     line: policy_rules.AllocationLine,
-    submission: sub_pb.Submission | None,
-    scores: sc_pb.ModelScores | None,
-    consistency: sub_pb.ConsistencyRules,
+    submission: SubmissionInfo | None,
+    scores: ModelScore | None,
+    consistency: ConsistencyRules,
 ) -> ReasonDetail | None:
     """Why a line pays nothing, quoting the check result or the resolved figure that decided it."""
     code = line.zero_reason
@@ -135,7 +130,7 @@ def explain(
         return ReasonDetail(
             code,
             _consistency_detail(scores, consistency),
-            scores.logloss.consistency if judged and scores is not None else None,
+            scores.logloss.consistency if judged and scores is not None and scores.logloss is not None else None,
             consistency.min_consistency,
         )
     if code in _CHECKS:
@@ -177,9 +172,8 @@ def explain(
 
 @dataclass
 class AllocationView:
-    row: Any
+    row: Any  # its ``parameters`` are the payout rules it ran under, as stored (encoded by the peers)
     lines: list[Any]
-    rules: sub_pb.PayoutRules
     carried: dict[str, ReasonDetail] = field(default_factory=dict)  # model id -> below dust, carried over
 
 
@@ -194,31 +188,30 @@ def carried_over(amount: int, owed: int, dust_limit: int) -> ReasonDetail:
     )
 
 
-def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolicy | policy_rules.StakePolicy:
+def build_policy(name: str, rules: PayoutRules) -> policy_rules.PoolPolicy | policy_rules.StakePolicy:
     eligibility = policy_rules.EligibilityRules(
         require_consistency=rules.require_consistency,
         require_concordance=rules.require_concordance,
-        # rules stored before the field existed have it unset: originality is required then too
-        require_originality=rules.require_originality if rules.HasField("require_originality") else True,
+        require_originality=rules.require_originality,
     )
-    significance = rules.significance == sub_pb.PayoutRules.SIGNIFICANCE_REQUIRED
+    significance = rules.significance_required
     if name == "pool":
         pool = rules.pool
-        if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_LEAVE_ONE_OUT_GAIN:
+        if pool.contribution_metric == "LEAVE_ONE_OUT_GAIN":
             return policy_rules.PoolPolicy(
                 pool.pool_satoshis,
                 policy_rules.ContributionSource.LOO,
                 rules=eligibility,
                 require_significance=significance,
             )
-        if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_CORR:
+        if pool.contribution_metric == "CORR":
             return policy_rules.PoolPolicy(
                 pool.pool_satoshis,
                 policy_rules.ContributionSource.CORR,
                 rules=eligibility,
                 require_significance=significance,
             )
-        if pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_WEIGHTED_MIX:
+        if pool.contribution_metric == "WEIGHTED_MIX":
             return policy_rules.PoolPolicy(
                 pool.pool_satoshis,
                 policy_rules.ContributionSource.MMC,
@@ -245,26 +238,26 @@ def build_policy(name: str, rules: sub_pb.PayoutRules) -> policy_rules.PoolPolic
 
 
 def results(
-    scores: list[sc_pb.ModelScores],
-    submissions: dict[str, sub_pb.Submission],
+    scores: list[ModelScore],
+    submissions: dict[str, SubmissionInfo],
     stakes: dict[str, int],
-    rules: sub_pb.PayoutRules,
-    consistency: sub_pb.ConsistencyRules,
+    rules: PayoutRules,
+    consistency: ConsistencyRules,
 ) -> list[policy_rules.ModelResult]:
     out = []
     for s in scores:
-        submission = submissions.get(s.model.model_id)
+        submission = submissions.get(s.model_id)
         out.append(
             policy_rules.ModelResult(
-                model_id=s.model.model_id,
-                participant_id=s.model.participant_id,
+                model_id=s.model_id,
+                participant_id=s.participant_id,
                 corr=_mean(s, "corr"),
                 mmc=_mean(s, "mmc"),
                 loo=s.leave_one_out_gain if math.isfinite(s.leave_one_out_gain) else None,
-                stake=stakes.get(s.model.model_id, 0),
-                original=_check(submission.originality) if submission is not None else None,
+                stake=stakes.get(s.model_id, 0),
+                original=submission.originality.passed if submission is not None else None,
                 consistent=resolved_consistency(s, consistency),
-                concordant=_check(submission.concordance) if submission is not None else None,
+                concordant=submission.concordance.passed if submission is not None else None,
                 corr_interval=_interval(s, "corr"),
                 mmc_interval=_interval(s, "mmc"),
             )
@@ -288,12 +281,12 @@ def ledger_postings(result: policy_rules.Allocation) -> list[ledger.PostingSpec]
 
 def _line_rows(
     result: policy_rules.Allocation,
-    scores: list[sc_pb.ModelScores],
-    submissions: dict[str, sub_pb.Submission],
-    consistency: sub_pb.ConsistencyRules,
+    scores: list[ModelScore],
+    submissions: dict[str, SubmissionInfo],
+    consistency: ConsistencyRules,
 ) -> list[dict[str, Any]]:
-    names = {s.model.model_id: s.model.display_name for s in scores}
-    by_model = {s.model.model_id: s for s in scores}
+    names = {s.model_id: s.display_name for s in scores}
+    by_model = {s.model_id: s for s in scores}
     rows: list[dict[str, Any]] = []
     for line in result.lines:
         why = explain(line, submissions.get(line.model_id), by_model.get(line.model_id), consistency)
@@ -325,27 +318,23 @@ async def load(database: Database, tournament_id: str, round_number: int, policy
         if row is None:
             return None
         lines = await repo.lines(conn, row.allocation_id)
-    return AllocationView(row, lines, sub_pb.PayoutRules.FromString(bytes(row.parameters)))
+    return AllocationView(row, lines)
 
 
-async def allocate_round(
-    database: Database, peers: Peers, ref: common_pb2.RoundRef, requested_policy: int
-) -> AllocationView:
+async def allocate_round(database: Database, peers: Peers, ref: RoundRef, requested_policy: str) -> AllocationView:
     """Allocate the round under its policy once; a repeat returns the stored allocation."""
     require_ref(ref)
     rnd = await peers.round(ref)
     if rnd.state not in _PAYABLE_STATES:
-        state = sub_pb.Round.State.Name(rnd.state).removeprefix("STATE_")
+        state = rnd.state
         raise FailedPrecondition(
             f"round {ref.round_number} of {ref.tournament_id} is {state}: it is allocated once scored",
             reason="ROUND_NOT_SCORED",
             metadata={"current_state": state},
         )
     tournament = await peers.tournament(ref.tournament_id)
-    rules = sub_pb.PayoutRules()
-    rules.CopyFrom(tournament.rules.payout)
+    rules = tournament.payout
     name = policy_name(requested_policy, rules)
-    rules.policy = POLICY_ENUMS[name]
     existing = await load(database, ref.tournament_id, ref.round_number, name)
     if existing is not None:
         existing.carried = await carried_lines(database, peers, existing)
@@ -358,11 +347,11 @@ async def allocate_round(
         if await repo.get(conn, ref.tournament_id, ref.round_number, name) is None:
             await batch_repo.lock(conn)
             await ledger.open_accounts(conn, account_specs(scores, ref.tournament_id))
-            stake_codes = {s.model.model_id: chart.staked(s.model.participant_id, s.model.model_id) for s in scores}
-            found = await ledger_views.balances(conn, list(stake_codes.values()))
+            stake_codes = {s.model_id: chart.staked(s.participant_id, s.model_id) for s in scores}
+            found = await ledger.balances_of(conn, list(stake_codes.values()))
             stakes = {m: -found.get(code, 0) for m, code in stake_codes.items()}
             result = policy_rules.allocate(
-                results(scores, submissions, stakes, rules, tournament.rules.consistency), build_policy(name, rules)
+                results(scores, submissions, stakes, rules, tournament.consistency), build_policy(name, rules)
             )
             postings = ledger_postings(result)
             entry_id = ids.allocation_entry(allocation_id) if postings else None
@@ -388,11 +377,11 @@ async def allocate_round(
                 tournament_id=ref.tournament_id,
                 round_number=ref.round_number,
                 policy=name,
-                parameters=rules.SerializeToString(),
-                payout_factor=_fraction_text(result.payout_factor),
+                parameters=tournament.payout_parameters[name],
+                payout_factor=_fraction_string(result.payout_factor),
                 total=sum(line.amount for line in result.lines),
                 entry_id=entry_id,
-                lines=_line_rows(result, scores, submissions, tournament.rules.consistency),
+                lines=_line_rows(result, scores, submissions, tournament.consistency),
             )
     faults.reach("allocation.recorded")
     view = await load(database, ref.tournament_id, ref.round_number, name)
@@ -401,19 +390,19 @@ async def allocate_round(
     return view
 
 
-def account_specs(scores: list[sc_pb.ModelScores], tournament_id: str) -> list[ledger.AccountSpec]:
+def account_specs(scores: list[ModelScore], tournament_id: str) -> list[ledger.AccountSpec]:
     """The platform's accounts and those of every scored model's participant."""
     by_owner: dict[str, dict[str, str]] = {}
     for s in scores:
-        participant_id = chart.require_id(s.model.participant_id, "participant_id")
-        by_owner.setdefault(participant_id, {})[chart.require_id(s.model.model_id, "model_id")] = tournament_id
+        participant_id = chart.require_id(s.participant_id, "participant_id")
+        by_owner.setdefault(participant_id, {})[chart.require_id(s.model_id, "model_id")] = tournament_id
     return [
         *chart.platform_specs(),
         *[spec for p, models in sorted(by_owner.items()) for spec in chart.participant_specs(p, models)],
     ]
 
 
-def _fraction_text(value: Fraction) -> str:
+def _fraction_string(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
@@ -421,14 +410,12 @@ def fraction_value(text_value: str) -> float:
     return float(Fraction(text_value))
 
 
-async def get_allocation(
-    database: Database, peers: Peers, ref: common_pb2.RoundRef, requested_policy: int
-) -> AllocationView:
+async def get_allocation(database: Database, peers: Peers, ref: RoundRef, requested_policy: str) -> AllocationView:
     require_ref(ref)
     if requested_policy:
-        name = policy_name(requested_policy, sub_pb.PayoutRules())
+        name = policy_name(requested_policy, PayoutRules())
     else:
-        name = policy_name(0, (await peers.tournament(ref.tournament_id)).rules.payout)
+        name = policy_name("", (await peers.tournament(ref.tournament_id)).payout)
     view = await load(database, ref.tournament_id, ref.round_number, name)
     if view is not None:
         view.carried = await carried_lines(database, peers, view)
@@ -447,7 +434,7 @@ async def carried_lines(database: Database, peers: Peers, view: AllocationView) 
     async with database.connect() as conn:
         waiting = [s for s in await repo.line_states(conn, view.row.allocation_id) if s.state == "waiting"]
         codes = [chart.payable(s.participant_id, s.model_id) for s in waiting]
-        balances = await ledger_views.balances(conn, codes)
+        balances = await ledger.balances_of(conn, codes)
     network = None
     carried: dict[str, ReasonDetail] = {}
     for state, code in zip(waiting, codes, strict=True):
@@ -455,7 +442,7 @@ async def carried_lines(database: Database, peers: Peers, view: AllocationView) 
         if not 0 < owed < max(DUST_LIMITS.values()):
             continue
         if network is None:
-            network = network_name((await peers.tournament(view.row.tournament_id)).network)
+            network = (await peers.tournament(view.row.tournament_id)).network
         try:
             kind = decode_address((await peers.model(state.model_id)).payout_address, network).output_type
         except InvalidArgument:

@@ -8,14 +8,15 @@ deposit is the same entry, never a second one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.payouts import ledger
+from services.payouts import faults, ledger
 from services.payouts.domain import chart, ids
 from services.payouts.peers import Peers
-from services.payouts.store import ledger_views
 from services.payouts.store.uow import unit_of_work
+from services.payouts.usecases.once import Once
 from shared.db import Database
 from shared.errors import InvalidArgument, NotFound
 from shared.money import require_satoshis
@@ -32,11 +33,11 @@ class Balances:
 
 async def balances(conn: AsyncConnection, participant_id: str) -> Balances:
     """What the platform owes the participant, per purpose (credit balances shown as positive amounts)."""
-    available = (await ledger_views.balances(conn, [chart.available(participant_id)])).get(
+    available = (await ledger.balances_of(conn, [chart.available(participant_id)])).get(
         chart.available(participant_id), 0
     )
     sums = {
-        kind: sum(a.amount for a in await ledger_views.owed(conn, kind, participant_id))
+        kind: sum(a.amount for a in await ledger.owed(conn, kind, participant_id))
         for kind in ("staked", "payable", "pending")
     }
     return Balances(participant_id, -available, sums["staked"], sums["payable"], sums["pending"])
@@ -71,6 +72,31 @@ async def record_deposit(
         ),
     )
     return str(entry_id), await balances(conn, participant_id)
+
+
+async def deposit(
+    database: Database,
+    peers: Peers,
+    *,
+    subject: str,
+    request_id: str,
+    participant_id: str,
+    amount: int,
+    memo: str,
+    once: Once,
+) -> Any:
+    """Check the deposit, then book it once per request (the action answers the entry id and balances)."""
+    await check_deposit(peers, participant_id, amount, memo)
+    async with unit_of_work(database) as conn:
+
+        async def action() -> tuple[str, Balances]:
+            return await record_deposit(
+                conn, subject=subject, request_id=request_id, participant_id=participant_id, amount=amount, memo=memo
+            )
+
+        response = await once(conn, action)
+    faults.reach("deposit.recorded")
+    return response
 
 
 async def participant_balances(database: Database, participant_id: str) -> Balances:

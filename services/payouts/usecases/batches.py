@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payouts import faults, ledger
@@ -40,6 +39,7 @@ from services.payouts.store import allocations as alloc_repo
 from services.payouts.store import batches as repo
 from services.payouts.store.uow import unit_of_work
 from services.payouts.usecases.funding import sync_funding
+from services.payouts.usecases.reconcile import Report, reconcile
 from services.payouts.usecases.settlement import RoundSettler
 from shared.db import Database
 from shared.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -90,14 +90,8 @@ class BatchEngine:
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
         """One batch step at a time, in this process and across processes sharing the database."""
-        async with self._lock:
-            async with self.db.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("SELECT pg_advisory_lock(hashtextextended('payouts-batches', 0))"))
-                try:
-                    yield
-                finally:
-                    await conn.execute(text("SELECT pg_advisory_unlock(hashtextextended('payouts-batches', 0))"))
+        async with self._lock, repo.step_lock(self.db.engine):
+            yield
 
     # --- public operations ------------------------------------------------------------------------
 
@@ -195,6 +189,11 @@ class BatchEngine:
                     log.warning("batch not recovered yet", batch=str(batch_id), error=exc.message)
         await self.settler.settle_pending()
         return unfinished
+
+    async def reconcile(self) -> Report:
+        """Compare the ledger with the chain and the wallet while no batch step runs."""
+        async with self.exclusive():
+            return await reconcile(self.db, self.wallets)
 
     # --- steps --------------------------------------------------------------------------------------
 

@@ -10,8 +10,6 @@ twice.
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 from services.payouts import ledger
 from services.payouts.bitcoin.wallets import WalletBook
 from services.payouts.domain import chart, ids
@@ -28,14 +26,7 @@ async def sync_funding(database: Database, wallets: WalletBook, network: str) ->
         coins = {ids.funding_entry(network, c.txid, c.vout): c for c in received if c.txid not in own}
         if not coins:
             return 0
-        booked = {
-            row.id
-            for row in (
-                await conn.execute(
-                    text("SELECT id FROM payouts.ledger_entries WHERE id = ANY(:ids)"), {"ids": list(coins)}
-                )
-            ).all()
-        }
+        booked = await ledger.written_entries(conn, coins)
         new = {entry_id: coin for entry_id, coin in coins.items() if entry_id not in booked}
         if not new:
             return 0

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crowdquant.common.v1 import common_pb2
-from services.payouts import ledger
+from services.payouts import faults, ledger
 from services.payouts.domain import chart, ids
 from services.payouts.domain.batching import PayableBalance, plan_batches
-from services.payouts.peers import Peers, network_name
+from services.payouts.domain.tournaments import RoundRef
+from services.payouts.peers import Peers
 from services.payouts.store import allocations as alloc_repo
 from services.payouts.store import batches as batch_repo
-from services.payouts.store import ledger_views
+from services.payouts.store.uow import unit_of_work
+from services.payouts.usecases.once import Once
+from shared.db import Database
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class BatchOptions:
     fee_rate: int
     max_outputs: int
     confirm: bool
-    round: common_pb2.RoundRef | None = None
+    round: RoundRef | None = None
 
 
 @dataclass
@@ -68,7 +71,7 @@ class PayeeDirectory:
         """``tournaments`` maps model id -> tournament id; unknown models are left out."""
         found: dict[str, Payee] = {}
         for tournament_id in sorted(set(tournaments.values())):
-            network = network_name((await self.peers.tournament(tournament_id)).network)
+            network = (await self.peers.tournament(tournament_id)).network
             models = await self.peers.models(tournament_id)
             for model_id, owner in tournaments.items():
                 model = models.get(model_id)
@@ -81,8 +84,35 @@ class PayeeDirectory:
 
 async def payable_models(conn: AsyncConnection) -> dict[str, str]:
     """Models with a payable balance, mapped to the tournament their allocations came from."""
-    owed = [a.model_id for a in await ledger_views.owed(conn, "payable") if a.amount > 0]
+    owed = [a.model_id for a in await ledger.owed(conn, "payable") if a.amount > 0]
     return await alloc_repo.model_tournaments(conn, owed)
+
+
+async def create_batches(
+    database: Database,
+    directory: PayeeDirectory,
+    *,
+    subject: str,
+    request_id: str,
+    options: BatchOptions,
+    once: Once,
+) -> Any:
+    """Plan and reserve the payable balances once per request (the action answers the ``Plan``)."""
+    async with database.connect() as conn:
+        tournaments = await payable_models(conn)
+    payees = await directory.lookup(tournaments)
+    planned: list[bool] = []
+    async with unit_of_work(database) as conn:
+
+        async def action() -> Plan:
+            result = await plan(conn, subject=subject, request_id=request_id, options=options, payees=payees)
+            planned.append(bool(result.batch_ids))
+            return result
+
+        stored = await once(conn, action)
+    if any(planned):
+        faults.reach("batch.planned")
+    return stored
 
 
 async def plan(
@@ -90,7 +120,7 @@ async def plan(
 ) -> Plan:
     """Plan and reserve inside the caller's transaction (which also holds the request's idempotency claim)."""
     await batch_repo.lock(conn)
-    owed = [a for a in await ledger_views.owed(conn, "payable") if a.amount > 0]
+    owed = [a for a in await ledger.owed(conn, "payable") if a.amount > 0]
     open_lines = await alloc_repo.open_lines(conn, [a.model_id for a in owed])
     if options.round is not None:
         wanted = {

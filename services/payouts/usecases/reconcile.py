@@ -22,7 +22,6 @@ from services.payouts.bitcoin.wallets import WalletBook
 from services.payouts.domain import chart, ids
 from services.payouts.domain.state import BatchState
 from services.payouts.store import batches as repo
-from services.payouts.store import ledger_views
 from services.payouts.store.uow import unit_of_work
 from shared.db import Database
 from shared.errors import NotFound
@@ -192,7 +191,7 @@ async def reconcile(database: Database, wallets: WalletBook) -> Report:
             spent = await _check_batch(conn, batch, outputs[batch.batch_id], report)
             in_flight[batch.network] = in_flight.get(batch.network, 0) + spent
         networks = await repo.networks(conn)
-        ledger_wallets = await ledger_views.balances(conn, [chart.wallet(n) for n in networks])
+        ledger_wallets = await ledger.balances_of(conn, [chart.wallet(n) for n in networks])
     for network in networks:
         booked = ledger_wallets.get(chart.wallet(network), 0)
         utxos = await wallets.run(network, lambda w: w.balance(min_confirms=0))

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from crowdquant.common.v1 import common_pb2
-from services.payouts import faults
+from services.payouts import faults, ledger
 from services.payouts.domain import chart
 from services.payouts.domain.batching import DUST_LIMITS
-from services.payouts.peers import Peers, network_name
+from services.payouts.domain.tournaments import RoundRef
+from services.payouts.peers import Peers
 from services.payouts.store import allocations as repo
-from services.payouts.store import ledger_views
 from services.payouts.store.uow import unit_of_work
 from shared.bitcoin_address import decode_address
 from shared.db import Database
@@ -37,7 +36,7 @@ class RoundSettler:
         if owed < min(DUST_LIMITS.values()):
             return True
         model = await self.peers.model(model_id)
-        network = network_name((await self.peers.tournament(tournament_id)).network)
+        network = (await self.peers.tournament(tournament_id)).network
         try:
             kind = decode_address(model.payout_address, network).output_type
         except InvalidArgument:
@@ -50,7 +49,7 @@ class RoundSettler:
             lines = await repo.line_states(conn, allocation.allocation_id)
             waiting = [line for line in lines if line.state == "waiting"]
             codes = [chart.payable(line.participant_id, line.model_id) for line in waiting]
-            balances = await ledger_views.balances(conn, codes)
+            balances = await ledger.balances_of(conn, codes)
         if any(line.state == "in_flight" for line in lines):
             return None
         for line, code in zip(waiting, codes, strict=True):
@@ -69,7 +68,7 @@ class RoundSettler:
                     continue
                 async with unit_of_work(self.db) as conn:
                     batch_ids = await repo.set_paid_batches(conn, allocation.allocation_id, batch_ids)
-                ref = common_pb2.RoundRef(tournament_id=allocation.tournament_id, round_number=allocation.round_number)
+                ref = RoundRef(allocation.tournament_id, allocation.round_number)
                 await self.peers.mark_paid(ref, batch_ids, request_id=f"paid:{allocation.allocation_id}")
                 faults.reach("round.paid")
                 async with unit_of_work(self.db) as conn:

@@ -7,6 +7,8 @@ that an address that does not decode is held, and that a fee bump spends the sam
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 import pytest
 
@@ -292,7 +294,9 @@ async def test_dust_rolls_over_and_bad_addresses_are_held(stubs, payouts, audit,
     async def models_with_a_foreign_address(tournament_id: str):  # type: ignore[no-untyped-def]
         found = await real_models(tournament_id)
         if victim in found:
-            found[victim].payout_address = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"
+            found[victim] = dataclasses.replace(
+                found[victim], payout_address="tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"
+            )
         return found
 
     peers.models = models_with_a_foreign_address

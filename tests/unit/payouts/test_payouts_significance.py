@@ -13,6 +13,7 @@ import pytest
 from crowdquant.common.v1 import common_pb2
 from crowdquant.scoring.v1 import scoring_service_pb2 as sc_pb
 from crowdquant.submissions.v1 import submissions_service_pb2 as sub_pb
+from services.payouts import peers
 from services.payouts.domain.allocation import (
     ContributionSource,
     ModelResult,
@@ -102,7 +103,7 @@ def test_the_tournament_default_pays_significant_corr() -> None:
     assert payout.policy == common_pb2.PAYOUT_POLICY_POOL
     assert payout.pool.contribution_metric == common_pb2.CONTRIBUTION_METRIC_CORR
     assert payout.significance == sub_pb.PayoutRules.SIGNIFICANCE_REQUIRED
-    policy = handler.build_policy("pool", payout)
+    policy = handler.build_policy("pool", peers.payout_rules(payout))
     assert isinstance(policy, PoolPolicy)
     assert policy.source is ContributionSource.CORR and policy.require_significance
 
@@ -112,7 +113,7 @@ def test_the_2016_pool_stays_available_by_rule_values() -> None:
         pool=common_pb2.PoolParameters(contribution_metric=common_pb2.CONTRIBUTION_METRIC_MMC),
         significance=sub_pb.PayoutRules.SIGNIFICANCE_OFF,
     ).payout
-    policy = handler.build_policy("pool", payout)
+    policy = handler.build_policy("pool", peers.payout_rules(payout))
     assert isinstance(policy, PoolPolicy)
     assert policy.source is ContributionSource.MMC and not policy.require_significance
 
@@ -141,11 +142,15 @@ def test_the_payouts_path_reads_intervals_from_scoring_and_explains_the_zero() -
     payout = rules.payout
     passed = sub_pb.CheckResult(outcome=sub_pb.CheckResult.OUTCOME_PASSED)
     submissions = {f"m{i}": sub_pb.Submission(originality=passed) for i in range(2)}  # originality is required
+    # as the peers hand them to the use case
+    scores = [peers.model_score(s) for s in scores]
+    submissions = {m: peers.submission_info(s) for m, s in submissions.items()}
+    payout, consistency = peers.payout_rules(payout), peers.consistency_rules(rules.consistency)
     allocation = handler.policy_rules.allocate(
-        handler.results(scores, submissions, {}, payout, rules.consistency), handler.build_policy("pool", payout)
+        handler.results(scores, submissions, {}, payout, consistency), handler.build_policy("pool", payout)
     )
     assert [line.amount for line in allocation.lines] == [1_000, 0]
-    rows = handler._line_rows(allocation, scores, submissions, rules.consistency)
+    rows = handler._line_rows(allocation, scores, submissions, consistency)
     assert rows[1]["reason_code"] == "NOT_SIGNIFICANT" and rows[1]["reason_value"] == -0.002
     assert rows[1]["reason"].startswith("not significant: contribution 0.03,")
     assert "-0.002" in rows[1]["reason"] and rows[0]["reason"] == ""

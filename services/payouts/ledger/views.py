@@ -1,13 +1,15 @@
-"""Read-only views over the ledger's account balances that the payouts handlers need in bulk.
+"""Bulk reads of the ledger for payouts: many balances at once, per-model accounts, entries already written.
 
-The ledger module answers one account at a time; a batch planner needs every payable balance at once
-and a stake listing needs pages of stake accounts. These are plain SELECTs on the ledger's tables of
-the same schema (which the application role may read), never writes.
+The rest of the ledger answers one account at a time; a batch planner needs every payable balance at
+once, a stake listing needs pages of stake accounts, funding needs to know which coins are booked.
+Per-model accounts are the participant accounts coded ``participant:{participant}:{kind}:{model}``.
+Plain SELECTs on the ledger's tables (which the application role may read), never writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,7 +57,7 @@ async def owed(conn: AsyncConnection, kind: str, participant_id: str | None = No
     return [_account(row) for row in rows]
 
 
-async def balances(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, int]:
+async def balances_of(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, int]:
     """Current balances (debits - credits) of the given accounts; missing accounts are left out."""
     rows = (
         await conn.execute(
@@ -69,17 +71,17 @@ async def balances(conn: AsyncConnection, codes: Sequence[str]) -> dict[str, int
     return {row.code: int(row.balance) for row in rows}
 
 
-async def stake_accounts(
-    conn: AsyncConnection, participant_id: str | None, after: str | None, limit: int
+async def model_accounts(
+    conn: AsyncConnection, kind: str, participant_id: str | None, after: str | None, limit: int
 ) -> list[ModelAccount]:
-    """Stake accounts (any balance), ordered by code, keyset after ``after``."""
+    """Accounts of ``kind`` (any balance, optionally one participant's), ordered by code, keyset after ``after``."""
     rows = (
         await conn.execute(
             text(
                 f"""{_MODEL_ACCOUNTS} AND (CAST(:after AS text) IS NULL OR a.code > :after)
              ORDER BY a.code LIMIT :lim"""
             ),
-            {"kind": "staked", "p": participant_id, "after": after, "lim": limit},
+            {"kind": kind, "p": participant_id, "after": after, "lim": limit},
         )
     ).all()
     return [_account(row) for row in rows]
@@ -96,3 +98,11 @@ async def last_change(conn: AsyncConnection, code: str) -> datetime | None:
             {"c": code},
         )
     ).scalar()
+
+
+async def written_entries(conn: AsyncConnection, entry_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of the given entry ids the ledger already holds."""
+    rows = (
+        await conn.execute(text("SELECT id FROM payouts.ledger_entries WHERE id = ANY(:ids)"), {"ids": list(entry_ids)})
+    ).all()
+    return {row.id for row in rows}
