@@ -108,6 +108,7 @@ def model_score(message: sc_pb.ModelScores) -> ModelScore:
         mmc=_metric(message, "mmc"),
         logloss=_metric(message, "logloss"),
         leave_one_out_gain=message.leave_one_out_gain,
+        stake_satoshis=message.stake_satoshis,
     )
 
 

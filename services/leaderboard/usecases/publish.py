@@ -8,8 +8,7 @@ they exercise the same storage, ranking and version bump as a real publish.
 from __future__ import annotations
 
 from dataclasses import replace
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING
 
 from services.leaderboard.api.convert import scores_from_proto
 from services.leaderboard.domain.boards import ModelResult, Payout, RankedBoard, RoundBoard, Source
@@ -19,6 +18,9 @@ from services.leaderboard.store import rounds as repo
 from services.leaderboard.usecases.directory import Directory
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = get_logger("crowdquant.leaderboard.publish")
 PUBLISHABLE = ("scored", "paid")

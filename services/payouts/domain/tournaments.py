@@ -69,6 +69,7 @@ class ModelScore:
     mmc: MetricScore | None = None
     logloss: MetricScore | None = None
     leave_one_out_gain: float = math.nan
+    stake_satoshis: int = 0  # the stake scoring weighed the meta model with
 
 
 @dataclass(frozen=True)

@@ -321,6 +321,21 @@ async def load(database: Database, tournament_id: str, round_number: int, policy
     return AllocationView(row, lines)
 
 
+def check_weighed_stakes(scores: list[ModelScore], stakes: dict[str, int], ref: RoundRef) -> None:
+    """Scoring must have weighed the meta model with the stakes the ledger holds at risk, or MMC and
+    every contribution would be computed against another meta model than the one paid for."""
+    for s in scores:
+        held = stakes.get(s.model_id, 0)
+        if s.stake_satoshis != held:
+            raise FailedPrecondition(
+                f"round {ref.round_number} of {ref.tournament_id} was scored with a stake of {s.stake_satoshis} sat "
+                f"for model {s.model_id}, but the ledger holds {held} sat at risk: score the round again with "
+                "payouts' stakes (GetRoundStakes), as the pipeline does",
+                reason="STAKES_DIFFER",
+                metadata={"model_id": s.model_id, "scored": str(s.stake_satoshis), "ledger": str(held)},
+            )
+
+
 async def allocate_round(database: Database, peers: Peers, ref: RoundRef, requested_policy: str) -> AllocationView:
     """Allocate the round under its policy once; a repeat returns the stored allocation."""
     require_ref(ref)
@@ -350,6 +365,7 @@ async def allocate_round(database: Database, peers: Peers, ref: RoundRef, reques
             stake_codes = {s.model_id: chart.staked(s.participant_id, s.model_id) for s in scores}
             found = await ledger.balances_of(conn, list(stake_codes.values()))
             stakes = {m: -found.get(code, 0) for m, code in stake_codes.items()}
+            check_weighed_stakes(scores, stakes, ref)
             result = policy_rules.allocate(
                 results(scores, submissions, stakes, rules, tournament.consistency), build_policy(name, rules)
             )

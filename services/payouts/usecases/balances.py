@@ -8,9 +8,7 @@ deposit is the same entry, never a second one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from services.payouts import faults, ledger
 from services.payouts.domain import chart, ids
@@ -20,6 +18,9 @@ from services.payouts.usecases.once import Once
 from shared.db import Database
 from shared.errors import InvalidArgument, NotFound
 from shared.money import require_satoshis
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.payouts import faults, ledger
 from services.payouts.bitcoin.wallets import TEST_NETWORK, WalletBook
 from services.payouts.domain import chart, ids
@@ -46,6 +44,8 @@ from shared.errors import DomainError, FailedPrecondition, InvalidArgument, NotF
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from services.payouts.bitcoin import SignedTransaction
 
 Row = Any

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from services.payouts.store import allocations as alloc_repo
 from services.payouts.store import batches as repo
 from shared.db import Database
 from shared.errors import InvalidArgument, NotFound
 from shared.pagination import decode_token, encode_token, page_size
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @dataclass

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from services.payouts import faults, ledger
 from services.payouts.domain import chart, ids
@@ -26,6 +24,9 @@ from services.payouts.store import batches as batch_repo
 from services.payouts.store.uow import unit_of_work
 from services.payouts.usecases.once import Once
 from shared.db import Database
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,7 @@ confirmation. Read-only; differences are listed, none means clean.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from services.payouts import ledger
 from services.payouts.bitcoin import chain_view
@@ -25,6 +23,9 @@ from services.payouts.store import batches as repo
 from services.payouts.store.uow import unit_of_work
 from shared.db import Database
 from shared.errors import NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 MISSING, UNEXPECTED, AMOUNT, ADDRESS, WALLET = (
     "MISSING_OUTPUT",

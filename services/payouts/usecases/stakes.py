@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from services.payouts import faults, ledger
 from services.payouts.domain import chart, ids
@@ -26,6 +24,9 @@ from services.payouts.usecases.once import Once
 from shared.db import Database
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.money import require_satoshis
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 LOCKING_STATES = ("OPEN", "CLOSED", "RESOLVED", "SCORED")
 

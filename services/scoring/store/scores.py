@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import text
@@ -22,13 +23,20 @@ async def live_run(conn: AsyncConnection, tournament_id: str, round_number: int)
     ).first()
 
 
-async def insert_run(conn: AsyncConnection, run_id: str, tournament_id: str, round_number: int, policy: int) -> None:
+def stakes_text(stakes: dict[str, int]) -> str:
+    """Stakes as a run records them: canonical JSON, so equal stakes compare equal as text."""
+    return json.dumps(dict(sorted(stakes.items())), separators=(",", ":"))
+
+
+async def insert_run(
+    conn: AsyncConnection, run_id: str, tournament_id: str, round_number: int, policy: int, stakes: dict[str, int]
+) -> None:
     await conn.execute(
         text(
-            "INSERT INTO scoring.runs (run_id, tournament_id, round_number, state, policy) "
-            "VALUES (:r, :t, :n, 'running', :p)"
+            "INSERT INTO scoring.runs (run_id, tournament_id, round_number, state, policy, stakes) "
+            "VALUES (:r, :t, :n, 'running', :p, :s)"
         ),
-        {"r": run_id, "t": tournament_id, "n": round_number, "p": policy},
+        {"r": run_id, "t": tournament_id, "n": round_number, "p": policy, "s": stakes_text(stakes)},
     )
 
 

@@ -1,8 +1,10 @@
 """Scoring runs: one per resolved round, resumable, cancellable, and identical when repeated.
 
 A run is a task in this process; its state (and progress) is in ``scoring.runs``. A second
-ScoreRound of the same round joins the running or succeeded run. A run left "running" by a
-crashed process is failed on start so the next ScoreRound starts afresh.
+ScoreRound of the same round with the same stakes joins the running or succeeded run; with other
+stakes it replaces a succeeded run (the earlier one is marked superseded) and is refused while one
+runs. A run left "running" by a crashed process is failed on start so the next ScoreRound starts
+afresh.
 """
 
 from __future__ import annotations
@@ -68,9 +70,22 @@ class Runner:
                 if existing.state == "running" and run_id not in self.tasks:
                     await repo.update_run(conn, run_id, state="failed", error_message="orphaned run")
                     existing = None
+                elif existing.stakes != repo.stakes_text(stakes):
+                    if existing.state == "running":
+                        raise FailedPrecondition(
+                            f"scoring run {run_id} is scoring {key} with other stakes: wait for it or cancel it",
+                            metadata={"run_id": run_id},
+                        )
+                    await repo.update_run(
+                        conn,
+                        run_id,
+                        state="failed",
+                        error_message="superseded: the round was scored again with other stakes",
+                    )
+                    existing = None
             if existing is None:
                 run_id = "r_" + secrets.token_hex(8)
-                await repo.insert_run(conn, run_id, key.tournament_id, key.number, tournament.policy)
+                await repo.insert_run(conn, run_id, key.tournament_id, key.number, tournament.policy, stakes)
                 self.tasks[run_id] = asyncio.create_task(self._run(run_id, key, tournament, stakes), name=run_id)
         return run_id
 

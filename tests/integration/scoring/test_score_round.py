@@ -272,11 +272,12 @@ async def test_score_round_end_to_end(subs, scoring, keys, services, scored_roun
     )
     assert own.scores.model.model_id == model_ids["noise"][0]
 
-    # re-running changes nothing
+    # re-running with the same stakes changes nothing
     before = await table_checksums(database_url, ["scoring"])
     again = (
         await scoring.ScoreRound(
-            sc_pb.ScoreRoundRequest(request_id="score-2", round=opened.round), metadata=md(keys.operator)
+            sc_pb.ScoreRoundRequest(request_id="score-2", round=opened.round, stakes=stakes),
+            metadata=md(keys.operator),
         )
     ).run
     assert again.run_id == run.run_id
