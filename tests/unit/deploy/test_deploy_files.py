@@ -20,6 +20,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.unit.deploy.test_dependencies import graph as declared_graph
+
 REPO = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -33,11 +35,10 @@ STATELESS = {"submissions", "scoring", "leaderboard", "gateway"}
 ONE_SHOT = {"migrate", "pipeline"}
 APPS = set(GRPC_PORTS) | {"gateway"} | ONE_SHOT
 # Inside the cluster, who calls whom (callee -> callers); the NetworkPolicies must match exactly.
+# Who calls each service: the services declaring it (their CALLS), and the operator's pipeline.
 CALLERS = {
-    "submissions": {"scoring", "leaderboard", "payouts", "pipeline"},
-    "scoring": {"leaderboard", "payouts", "pipeline"},
-    "leaderboard": {"gateway", "pipeline"},
-    "payouts": {"scoring", "leaderboard", "gateway", "pipeline"},
+    callee: {caller for caller, peers in declared_graph().items() if callee in peers} | {"pipeline"}
+    for callee in ("submissions", "scoring", "leaderboard", "payouts")
 }
 # Reached from outside through the ingress controller: the web gateway and the participants' gRPC API.
 PUBLIC = {"gateway", "submissions", "payouts"}
