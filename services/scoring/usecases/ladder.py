@@ -77,15 +77,21 @@ def check_upload(upload: StoredUpload, content_sha256: str, rows: ValidationRows
 
 
 async def score_validation(
-    conn: Any, rows: ValidationRows, key: RoundKey, upload: StoredUpload, predictions: np.ndarray, eps: float
+    conn: Any,
+    rows: ValidationRows,
+    key: RoundKey,
+    upload: StoredUpload,
+    predictions: np.ndarray,
+    eps: float,
+    store: Any = repo,
 ) -> tuple[Any, bool]:
     """Judge one stored version against its participant's Ladder; a version judged before changes nothing."""
     if not np.isfinite(rows.targets).all():
         raise FailedPrecondition("the round's validation targets are not known")
     record = upload.record
     t, n = key.tournament_id, key.number
-    level = await repo.lock_ladder_level(conn, t, n, record.participant_id)
-    current = await repo.get_ladder(conn, t, n, record.model_id)
+    level = await store.lock_ladder_level(conn, t, n, record.participant_id)
+    current = await store.get_ladder(conn, t, n, record.model_id)
     if current is not None and record.version <= current.last_version:
         return current, False
     state = (
@@ -104,7 +110,7 @@ async def score_validation(
     assert new.displayed is not None and new.leader_mean is not None and new.step is not None
     assert new.leader_losses is not None
     leader = (record.model_id, record.version) if decision.changed else (level.leader_model_id, level.leader_version)
-    await repo.upsert_ladder_level(
+    await store.upsert_ladder_level(
         conn,
         tournament_id=t,
         round_number=n,
@@ -117,7 +123,7 @@ async def score_validation(
         leader_version=leader[1],
         submissions=new.submissions,
     )
-    await repo.upsert_ladder(
+    await store.upsert_ladder(
         conn,
         tournament_id=t,
         round_number=n,
@@ -127,7 +133,7 @@ async def score_validation(
         displayed=new.displayed if decision.changed else None,
         last_version=record.version,
     )
-    return await repo.get_ladder(conn, t, n, record.model_id), decision.changed
+    return await store.get_ladder(conn, t, n, record.model_id), decision.changed
 
 
 def require_sha256(value: str) -> str:
@@ -142,9 +148,10 @@ def require_sha256(value: str) -> str:
 class PublicBoard:
     """The Ladder board of open rounds: judging stored uploads, and reading the public scores."""
 
-    def __init__(self, database: Database, peers: Peers) -> None:
+    def __init__(self, database: Database, peers: Peers, store: Any = repo) -> None:
         self.db = database
         self.peers = peers
+        self.store = store  # the scoring store's Ladder queries (a fake in unit tests)
         self.validation = ValidationTargets(peers)
         self._locks: dict[tuple[str, int], asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -162,7 +169,7 @@ class PublicBoard:
         predictions = check_upload(upload, content_sha256, rows)
         eps = (await self.peers.rules(key.tournament_id)).logloss_epsilon or 1e-15
         async with self.db.transaction() as conn:
-            return await score_validation(conn, rows, key, upload, predictions, eps)
+            return await score_validation(conn, rows, key, upload, predictions, eps, self.store)
 
     async def catch_up(self, key: RoundKey) -> int:
         """Judge every upload of the round accepted since the last look, in the order accepted.
@@ -173,7 +180,7 @@ class PublicBoard:
         async with self._locks[(key.tournament_id, key.number)]:
             accepted = await self.peers.accepted(key)
             async with self.db.connect() as conn:
-                judged = await repo.ladder_versions(conn, key.tournament_id, key.number)
+                judged = await self.store.ladder_versions(conn, key.tournament_id, key.number)
             fresh = [u for u in accepted if u.version > judged.get(u.model_id, 0)]
             for upload in fresh:
                 await self._judge(key, upload.model_id, upload.version, upload.content_sha256)
@@ -186,4 +193,4 @@ class PublicBoard:
         """The round's public rows, best first, after judging what is new."""
         await self.catch_up(key)
         async with self.db.connect() as conn:
-            return await repo.list_ladder(conn, key.tournament_id, key.number, True, after, limit)
+            return await self.store.list_ladder(conn, key.tournament_id, key.number, True, after, limit)
