@@ -48,6 +48,7 @@ $(BUF):
 lint: $(STAMP) $(STUBS) $(BUF)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(BUF) lint
 
 bench: $(STAMP) $(STUBS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -118,7 +118,7 @@ PayoutsBaseSettings = _service_settings("payouts")
 S = TypeVar("S", bound=BaseSettings)
 
 
-def _variable_name(cls: type[BaseSettings], loc: tuple) -> str:
+def _variable_name(cls: type[BaseSettings], loc: tuple[str | int, ...]) -> str:
     if not loc:
         return "configuration"
     field = str(loc[0])
@@ -150,7 +150,7 @@ def read_secret_files(environ: dict[str, str] | None = None) -> None:
             raise ConfigError(f"{name}: cannot read {env[name]!r} ({exc.strerror})") from None
 
 
-def load_settings(cls: type[S], **overrides: object) -> S:
+def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build settings from the environment, turning validation errors into one readable line."""
     read_secret_files()
     try:

@@ -49,14 +49,15 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) says the database is down rather than the request bad."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, UNAVAILABLE_ERRORS):
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, UNAVAILABLE_ERRORS):
             return True
-        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
             return True
-        orig = getattr(exc, "orig", None)
-        exc = orig if orig is not None else (exc.__cause__ or exc.__context__)
+        orig = getattr(current, "orig", None)
+        current = orig if orig is not None else (current.__cause__ or current.__context__)
     return False
 
 

@@ -16,7 +16,7 @@ _ROLE_TO_PROTO = {
     Role.AUDITOR: common_pb2.ROLE_AUDITOR,
     Role.SERVICE: common_pb2.ROLE_SERVICE,
 }
-_ROLE_FROM_PROTO = {v: k for k, v in _ROLE_TO_PROTO.items()}
+_ROLE_FROM_PROTO: dict[int, Role] = {v: k for k, v in _ROLE_TO_PROTO.items()}
 
 
 def role_to_proto(role: Role) -> int:

@@ -31,7 +31,7 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.DomainError]] = {
 }
 
 
-def to_status(code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str] | None = None):
+def to_status(code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str] | None = None) -> grpc.Status:
     info = error_details_pb2.ErrorInfo(reason=reason, domain=errors.ERROR_DOMAIN, metadata=metadata or {})
     detail = any_pb2.Any()
     detail.Pack(info)
@@ -42,7 +42,7 @@ def to_status(code: grpc.StatusCode, message: str, reason: str, metadata: dict[s
 def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo a crowdquant server attached to a failed call, if any."""
     try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
     except (AttributeError, ValueError):
         status = None
     if status is None:

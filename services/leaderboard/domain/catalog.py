@@ -117,6 +117,6 @@ class Catalog:
         applied = weights[: len(window)]
         total = sum(applied)
         shown = tuple(w / total for w in applied) if total > 0 else ()
-        board = ReputationBoard(metric, len(weights), shown, window, standings, keys)
-        self._reputation[key] = board
-        return board
+        reputation = ReputationBoard(metric, len(weights), shown, window, standings, keys)
+        self._reputation[key] = reputation
+        return reputation

@@ -270,7 +270,7 @@ def _training_problem(folds: _Folds, excluded: int | None, ridge: float) -> tupl
     xy = sum(folds.xy_sum[f] for f in keep)
     q = gram - n * np.outer(x_mean, x_mean)
     q[np.diag_indices_from(q)] += ridge * n
-    return q, xy - n * y_mean * x_mean
+    return np.asarray(q, dtype=np.float64), np.asarray(xy - n * y_mean * x_mean, dtype=np.float64)
 
 
 def _held_out(features: _F64, y: _F64, folds: _Folds, which: list[int], weights: list[_F64]) -> list[_F64]:
@@ -320,7 +320,9 @@ def fit_stacker(
     row_fold = fold_of_era[era_index]
     rows = [np.flatnonzero(row_fold == f) for f in range(k)]
 
-    features = gaussianised_submissions(matrix, mask=mask, chunk_size=chunk_size, dtype=np.float64)
+    features = np.asarray(
+        gaussianised_submissions(matrix, mask=mask, chunk_size=chunk_size, dtype=np.float64), dtype=np.float64
+    )
     stats = _fold_statistics(features, y, rows)
     allowed = np.ones(m, dtype=bool)
     problems = [_training_problem(stats, f, ridge) for f in range(k)]

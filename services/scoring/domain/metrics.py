@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -122,7 +123,7 @@ def _row_set(targets: _F64, corr_centre: float, meta: _F64, binary: bool) -> _Ro
     )
 
 
-def _block_scores(block: NDArray, rows: _RowSet | None, wanted: Collection[str], eps: float) -> dict[str, _F64]:
+def _block_scores(block: NDArray[Any], rows: _RowSet | None, wanted: Collection[str], eps: float) -> dict[str, _F64]:
     """Score a block of complete submissions (no missing values) on one row set."""
     k = block.shape[0]
     nan = np.full(k, np.nan)
@@ -159,7 +160,7 @@ def _block_scores(block: NDArray, rows: _RowSet | None, wanted: Collection[str],
     return out
 
 
-def _block_logloss(block: NDArray, rows: _RowSet, eps: float) -> _F64:
+def _block_logloss(block: NDArray[Any], rows: _RowSet, eps: float) -> _F64:
     """Mean cross-entropy of each submission; one logarithm per value when the targets are binary."""
     p = np.clip(block, eps, 1.0 - eps, dtype=np.float64)
     if rows.labels is not None:
@@ -221,7 +222,7 @@ def _plan(targets: _F64, meta: _F64, eras: ArrayLike | None) -> _Plan:
 
 
 def _score(
-    predictions: NDArray,
+    predictions: NDArray[Any],
     plan: _Plan,
     wanted: frozenset[str],
     *,
@@ -267,7 +268,7 @@ def _score(
 
 
 def _score_partial(
-    values: NDArray,
+    values: NDArray[Any],
     keep: NDArray[np.bool_],
     model: int,
     plan: _Plan,
@@ -291,7 +292,7 @@ def _score_partial(
 
 def _prepare(
     predictions: ArrayLike, targets: ArrayLike, meta_model: ArrayLike, mask: ArrayLike | None
-) -> tuple[NDArray, _F64, _F64, NDArray[np.bool_] | None]:
+) -> tuple[NDArray[Any], _F64, _F64, NDArray[np.bool_] | None]:
     target_array = np.asarray(targets)
     n_rows = target_array.shape[0] if target_array.ndim == 1 else -1
     target_vector = check_vector("targets", target_array, n_rows)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["dot"]
 
 
-def dot(a: NDArray, b: NDArray) -> np.float64:
+def dot(a: NDArray[Any], b: NDArray[Any]) -> np.float64:
     """Inner product of two 1-D vectors without going through BLAS.
 
     OpenBLAS hands level-1 products of a few ten thousand elements to its thread pool; on small

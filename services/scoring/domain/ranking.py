@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,7 +53,7 @@ the sparse correction costs several indexed passes per tied value, dense codes a
 cost the same at about 1 in 8 (measured on 36,072 rows), predictions rounded to 5 decimals have 1 in 5."""
 
 
-def _frozen(array: NDArray) -> NDArray:
+def _frozen(array: NDArray[Any]) -> NDArray[Any]:
     array.flags.writeable = False
     return array
 
@@ -150,7 +151,7 @@ class SortedBlock:
             squares += np.bincount(self.tie_rows, weights=tied**2 - plain**2, minlength=rows)
         return total, squares
 
-    def sorted_values(self, table: _F64, untied: _F64, dtype: np.dtype) -> NDArray:
+    def sorted_values(self, table: _F64, untied: _F64, dtype: np.dtype) -> NDArray[Any]:
         """``table[code_j]`` at every sorted position, as a (rows, n) array of ``dtype``."""
         rows, n = self.shape
         if self.codes is not None:
@@ -266,7 +267,7 @@ def sort_block(block: NDArray[np.floating]) -> SortedBlock:
     return SortedBlock(order=order, tie_rows=tie_rows, tie_cols=tie_cols, tie_codes=tie_codes)
 
 
-def gaussian_rank_block(block: NDArray[np.floating], out: NDArray[np.floating] | None = None) -> NDArray:
+def gaussian_rank_block(block: NDArray[np.floating], out: NDArray[np.floating] | None = None) -> NDArray[Any]:
     """``gaussian(tie_kept_rank(x))`` of numerai-tools for every row of ``block``, in the original order.
 
     Used where the values themselves are needed (meta model, stacker features), not only dot

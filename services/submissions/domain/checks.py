@@ -81,19 +81,19 @@ def _id_problems(rows: RoundRows, upload_ids: np.ndarray, positions: np.ndarray)
     counts = np.bincount(positions[positions >= 0], minlength=len(rows))
     repeated = np.flatnonzero(counts > 1)
     if repeated.size:
-        examples = []
+        examples: list[str] = []
         for row in repeated[:MAX_EXAMPLES]:
             where = np.flatnonzero(positions == row)[:MAX_EXAMPLES].tolist()
             examples.append(f"{_shown(rows.ids[row])} {int(counts[row])} times (upload indices {where})")
         problems.append(Problem("duplicate ids", int(repeated.size), tuple(examples), "each id must appear once"))
     missing = np.flatnonzero(counts == 0)
     if missing.size:
-        examples = tuple(_shown(rows.ids[row]) for row in missing[:MAX_EXAMPLES])
+        missing_examples = tuple(_shown(rows.ids[row]) for row in missing[:MAX_EXAMPLES])
         problems.append(
             Problem(
                 "missing ids",
                 int(missing.size),
-                examples,
+                missing_examples,
                 f"every one of the round's {len(rows)} validation and live ids is needed",
             )
         )

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdquant.formats.dataset import Split
 from shared.errors import InvalidArgument
 
-from .dataset import Split
 from .ks import ks_statistic
 
 DEFAULT_CLUSTERS = 5

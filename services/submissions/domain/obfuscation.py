@@ -33,9 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from crowdquant.formats.dataset import Dataset
 from shared.errors import InvalidArgument
-
-from .dataset import Dataset
 
 MIN_KEY_BYTES = 16
 _DOMAIN = b"crowdquant.features.obfuscation.v1\x00"

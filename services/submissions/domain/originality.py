@@ -98,7 +98,8 @@ def _centred_unit(values: np.ndarray) -> np.ndarray:
     """Rows centred and scaled to unit norm in float64 (zero rows for constant ones)."""
     centred = values.astype(np.float64) - values.mean(axis=-1, keepdims=True, dtype=np.float64)
     norm = np.linalg.norm(centred, axis=-1, keepdims=True)
-    return np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 0)
+    unit: np.ndarray = np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 0)
+    return unit
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -459,13 +460,13 @@ def check_originality(
             rho_label, rho_value = labels[found_rho[0]], found_rho[1]
         if found_rho and bool(np.any(abs_rho > rule.max_abs_rank_correlation)):
             reason = (
-                f"not original: |Spearman| {abs(found_rho[1]):.4f} with earlier submission {rho_label} "
+                f"not original: |Spearman| {abs(rho_value or 0.0):.4f} with earlier submission {rho_label} "
                 f"(> {rule.max_abs_rank_correlation})"
             )
             return OriginalityResult(
                 False, reason, compared, 0, r_value, r_label, None, None, rho_value, rho_label, decided_by="spearman"
             )
-    r_text = f"highest |Pearson| {abs(r_value):.4f} ({r_label})" if found else "Pearson undefined"
+    r_text = f"highest |Pearson| {abs(r_value or 0.0):.4f} ({r_label})" if found else "Pearson undefined"
     if rho_value is not None:
         r_text += f", highest |Spearman| {abs(rho_value):.4f} ({rho_label})"
     if not rule.ks:
@@ -485,28 +486,34 @@ def check_originality(
     similar_count = int(np.count_nonzero(ks <= rule.similar_ks_statistic))
     closest, ks_value = closest_by_ks(screen, earlier)
     ks_label = labels[closest]
-    result = dict(
-        compared=compared,
-        similar_count=similar_count,
-        pearson=r_value,
-        pearson_label=r_label,
-        ks=ks_value,
-        ks_label=ks_label,
-        rank_correlation=rho_value,
-        rank_label=rho_label,
-    )
+
+    def result(original: bool, reason: str, decided_by: str = "") -> OriginalityResult:
+        return OriginalityResult(
+            original,
+            reason,
+            compared,
+            similar_count,
+            r_value,
+            r_label,
+            ks_value,
+            ks_label,
+            rank_correlation=rho_value,
+            rank_label=rho_label,
+            decided_by=decided_by,
+        )
+
     if duplicate.any():
         reason = (
             f"not original: KS {ks_value:.5f} with earlier submission {ks_label} "
             f"(< {rule.duplicate_ks_statistic}: a duplicate)"
         )
-        return OriginalityResult(False, reason, **result, decided_by="ks")
+        return result(False, reason, decided_by="ks")
     if similar_count >= rule.similar_submissions_limit:
         reason = (
             f"not original: KS {ks_value:.5f} with earlier submission {ks_label} "
             f"(<= {rule.similar_ks_statistic}); {similar_count} similar earlier submission(s), "
             f"{rule.similar_submissions_limit} make it unoriginal"
         )
-        return OriginalityResult(False, reason, **result, decided_by="ks")
+        return result(False, reason, decided_by="ks")
     reason = f"original: {r_text}, lowest KS {ks_value:.5f} ({ks_label}) of {compared} earlier submissions"
-    return OriginalityResult(True, reason, **result)
+    return result(True, reason)
