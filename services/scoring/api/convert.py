@@ -155,9 +155,9 @@ def compute(inputs: RoundInputs, progress: Callable[[str, float], None] = lambda
         eps=inputs.eps,
         metrics=_meta_metrics(inputs.binary, meta_probabilities is not None),
     )
-    for name, value in _all_metrics(own, inputs).items():
-        if name != "mmc" and value[0] is not None:
-            getattr(meta_message, name).CopyFrom(value[0])
+    for name, per_model in _all_metrics(own, inputs).items():
+        if name != "mmc" and per_model[0] is not None:
+            getattr(meta_message, name).CopyFrom(per_model[0])
     return RoundResults(results, meta_message)
 
 

@@ -129,6 +129,7 @@ class Runner:
             target_ids, _, targets = await self.peers.targets(key)
             if not np.array_equal(target_ids, matrix.ids):
                 raise FailedPrecondition("the round's targets and submissions list different rows")
+            assert matrix.values is not None
             live = resolved_rows(matrix.splits)
             if not live.any():
                 raise FailedPrecondition(f"round {key.number} has no live rows to score")
