@@ -1,13 +1,7 @@
 """PublishRound end to end against the real scoring service: a resolved round is scored, then
-published, and the public board carries exactly scoring's numbers.
-
-Skipped (decided at collection time) only while scoring's ListRoundScores is not implemented.
-"""
+published, and the public board carries exactly scoring's numbers."""
 
 from __future__ import annotations
-
-import importlib
-import pkgutil
 
 import grpc
 import numpy as np
@@ -22,34 +16,6 @@ from tests.integration.conftest import md
 from tests.integration.submissions.conftest import SMALL, blt_address, download, upload_requests
 
 T = "lbpub"
-
-
-def scoring_lists_round_scores() -> bool:
-    """Whether any ScoringService servicer in services.scoring implements ListRoundScores."""
-    import services.scoring as package
-
-    base = sc_grpc.ScoringServiceServicer
-    for info in pkgutil.walk_packages(package.__path__, "services.scoring."):
-        if ".migrations" in info.name:
-            continue
-        try:
-            module = importlib.import_module(info.name)
-        except Exception:
-            continue
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, base)
-                and value is not base
-                and value.ListRoundScores is not base.ListRoundScores
-            ):
-                return True
-    return False
-
-
-pytestmark = pytest.mark.skipif(
-    not scoring_lists_round_scores(), reason="scoring's ListRoundScores answers UNIMPLEMENTED (scoring not built yet)"
-)
 
 
 async def test_publish_scored_round_shows_scorings_numbers(lb, subs, keys, services):
