@@ -69,11 +69,6 @@ def funding(network: str) -> str:
     return f"platform:funding:{network}"
 
 
-def model_of(code: str) -> str:
-    """The model id at the end of a per-model participant account code."""
-    return code.rsplit(":", 1)[-1]
-
-
 def participant_specs(participant_id: str, models: dict[str, str] | None = None) -> list[AccountSpec]:
     """The participant's accounts and those of ``models`` (model id -> tournament id), as the ledger has them.
 

@@ -56,12 +56,6 @@ async def for_round(conn: AsyncConnection, tournament_id: str, round_number: int
     )
 
 
-async def by_id(conn: AsyncConnection, allocation_id: uuid.UUID) -> Any | None:
-    return (
-        await conn.execute(text("SELECT * FROM payouts.allocations WHERE allocation_id = :a"), {"a": allocation_id})
-    ).first()
-
-
 async def insert(
     conn: AsyncConnection,
     *,
